@@ -1,0 +1,116 @@
+//! The `Transport`, `Listener` and `Channel` traits and their contract.
+//!
+//! Every transport promises the following; the [`crate::conformance`] suite has one test per
+//! item and every transport crate runs it:
+//!
+//! 1. **Whole, in order, exactly once.** A message passed to [`Channel::send`] arrives as one
+//!    message of the same length and bytes from [`Channel::recv`] on the other side, in the
+//!    order sent, exactly once, for every length from 0 bytes to well above the transport's
+//!    buffer or ring size.
+//! 2. **One peer.** [`Listener::accept`] returns a channel for exactly one peer, or
+//!    [`TransportError::ConnectTimeout`] when none arrived within its timeout.
+//! 3. **Connect retries.** [`Transport::connect`] retries until its timeout, so the peer may be
+//!    started before or after the listener is ready to accept.
+//! 4. **Disconnection is an error, never a hang.** Once one side drops its channel (or its
+//!    process dies), the other side's next `recv` (and, for a peer that no longer reads, `send`)
+//!    returns [`TransportError::Disconnected`] within a bounded time.
+//! 5. **Nothing left behind.** Dropping the listener and the channels removes every socket
+//!    file, FIFO and named shared-memory object the transport created.
+//!
+//! Both `send` and `recv` block. The timed loop of the harness is generic over
+//! [`Transport`], so every transport gets its own monomorphic copy of it and the measured path
+//! has no dynamic dispatch.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::{Endpoint, TransportError};
+
+/// Transport options as the operating system actually applied them, read back after setup.
+///
+/// Keys are config keys (`send_buffer_bytes`, `wait`, ...) so records line up with plans.
+pub type Options = BTreeMap<String, serde_json::Value>;
+
+/// How the peer of a transport runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerMode {
+    /// The peer is a separate process (every real transport).
+    Process,
+    /// The peer is a thread of the same process (`inproc` only); records label it as such.
+    Thread,
+    /// There is no peer: the channel answers by itself (`null`, the harness's floor).
+    None,
+}
+
+/// A way to move messages between two peers.
+pub trait Transport: Send + Sync {
+    /// The listening half, made by [`Transport::bind`].
+    type Listener: Listener<Channel = Self::Channel>;
+    /// The connection each side gets.
+    type Channel: Channel + 'static;
+
+    /// Stable short name for configs, records and chart legends ("tcp", "shm").
+    fn name(&self) -> &'static str;
+
+    /// How the peer runs; [`PeerMode::Process`] unless the transport is a baseline.
+    fn peer_mode(&self) -> PeerMode {
+        PeerMode::Process
+    }
+
+    /// True when a side busy-polls while it waits (shared-memory spin). The harness refuses to
+    /// run such a transport with both sides on one core, where it would measure the scheduler.
+    fn busy_polls(&self) -> bool {
+        false
+    }
+
+    /// Creates the endpoint without waiting for a peer.
+    ///
+    /// # Errors
+    /// `Io` when the endpoint cannot be created; `BadOption` when an option cannot be applied.
+    fn bind(&self, endpoint: &Endpoint) -> Result<Self::Listener, TransportError>;
+
+    /// Connects to the address published by [`Listener::address`], retrying until `timeout`.
+    ///
+    /// # Errors
+    /// `ConnectTimeout` when no listener answered in time; `BadAddress` for a malformed address.
+    fn connect(&self, address: &str, timeout: Duration) -> Result<Self::Channel, TransportError>;
+}
+
+/// The listening half of a transport, waiting for its one peer.
+///
+/// Dropping it removes every file or name it created (contract item 5).
+pub trait Listener: Send {
+    /// The connection [`Listener::accept`] hands out.
+    type Channel: Channel;
+
+    /// The text a peer passes to [`Transport::connect`]: a port, a path, a descriptor number.
+    fn address(&self) -> String;
+
+    /// Waits up to `timeout` for exactly one peer.
+    ///
+    /// # Errors
+    /// `ConnectTimeout` when no peer arrived in time.
+    fn accept(&mut self, timeout: Duration) -> Result<Self::Channel, TransportError>;
+}
+
+/// One end of an established connection.
+pub trait Channel: Send {
+    /// Sends one message, blocking while the peer cannot take it yet.
+    ///
+    /// # Errors
+    /// `Disconnected` once the peer is gone; `MessageTooLarge` past the transport's limit.
+    fn send(&mut self, msg: &[u8]) -> Result<(), TransportError>;
+
+    /// Receives one message into `buf` and returns its length.
+    ///
+    /// # Errors
+    /// `Disconnected` once the peer is gone; `MessageTooLarge` if `buf` is too short (the
+    /// channel is unusable afterwards).
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError>;
+
+    /// The transport options as applied and read back from the operating system.
+    fn applied_options(&self) -> Options {
+        Options::new()
+    }
+}

@@ -1,0 +1,1 @@
+//! ipcbench-report: not written yet.

@@ -1,0 +1,1 @@
+//! ipcbench-shm: not written yet.
