@@ -1,1 +1,23 @@
-//! Not written yet.
+//! Loopback TCP transport.
+//!
+//! [`TcpTransport`] binds `127.0.0.1` (or [`TcpTransport::listen_ip`]) on a port the kernel
+//! picks and hands out one [`TcpChannel`] per side: length-prefixed frames from
+//! [`ipcbench_core::framing`] over a `std::net::TcpStream`.
+//!
+//! - Nagle is off by default (`nodelay`): we time small round trips, not bulk throughput.
+//! - Buffer sizes are set with socket2 *before* `listen` and `connect`, because the receive
+//!   buffer fixes the window scale in the TCP handshake. Linux doubles the value asked for (the
+//!   extra half pays for its bookkeeping) and clamps it to `net.core.wmem_max`/`rmem_max`, so
+//!   every channel records the value the kernel reports next to the value that was asked for.
+//! - [`TcpListener::accept`] waits with `poll` on a non-blocking listener, so it honours its
+//!   timeout. `connect` dials again every few milliseconds until its timeout and refuses a
+//!   connection to itself (TCP simultaneous open, possible when repeatedly dialling a free port
+//!   in the ephemeral range).
+#![forbid(unsafe_code)]
+
+mod channel;
+mod transport;
+mod wait;
+
+pub use channel::TcpChannel;
+pub use transport::{TcpListener, TcpTransport};

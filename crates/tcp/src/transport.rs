@@ -1,0 +1,422 @@
+//! Binding, accepting and dialling: everything up to an established [`TcpChannel`].
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use ipcbench_core::{Endpoint, Listener, Options, Transport, TransportError};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::channel::TcpChannel;
+use crate::wait::{Deadline, wait_readable};
+
+/// How long `connect` pauses between attempts while nobody listens yet.
+const RETRY_PAUSE: Duration = Duration::from_millis(5);
+/// Connections the kernel queues before `accept`; one peer is expected, a few spare do no harm.
+const BACKLOG: i32 = 16;
+/// The largest buffer size accepted: the kernel takes an `int` and doubles it.
+const MAX_BUFFER_BYTES: usize = i32::MAX as usize / 2;
+
+/// Loopback TCP with Nagle off by default; see the crate docs.
+///
+/// Both sides should be built with the same options: each applies them to its own socket, and
+/// each records what the kernel applied to that socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpTransport {
+    /// Disable Nagle's algorithm (`TCP_NODELAY`) on both ends. Default: true.
+    pub nodelay: bool,
+    /// `SO_SNDBUF` to ask for, set before `listen`/`connect`. `None` keeps the kernel default,
+    /// which Linux then autotunes during the connection.
+    pub send_buffer_bytes: Option<usize>,
+    /// `SO_RCVBUF` to ask for, set before `listen`/`connect`. `None` keeps the kernel default.
+    pub recv_buffer_bytes: Option<usize>,
+    /// The address the listener binds. Default: `127.0.0.1`. Set it to an address inside a
+    /// network namespace to measure across a veth pair; an unspecified address (`0.0.0.0`,
+    /// `::`) is rejected because the peer could not dial it.
+    pub listen_ip: IpAddr,
+}
+
+impl Default for TcpTransport {
+    fn default() -> Self {
+        TcpTransport {
+            nodelay: true,
+            send_buffer_bytes: None,
+            recv_buffer_bytes: None,
+            listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+impl TcpTransport {
+    /// A new socket for `addr`'s family with the buffer sizes and `TCP_NODELAY` applied.
+    fn socket_for(&self, addr: &SocketAddr) -> Result<Socket, TransportError> {
+        let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))
+            .map_err(|source| TransportError::Io { op: "socket", source })?;
+        self.apply(&socket)?;
+        Ok(socket)
+    }
+
+    /// Applies the buffer sizes and `TCP_NODELAY` to `socket`.
+    fn apply(&self, socket: &Socket) -> Result<(), TransportError> {
+        if let Some(bytes) = checked_buffer("send_buffer_bytes", self.send_buffer_bytes)? {
+            socket
+                .set_send_buffer_size(bytes)
+                .map_err(|source| TransportError::Io {
+                    op: "set SO_SNDBUF",
+                    source,
+                })?;
+        }
+        if let Some(bytes) = checked_buffer("recv_buffer_bytes", self.recv_buffer_bytes)? {
+            socket
+                .set_recv_buffer_size(bytes)
+                .map_err(|source| TransportError::Io {
+                    op: "set SO_RCVBUF",
+                    source,
+                })?;
+        }
+        socket
+            .set_tcp_nodelay(self.nodelay)
+            .map_err(|source| TransportError::Io {
+                op: "set TCP_NODELAY",
+                source,
+            })
+    }
+
+    /// Turns a connected socket into a channel that records the options read back from it.
+    fn channel(&self, socket: Socket) -> Result<TcpChannel, TransportError> {
+        socket.set_nonblocking(false).map_err(|source| TransportError::Io {
+            op: "set blocking",
+            source,
+        })?;
+        let options = self.read_back(&socket)?;
+        TcpChannel::new(TcpStream::from(socket), options)
+    }
+
+    /// The options as the kernel applied them to `socket`, plus what was asked for.
+    fn read_back(&self, socket: &Socket) -> Result<Options, TransportError> {
+        let get = |op: &'static str| move |source: io::Error| TransportError::Io { op, source };
+        let mut options = Options::new();
+        let nodelay = socket.tcp_nodelay().map_err(get("get TCP_NODELAY"))?;
+        options.insert("nodelay".into(), nodelay.into());
+        let send = socket.send_buffer_size().map_err(get("get SO_SNDBUF"))?;
+        options.insert("send_buffer_bytes".into(), send.into());
+        let recv = socket.recv_buffer_size().map_err(get("get SO_RCVBUF"))?;
+        options.insert("recv_buffer_bytes".into(), recv.into());
+        if let Some(requested) = self.send_buffer_bytes {
+            options.insert("send_buffer_bytes_requested".into(), requested.into());
+        }
+        if let Some(requested) = self.recv_buffer_bytes {
+            options.insert("recv_buffer_bytes_requested".into(), requested.into());
+        }
+        Ok(options)
+    }
+}
+
+/// Rejects buffer sizes the kernel cannot take (zero, or too large to double into an `int`).
+fn checked_buffer(option: &'static str, bytes: Option<usize>) -> Result<Option<usize>, TransportError> {
+    match bytes {
+        Some(0) => Err(TransportError::BadOption {
+            option,
+            reason: "must be at least 1 byte".into(),
+        }),
+        Some(n) if n > MAX_BUFFER_BYTES => Err(TransportError::BadOption {
+            option,
+            reason: format!("{n} bytes is above the {MAX_BUFFER_BYTES}-byte limit"),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// Parses `IP:PORT` (`[IPv6]:PORT` for IPv6), rejecting what cannot be dialled.
+fn parse_address(address: &str) -> Result<SocketAddr, TransportError> {
+    let bad = |reason: &str| TransportError::BadAddress {
+        address: address.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let addr: SocketAddr = address
+        .parse()
+        .map_err(|_| bad("expected IP:PORT, such as 127.0.0.1:40000 or [::1]:40000"))?;
+    if addr.port() == 0 {
+        return Err(bad("port 0 cannot be dialled"));
+    }
+    if addr.ip().is_unspecified() {
+        return Err(bad("an unspecified IP (0.0.0.0 or ::) cannot be dialled"));
+    }
+    Ok(addr)
+}
+
+/// Errors after which dialling again may succeed: nobody listens yet, or the backlog is full.
+fn worth_retrying(err: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        err.kind(),
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | TimedOut
+            | WouldBlock
+            | Interrupted
+            | AddrInUse
+            | AddrNotAvailable
+            | NetworkUnreachable
+            | HostUnreachable
+    )
+}
+
+/// True when the kernel joined the socket to itself (TCP simultaneous open on one port).
+fn is_self_connection(socket: &Socket) -> bool {
+    match (socket.local_addr(), socket.peer_addr()) {
+        (Ok(local), Ok(peer)) => local.as_socket() == peer.as_socket(),
+        _ => false,
+    }
+}
+
+impl Transport for TcpTransport {
+    type Listener = TcpListener;
+    type Channel = TcpChannel;
+
+    fn name(&self) -> &'static str {
+        "tcp"
+    }
+
+    /// Listens on [`TcpTransport::listen_ip`], port chosen by the kernel. TCP needs no files,
+    /// so the endpoint is not used.
+    fn bind(&self, _endpoint: &Endpoint) -> Result<TcpListener, TransportError> {
+        if self.listen_ip.is_unspecified() {
+            return Err(TransportError::BadOption {
+                option: "listen_ip",
+                reason: format!("{} is unspecified; name the address the peer dials", self.listen_ip),
+            });
+        }
+        let addr = SocketAddr::new(self.listen_ip, 0);
+        let socket = self.socket_for(&addr)?;
+        socket
+            .bind(&SockAddr::from(addr))
+            .map_err(|source| TransportError::Io { op: "bind", source })?;
+        socket
+            .listen(BACKLOG)
+            .map_err(|source| TransportError::Io { op: "listen", source })?;
+        socket.set_nonblocking(true).map_err(|source| TransportError::Io {
+            op: "set non-blocking",
+            source,
+        })?;
+        let local = socket
+            .local_addr()
+            .map_err(|source| TransportError::Io {
+                op: "getsockname",
+                source,
+            })?
+            .as_socket()
+            .ok_or_else(|| TransportError::Io {
+                op: "getsockname",
+                source: io::Error::other("listener has no IP address"),
+            })?;
+        Ok(TcpListener {
+            socket,
+            address: local.to_string(),
+            transport: self.clone(),
+        })
+    }
+
+    fn connect(&self, address: &str, timeout: Duration) -> Result<TcpChannel, TransportError> {
+        let addr = parse_address(address)?;
+        let target = SockAddr::from(addr);
+        let deadline = Deadline::after(timeout);
+        let timed_out = || TransportError::ConnectTimeout {
+            endpoint: address.to_owned(),
+            waited: timeout,
+        };
+        loop {
+            let remaining = deadline.remaining().ok_or_else(timed_out)?;
+            let socket = self.socket_for(&addr)?;
+            match socket.connect_timeout(&target, remaining) {
+                Ok(()) if !is_self_connection(&socket) => return self.channel(socket),
+                Ok(()) => {}
+                Err(err) if worth_retrying(&err) => {}
+                Err(source) => return Err(TransportError::Io { op: "connect", source }),
+            }
+            drop(socket);
+            let remaining = deadline.remaining().ok_or_else(timed_out)?;
+            std::thread::sleep(remaining.min(RETRY_PAUSE));
+        }
+    }
+}
+
+/// A non-blocking listening TCP socket waiting for its one peer.
+#[derive(Debug)]
+pub struct TcpListener {
+    socket: Socket,
+    address: String,
+    transport: TcpTransport,
+}
+
+impl Listener for TcpListener {
+    type Channel = TcpChannel;
+
+    /// `IP:PORT`, for example `127.0.0.1:40000`.
+    fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    fn accept(&mut self, timeout: Duration) -> Result<TcpChannel, TransportError> {
+        let deadline = Deadline::after(timeout);
+        loop {
+            match self.socket.accept() {
+                Ok((socket, _peer)) => {
+                    // Linux copies the listener's options to the accepted socket; other
+                    // systems may not, and applying the same values again changes nothing.
+                    self.transport.apply(&socket)?;
+                    return self.transport.channel(socket);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                // A peer that gave up before we got to it, or a signal: wait for the next one.
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(source) => return Err(TransportError::Io { op: "accept", source }),
+            }
+            let remaining = deadline.remaining().ok_or_else(|| TransportError::ConnectTimeout {
+                endpoint: self.address.clone(),
+                waited: timeout,
+            })?;
+            wait_readable(&self.socket, remaining).map_err(|source| TransportError::Io { op: "poll", source })?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipcbench_core::Channel;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    fn pair(transport: &TcpTransport) -> (TcpChannel, TcpChannel) {
+        let mut listener = transport.bind(&Endpoint::new("unit", ".")).unwrap();
+        let address = listener.address();
+        let client_transport = transport.clone();
+        let client = std::thread::spawn(move || client_transport.connect(&address, TIMEOUT).unwrap());
+        let server = listener.accept(TIMEOUT).unwrap();
+        (server, client.join().unwrap())
+    }
+
+    fn bytes(options: &Options, key: &str) -> u64 {
+        options[key].as_u64().unwrap_or_else(|| panic!("{key} is not a number"))
+    }
+
+    #[test]
+    fn small_buffers_read_back_as_applied_with_the_request() {
+        let transport = TcpTransport {
+            send_buffer_bytes: Some(1024),
+            recv_buffer_bytes: Some(4096),
+            ..TcpTransport::default()
+        };
+        let (server, client) = pair(&transport);
+        for channel in [&server, &client] {
+            let options = channel.applied_options();
+            assert_eq!(bytes(&options, "send_buffer_bytes_requested"), 1024);
+            assert_eq!(bytes(&options, "recv_buffer_bytes_requested"), 4096);
+            // The kernel rounds up (Linux doubles, then applies a floor); never below the request.
+            assert!(bytes(&options, "send_buffer_bytes") >= 1024, "{options:?}");
+            assert!(bytes(&options, "recv_buffer_bytes") >= 4096, "{options:?}");
+            assert_eq!(options["nodelay"], true);
+        }
+    }
+
+    #[test]
+    fn default_buffers_are_recorded_without_a_request() {
+        let (server, _client) = pair(&TcpTransport::default());
+        let options = server.applied_options();
+        assert!(bytes(&options, "send_buffer_bytes") > 0);
+        assert!(bytes(&options, "recv_buffer_bytes") > 0);
+        assert!(!options.contains_key("send_buffer_bytes_requested"));
+        assert!(!options.contains_key("recv_buffer_bytes_requested"));
+    }
+
+    #[test]
+    fn nagle_on_is_read_back() {
+        let transport = TcpTransport {
+            nodelay: false,
+            ..TcpTransport::default()
+        };
+        let (server, client) = pair(&transport);
+        assert_eq!(server.applied_options()["nodelay"], false);
+        assert_eq!(client.applied_options()["nodelay"], false);
+    }
+
+    #[test]
+    fn listener_address_is_loopback_ip_and_port() {
+        let listener = TcpTransport::default().bind(&Endpoint::new("unit", ".")).unwrap();
+        let addr: SocketAddr = listener.address().parse().unwrap();
+        assert_eq!(addr.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_ne!(addr.port(), 0);
+    }
+
+    #[test]
+    fn malformed_addresses_are_bad_address() {
+        for address in [
+            "",
+            "127.0.0.1",
+            "localhost:80",
+            "127.0.0.1:http",
+            "127.0.0.1:65536",
+            "127.0.0.1:0",
+            "0.0.0.0:40000",
+            "[::]:40000",
+            "::1:40000",
+            " 127.0.0.1:40000",
+        ] {
+            let result = TcpTransport::default().connect(address, Duration::from_millis(10));
+            assert!(
+                matches!(result, Err(TransportError::BadAddress { .. })),
+                "{address:?} gave {:?}",
+                result.map(|_| ())
+            );
+        }
+    }
+
+    #[test]
+    fn zero_or_huge_buffers_are_bad_options() {
+        for (send, recv) in [(Some(0), None), (None, Some(0)), (Some(usize::MAX), None)] {
+            let transport = TcpTransport {
+                send_buffer_bytes: send,
+                recv_buffer_bytes: recv,
+                ..TcpTransport::default()
+            };
+            let result = transport.bind(&Endpoint::new("unit", "."));
+            assert!(
+                matches!(result, Err(TransportError::BadOption { .. })),
+                "{send:?} {recv:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unspecified_listen_ip_is_a_bad_option() {
+        let transport = TcpTransport {
+            listen_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ..TcpTransport::default()
+        };
+        assert!(matches!(
+            transport.bind(&Endpoint::new("unit", ".")),
+            Err(TransportError::BadOption {
+                option: "listen_ip",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn huge_timeouts_do_not_overflow() {
+        let mut listener = TcpTransport::default().bind(&Endpoint::new("unit", ".")).unwrap();
+        let address = listener.address();
+        let client = std::thread::spawn(move || TcpTransport::default().connect(&address, Duration::MAX).unwrap());
+        let mut server = listener.accept(Duration::MAX).unwrap();
+        let mut client = client.join().unwrap();
+        client.send(b"ok").unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(server.recv(&mut buf).unwrap(), 2);
+    }
+}
