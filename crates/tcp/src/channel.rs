@@ -1,9 +1,11 @@
 //! The established connection: frames over a `TcpStream`, plus the options read back from it.
 
+use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
 
 use ipcbench_core::framing::FramedStream;
 use ipcbench_core::{Channel, Options, TransportError};
+use rustix::net::{SendAncillaryBuffer, SendFlags, send, sendmsg};
 
 /// One end of a TCP connection: 4-byte length-prefixed frames over a `TcpStream`.
 ///
@@ -11,24 +13,24 @@ use ipcbench_core::{Channel, Options, TransportError};
 /// the channel closes the connection and the peer's next `recv` sees end of stream.
 #[derive(Debug)]
 pub struct TcpChannel {
-    frames: FramedStream<TcpStream>,
+    frames: FramedStream<TcpStream, NoSignalWriter>,
 }
 
 impl TcpChannel {
     /// Wraps a connected stream; `options` are the values read back from the socket.
     pub(crate) fn new(stream: TcpStream, options: Options) -> Result<Self, TransportError> {
-        let reader = stream.try_clone().map_err(|source| TransportError::Io {
+        let writer = stream.try_clone().map_err(|source| TransportError::Io {
             op: "dup socket",
             source,
         })?;
         Ok(TcpChannel {
-            frames: FramedStream::new(reader, stream).with_options(options),
+            frames: FramedStream::new(stream, NoSignalWriter(writer)).with_options(options),
         })
     }
 
     /// The connected stream (for its local and peer addresses).
     pub fn stream(&self) -> &TcpStream {
-        self.frames.writer()
+        self.frames.reader()
     }
 }
 
@@ -45,5 +47,29 @@ impl Channel for TcpChannel {
 
     fn applied_options(&self) -> Options {
         self.frames.applied_options()
+    }
+}
+
+/// The writing half of the socket. It sends with `MSG_NOSIGNAL`, so writing to a closed peer
+/// returns `EPIPE` instead of raising `SIGPIPE` (std's `write_vectored` is a plain `writev`).
+#[derive(Debug)]
+struct NoSignalWriter(TcpStream);
+
+impl Write for NoSignalWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(send(&self.0, buf, SendFlags::NOSIGNAL)?)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Ok(sendmsg(
+            &self.0,
+            bufs,
+            &mut SendAncillaryBuffer::default(),
+            SendFlags::NOSIGNAL,
+        )?)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

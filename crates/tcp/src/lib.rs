@@ -9,10 +9,12 @@
 //!   buffer fixes the window scale in the TCP handshake. Linux doubles the value asked for (the
 //!   extra half pays for its bookkeeping) and clamps it to `net.core.wmem_max`/`rmem_max`, so
 //!   every channel records the value the kernel reports next to the value that was asked for.
-//! - [`TcpListener::accept`] waits with `poll` on a non-blocking listener, so it honours its
+//! - [`TcpListener`] waits in `accept` with `poll` on a non-blocking socket, so it honours its
 //!   timeout. `connect` dials again every few milliseconds until its timeout and refuses a
 //!   connection to itself (TCP simultaneous open, possible when repeatedly dialling a free port
 //!   in the ephemeral range).
+//! - Writes use `MSG_NOSIGNAL`, so a vanished peer is an `EPIPE` error
+//!   ([`ipcbench_core::TransportError::Disconnected`]) even where `SIGPIPE` is not ignored.
 #![forbid(unsafe_code)]
 
 mod channel;
