@@ -1,0 +1,93 @@
+//! The established connection: stream frames or seqpackets, plus the options read back.
+
+use std::io::{self, IoSlice, Write};
+use std::os::unix::net::UnixStream;
+
+use ipcbench_core::framing::FramedStream;
+use ipcbench_core::{Channel, Options, TransportError};
+use rustix::net::{SendAncillaryBuffer, SendFlags, send, sendmsg};
+
+use crate::seqpacket::SeqpacketChannel;
+
+/// One end of a Unix socket connection, of either [`crate::UdsKind`].
+///
+/// Dropping it closes the socket; the peer's next `recv` returns `Disconnected`.
+#[derive(Debug)]
+pub struct UdsChannel {
+    inner: Inner,
+    options: Options,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Stream(FramedStream<UnixStream, NoSignalWriter>),
+    Seqpacket(SeqpacketChannel),
+}
+
+impl UdsChannel {
+    /// A stream channel: length-prefixed frames over `stream`.
+    pub(crate) fn stream(stream: UnixStream, options: Options) -> Result<Self, TransportError> {
+        let writer = stream.try_clone().map_err(|source| TransportError::Io {
+            op: "dup socket",
+            source,
+        })?;
+        Ok(UdsChannel {
+            inner: Inner::Stream(FramedStream::new(stream, NoSignalWriter(writer))),
+            options,
+        })
+    }
+
+    /// A seqpacket channel.
+    pub(crate) fn seqpacket(channel: SeqpacketChannel, options: Options) -> Self {
+        UdsChannel {
+            inner: Inner::Seqpacket(channel),
+            options,
+        }
+    }
+}
+
+impl Channel for UdsChannel {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> Result<(), TransportError> {
+        match &mut self.inner {
+            Inner::Stream(frames) => frames.send(msg),
+            Inner::Seqpacket(packets) => packets.send(msg),
+        }
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        match &mut self.inner {
+            Inner::Stream(frames) => frames.recv(buf),
+            Inner::Seqpacket(packets) => packets.recv(buf),
+        }
+    }
+
+    fn applied_options(&self) -> Options {
+        self.options.clone()
+    }
+}
+
+/// The writing half of a stream socket. It sends with `MSG_NOSIGNAL`, so writing to a closed
+/// peer returns `EPIPE` instead of raising `SIGPIPE` (plain `write`/`writev` would raise it).
+#[derive(Debug)]
+struct NoSignalWriter(UnixStream);
+
+impl Write for NoSignalWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(send(&self.0, buf, SendFlags::NOSIGNAL)?)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Ok(sendmsg(
+            &self.0,
+            bufs,
+            &mut SendAncillaryBuffer::default(),
+            SendFlags::NOSIGNAL,
+        )?)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
