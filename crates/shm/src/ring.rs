@@ -1,0 +1,449 @@
+//! The single-producer single-consumer byte ring and its index protocol.
+//!
+//! # Layout
+//!
+//! A ring is a data area of `capacity` bytes (a power of two) plus two counters, each on its
+//! own cache line ([`Counters`]):
+//!
+//! ```text
+//! tail  u64, written only by the producer: bytes ever published
+//! head  u64, written only by the consumer: bytes ever released
+//! data  [u8; capacity]
+//! ```
+//!
+//! The storage is abstract ([`Storage`]): the transport keeps counters and data in a shared
+//! mapping (`region::MappedRing`), the property tests and loom models in a heap allocation
+//! ([`HeapRing`]). The protocol below is the same code over both.
+//!
+//! # Index scheme
+//!
+//! `head` and `tail` are byte counters that only grow (with wrapping arithmetic, so even a
+//! `u64` overflow, which no real run reaches, is harmless). A byte's position in the data area
+//! is `counter % capacity`, computed as `counter & (capacity - 1)`. The bytes in
+//! `head..tail` are readable by the consumer; the rest of the area is free for the producer.
+//! The ring is empty when `tail == head` and full when `tail - head == capacity`; no slot is
+//! sacrificed to tell the two apart.
+//!
+//! # Protocol
+//!
+//! - The producer copies bytes into free space (`Producer::write`), then makes them visible
+//!   with one `Release` store of `tail` (`Producer::publish`). Several writes may share one
+//!   publish, which is how a length prefix and its message become visible together.
+//! - The consumer loads `tail` with `Acquire` (`Consumer::available`), copies bytes out
+//!   (`Consumer::read`), then hands the space back with one `Release` store of `head`
+//!   (`Consumer::release`).
+//! - The producer loads `head` with `Acquire` before reusing space (`Producer::free`).
+//!
+//! Each side keeps a private copy of the counter it owns and a cached copy of the other
+//! side's counter, and reloads the shared counter only when the cached value cannot satisfy the
+//! request. On the fast path a side therefore touches only its own cache line, and the other
+//! side's line moves only when space or data actually runs out.
+//!
+//! Nothing here is a pointer: counters are numbers and positions are offsets into the data
+//! area, so the two processes may map the area at different addresses.
+//!
+//! # Robustness against a broken peer
+//!
+//! The counters live in memory that another process can write. The free and available counts
+//! are clamped to `0..=capacity` and every copy is bounds-checked against them, so a corrupt
+//! counter can garble messages or stall the ring but can never make a copy leave the data
+//! area.
+
+use crate::sync::{AtomicU64, Ordering, UnsafeCell};
+
+/// Ring size in bytes: a power of two, so a position is `counter & (capacity - 1)`.
+///
+/// Invariant: `bytes` is a power of two (and so is never 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Capacity(u64);
+
+impl Capacity {
+    /// Accepts only powers of two.
+    pub(crate) fn new(bytes: u64) -> Option<Capacity> {
+        bytes.is_power_of_two().then_some(Capacity(bytes))
+    }
+
+    /// The size in bytes.
+    pub(crate) fn bytes(self) -> u64 {
+        self.0
+    }
+
+    /// The position in the data area of the byte numbered `counter`.
+    fn offset(self, counter: u64) -> usize {
+        // A position is below the capacity, which fits the address space of the data area.
+        (counter & (self.0 - 1)) as usize
+    }
+}
+
+/// Gives its contents a cache line of their own (128 bytes also covers adjacent-line
+/// prefetch), so a line written by one side is not invalidated by the other side's writes.
+#[repr(C, align(128))]
+#[derive(Debug, Default)]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+/// The two counters of one ring. `#[repr(C)]`: it is part of the shared-memory header.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct Counters {
+    /// Bytes ever published. Written only by the producer.
+    pub(crate) tail: CachePadded<AtomicU64>,
+    /// Bytes ever released. Written only by the consumer.
+    pub(crate) head: CachePadded<AtomicU64>,
+}
+
+impl Counters {
+    /// An empty ring whose counters start at `start` (tests pick starts near a wrap point).
+    pub(crate) fn new(start: u64) -> Self {
+        Counters {
+            tail: CachePadded(AtomicU64::new(start)),
+            head: CachePadded(AtomicU64::new(start)),
+        }
+    }
+}
+
+/// Where one ring's counters and data area live.
+///
+/// # Safety
+///
+/// An implementor promises that [`Storage::capacity`] and [`Storage::counters`] return the same
+/// values for the storage's whole life, and that the data area is `capacity` bytes that only
+/// this ring's one [`Producer`] and one [`Consumer`] access, through `copy_in` and `copy_out`.
+pub(crate) unsafe trait Storage {
+    /// The size of the data area.
+    fn capacity(&self) -> Capacity;
+
+    /// The ring's counters.
+    fn counters(&self) -> &Counters;
+
+    /// Copies `src` into the data area at `offset`.
+    ///
+    /// # Safety
+    ///
+    /// `offset + src.len() <= capacity`, and the range is free space owned by the producer: the
+    /// consumer does not touch it until a later `tail` store publishes it.
+    unsafe fn copy_in(&self, offset: usize, src: &[u8]);
+
+    /// Copies bytes from the data area at `offset` into `dst`.
+    ///
+    /// # Safety
+    ///
+    /// `offset + dst.len() <= capacity`, and the range is published data owned by the
+    /// consumer: the producer does not touch it until a later `head` store releases it.
+    unsafe fn copy_out(&self, offset: usize, dst: &mut [u8]);
+}
+
+// SAFETY: an `Arc` forwards to one shared `T`, so the values and the data area it names are
+// those of `T`, which upholds the contract.
+unsafe impl<T: Storage> Storage for crate::sync::Arc<T> {
+    fn capacity(&self) -> Capacity {
+        (**self).capacity()
+    }
+
+    fn counters(&self) -> &Counters {
+        (**self).counters()
+    }
+
+    unsafe fn copy_in(&self, offset: usize, src: &[u8]) {
+        // SAFETY: the caller's guarantees are passed on unchanged.
+        unsafe { (**self).copy_in(offset, src) }
+    }
+
+    unsafe fn copy_out(&self, offset: usize, dst: &mut [u8]) {
+        // SAFETY: the caller's guarantees are passed on unchanged.
+        unsafe { (**self).copy_out(offset, dst) }
+    }
+}
+
+/// The writing end of a ring.
+///
+/// Invariant: `tail - head_cache <= capacity` (wrapping), where `tail` counts every byte
+/// written so far, published or not, and `head_cache` is a value of the shared `head` that is
+/// at most the current one.
+#[derive(Debug)]
+pub(crate) struct Producer<S: Storage> {
+    storage: S,
+    capacity: Capacity,
+    /// Bytes written so far, including unpublished ones; only this producer advances it.
+    tail: u64,
+    /// The value last stored to the shared `tail`.
+    published: u64,
+    /// The last value of the shared `head` this producer has seen.
+    head_cache: u64,
+}
+
+impl<S: Storage> Producer<S> {
+    /// The producer of the ring in `storage`.
+    ///
+    /// # Safety
+    ///
+    /// There is no other `Producer` for this storage, in this process or any other, while this
+    /// one lives; and the counters describe a valid ring (`tail - head <= capacity`).
+    pub(crate) unsafe fn new(storage: S) -> Self {
+        let capacity = storage.capacity();
+        let counters = storage.counters();
+        // Relaxed: only a producer stores `tail` and the caller guarantees we are the only one,
+        // so the value is our own (set before the storage was handed to us).
+        let tail = counters.tail.0.load(Ordering::Relaxed);
+        // Acquire pairs with the Release store in `Consumer::release`: the consumer is done
+        // with the bytes below this `head`.
+        let head_cache = counters.head.0.load(Ordering::Acquire);
+        Producer {
+            storage,
+            capacity,
+            tail,
+            published: tail,
+            head_cache,
+        }
+    }
+
+    /// The ring's capacity.
+    pub(crate) fn capacity(&self) -> Capacity {
+        self.capacity
+    }
+
+    /// Free bytes by the cached `head`, clamped so a corrupt counter cannot exceed capacity.
+    fn cached_free(&self) -> u64 {
+        let used = self.tail.wrapping_sub(self.head_cache);
+        self.capacity.bytes().saturating_sub(used)
+    }
+
+    /// Bytes that can be written now. Reloads the shared `head` only when the cached value
+    /// shows fewer than `want` free bytes, so the fast path touches no shared cache line.
+    pub(crate) fn free(&mut self, want: u64) -> u64 {
+        let free = self.cached_free();
+        if free >= want {
+            return free;
+        }
+        // Acquire pairs with the Release store in `Consumer::release`: the consumer has
+        // finished reading every byte below the new `head`, so we may overwrite them.
+        self.head_cache = self.storage.counters().head.0.load(Ordering::Acquire);
+        self.cached_free()
+    }
+
+    /// Copies `bytes` into free space without publishing them.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is longer than the free space last returned by [`Producer::free`] (minus
+    /// what was written since): a caller bug, caught before any memory is touched.
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
+        let len = bytes.len() as u64;
+        assert!(
+            len <= self.cached_free(),
+            "ring write of {len} bytes exceeds the free space"
+        );
+        let start = self.capacity.offset(self.tail);
+        let first = bytes.len().min(self.capacity.bytes() as usize - start);
+        let (before_wrap, after_wrap) = bytes.split_at(first);
+        // SAFETY: `start < capacity` and `first <= capacity - start`, so the first range is in
+        // the data area; the second starts at 0 and is `len - first <= start` long (because
+        // `len <= capacity`), so it ends before the first begins. Both lie in free space (the
+        // assert above, with `head_cache` never ahead of the real `head`), which the consumer
+        // does not read until `publish` stores a `tail` covering them.
+        unsafe {
+            self.storage.copy_in(start, before_wrap);
+            self.storage.copy_in(0, after_wrap);
+        }
+        self.tail = self.tail.wrapping_add(len);
+    }
+
+    /// True when bytes were written since the last [`Producer::publish`].
+    pub(crate) fn has_unpublished(&self) -> bool {
+        self.tail != self.published
+    }
+
+    /// Makes every written byte visible to the consumer.
+    pub(crate) fn publish(&mut self) {
+        // Release pairs with the Acquire load in `Consumer::available`: the copies made by
+        // `write` happen before the consumer reads them.
+        self.storage.counters().tail.0.store(self.tail, Ordering::Release);
+        self.published = self.tail;
+    }
+}
+
+/// The reading end of a ring.
+///
+/// Invariant: `tail_cache - head <= capacity` once clamped, where `head` counts every byte
+/// read so far, released or not, and `tail_cache` is a value of the shared `tail` that is at
+/// most the current one.
+#[derive(Debug)]
+pub(crate) struct Consumer<S: Storage> {
+    storage: S,
+    capacity: Capacity,
+    /// Bytes read so far, including unreleased ones; only this consumer advances it.
+    head: u64,
+    /// The value last stored to the shared `head`.
+    released: u64,
+    /// The last value of the shared `tail` this consumer has seen.
+    tail_cache: u64,
+}
+
+impl<S: Storage> Consumer<S> {
+    /// The consumer of the ring in `storage`.
+    ///
+    /// # Safety
+    ///
+    /// There is no other `Consumer` for this storage, in this process or any other, while this
+    /// one lives; and the counters describe a valid ring (`tail - head <= capacity`).
+    pub(crate) unsafe fn new(storage: S) -> Self {
+        let capacity = storage.capacity();
+        let counters = storage.counters();
+        // Relaxed: only a consumer stores `head` and the caller guarantees we are the only
+        // one, so the value is our own.
+        let head = counters.head.0.load(Ordering::Relaxed);
+        // Acquire pairs with the Release store in `Producer::publish`: the bytes below this
+        // `tail` are written.
+        let tail_cache = counters.tail.0.load(Ordering::Acquire);
+        Consumer {
+            storage,
+            capacity,
+            head,
+            released: head,
+            tail_cache,
+        }
+    }
+
+    /// Readable bytes by the cached `tail`, clamped so a corrupt counter cannot exceed the
+    /// capacity.
+    fn cached_available(&self) -> u64 {
+        self.tail_cache.wrapping_sub(self.head).min(self.capacity.bytes())
+    }
+
+    /// Bytes that can be read now. Reloads the shared `tail` only when the cached value shows
+    /// fewer than `want` readable bytes.
+    pub(crate) fn available(&mut self, want: u64) -> u64 {
+        let available = self.cached_available();
+        if available >= want {
+            return available;
+        }
+        // Acquire pairs with the Release store in `Producer::publish`: every byte below the
+        // new `tail` was written before it was published.
+        self.tail_cache = self.storage.counters().tail.0.load(Ordering::Acquire);
+        self.cached_available()
+    }
+
+    /// Copies the next `dst.len()` bytes without consuming them.
+    ///
+    /// # Panics
+    ///
+    /// If fewer bytes are available than `dst` needs (by the last [`Consumer::available`]).
+    pub(crate) fn peek(&self, dst: &mut [u8]) {
+        let len = dst.len() as u64;
+        assert!(
+            len <= self.cached_available(),
+            "ring read of {len} bytes exceeds the data"
+        );
+        let start = self.capacity.offset(self.head);
+        let first = dst.len().min(self.capacity.bytes() as usize - start);
+        let (before_wrap, after_wrap) = dst.split_at_mut(first);
+        // SAFETY: as in `Producer::write`, both ranges lie in the data area and do not overlap.
+        // They hold published bytes (the assert, with `tail_cache` never ahead of the real
+        // `tail`), which the producer does not overwrite until `release` stores a `head` past
+        // them.
+        unsafe {
+            self.storage.copy_out(start, before_wrap);
+            self.storage.copy_out(0, after_wrap);
+        }
+    }
+
+    /// Copies the next `dst.len()` bytes out and consumes them (without releasing the space).
+    ///
+    /// # Panics
+    ///
+    /// As [`Consumer::peek`].
+    pub(crate) fn read(&mut self, dst: &mut [u8]) {
+        self.peek(dst);
+        self.head = self.head.wrapping_add(dst.len() as u64);
+    }
+
+    /// Consumes `n` bytes without copying them.
+    ///
+    /// # Panics
+    ///
+    /// If fewer than `n` bytes are available.
+    pub(crate) fn skip(&mut self, n: u64) {
+        assert!(n <= self.cached_available(), "ring skip of {n} bytes exceeds the data");
+        self.head = self.head.wrapping_add(n);
+    }
+
+    /// True when bytes were consumed since the last [`Consumer::release`].
+    pub(crate) fn has_unreleased(&self) -> bool {
+        self.head != self.released
+    }
+
+    /// Hands the space of every consumed byte back to the producer.
+    pub(crate) fn release(&mut self) {
+        // Release pairs with the Acquire load in `Producer::free`: our copies out of the
+        // released range happen before the producer overwrites it.
+        self.storage.counters().head.0.store(self.head, Ordering::Release);
+        self.released = self.head;
+    }
+}
+
+/// A ring on the heap: what the property tests and the loom models drive.
+///
+/// Each byte is its own [`UnsafeCell`], so under loom every access to the data is tracked and
+/// a missing happens-before edge between a write and a read is reported as a data race.
+#[derive(Debug)]
+pub(crate) struct HeapRing {
+    counters: Counters,
+    cells: Box<[UnsafeCell<u8>]>,
+    capacity: Capacity,
+}
+
+// SAFETY: the cells are only reached through `copy_in`/`copy_out`, whose callers (the one
+// producer and the one consumer) touch disjoint ranges, ordered by the counters' Release and
+// Acquire operations; the counters are atomics.
+unsafe impl Sync for HeapRing {}
+// SAFETY: as for `Sync`; the ring owns its cells and holds no thread-bound state.
+unsafe impl Send for HeapRing {}
+
+// SAFETY: `capacity` and `counters` never change, `cells` has exactly `capacity` entries
+// (built in `in_memory`), and only `copy_in`/`copy_out` touch them.
+unsafe impl Storage for HeapRing {
+    fn capacity(&self) -> Capacity {
+        self.capacity
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    unsafe fn copy_in(&self, offset: usize, src: &[u8]) {
+        for (cell, &byte) in self.cells[offset..offset + src.len()].iter().zip(src) {
+            // SAFETY: the caller guarantees the producer owns this byte for now (free space),
+            // so nothing else reads or writes it during the write.
+            cell.with_mut(|ptr| unsafe { ptr.write(byte) });
+        }
+    }
+
+    unsafe fn copy_out(&self, offset: usize, dst: &mut [u8]) {
+        for (cell, byte) in self.cells[offset..offset + dst.len()].iter().zip(dst) {
+            // SAFETY: the caller guarantees the consumer owns this byte for now (published and
+            // not yet released), so nothing writes it during the read.
+            *byte = cell.with(|ptr| unsafe { ptr.read() });
+        }
+    }
+}
+
+/// A fresh heap ring whose counters start at `start`, and its two ends.
+pub(crate) fn in_memory(
+    capacity: Capacity,
+    start: u64,
+) -> (
+    Producer<crate::sync::Arc<HeapRing>>,
+    Consumer<crate::sync::Arc<HeapRing>>,
+) {
+    let cells = (0..capacity.bytes()).map(|_| UnsafeCell::new(0)).collect();
+    let ring = crate::sync::Arc::new(HeapRing {
+        counters: Counters::new(start),
+        cells,
+        capacity,
+    });
+    // SAFETY: the ring was just made, so these are its only producer and consumer, and its
+    // counters start equal (an empty ring).
+    unsafe { (Producer::new(crate::sync::Arc::clone(&ring)), Consumer::new(ring)) }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;
