@@ -1,0 +1,49 @@
+//! How the harness gets a concrete transport without naming one.
+//!
+//! The CLI implements [`Dispatch`] once: a `match` from [`TransportSettings`] to a concrete
+//! transport, handed to a [`TransportVisitor`]. Every visitor method is generic, so the timed
+//! loops it runs are monomorphic per transport, with no dynamic dispatch on the measured path.
+
+use ipcbench_core::Transport;
+
+use crate::config::TransportSettings;
+
+/// Work to do with a concrete transport.
+pub trait TransportVisitor {
+    /// What the work produces.
+    type Output;
+    /// Does the work with `transport`.
+    fn visit<T: Transport + 'static>(self, transport: T) -> Self::Output;
+}
+
+/// Builds concrete transports from settings (implemented by the CLI).
+pub trait Dispatch: Sync {
+    /// Builds the transport `settings` describe and hands it to `visitor`.
+    ///
+    /// # Errors
+    /// A message when the transport cannot be built on this machine.
+    fn dispatch<V: TransportVisitor>(&self, settings: &TransportSettings, visitor: V) -> Result<V::Output, String>;
+}
+
+/// Dispatches the two baselines of `ipcbench-core` only: what the harness's own tests use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BaselineDispatch;
+
+impl Dispatch for BaselineDispatch {
+    fn dispatch<V: TransportVisitor>(&self, settings: &TransportSettings, visitor: V) -> Result<V::Output, String> {
+        use ipcbench_core::baseline::{InprocTransport, NullTransport};
+        use std::time::Duration;
+        match *settings {
+            TransportSettings::Inproc { delay_ns } => {
+                Ok(visitor.visit(InprocTransport::with_delay(Duration::from_nanos(delay_ns))))
+            }
+            TransportSettings::Null { delay_ns } => {
+                Ok(visitor.visit(NullTransport::with_delay(Duration::from_nanos(delay_ns))))
+            }
+            _ => Err(format!(
+                "transport `{}` is not available in this build",
+                settings.kind()
+            )),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The peer process's side: connect, pin, announce `READY`, serve the scenario.
+//!
+//! The CLI's hidden `ipcbench peer --spec JSON` subcommand parses a [`PeerSpec`], builds the
+//! transport through its dispatch, and calls [`serve`]. The peer also asks the kernel to kill
+//! it if its parent dies ([`die_with_parent`]), so a killed harness leaves no orphans.
+
+use std::time::Duration;
+
+use ipcbench_core::{Channel, Transport};
+
+use crate::protocol::{self, PeerSpec, Ready};
+use crate::trial::{TrialError, error_chain};
+use crate::{affinity, scenario};
+
+/// How long the peer keeps trying to connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one trial as the peer: returns once the client said `END` and got the report.
+///
+/// # Errors
+/// A message for the parent's record (the CLI prints it on stderr, where the parent reads it).
+pub fn serve<T: Transport>(transport: &T, spec: &PeerSpec) -> Result<(), TrialError> {
+    let cores_applied = affinity::pin_current_thread(spec.case.placement.server).map_err(TrialError::Failed)?;
+    let mut channel = transport
+        .connect(&spec.address, CONNECT_TIMEOUT)
+        .map_err(|e| TrialError::Failed(format!("peer cannot connect to {}: {}", spec.address, error_chain(&e))))?;
+    let ready = Ready {
+        pid: std::process::id(),
+        cores_applied,
+        applied_options: channel.applied_options().into_iter().collect(),
+    };
+    channel.send(&protocol::encode(protocol::READY, Some(&ready)))?;
+    scenario::run_server(&mut channel, &spec.case)?;
+    Ok(())
+}
+
+/// Asks the kernel to SIGKILL this process when its parent exits.
+pub fn die_with_parent() {
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+}

@@ -1,0 +1,301 @@
+//! The result records: what `run.json` holds (schema `ipcbench.run/1`).
+//!
+//! Every field's unit is in its name. The report crate renders from these types alone, so an
+//! old `run.json` can be rendered again; new fields are optional (`#[serde(default)]`) so older
+//! records keep loading.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The schema tag written into every record.
+pub const SCHEMA: &str = "ipcbench.run/1";
+
+/// One whole run: its plan, machine, clock and every case.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// The plan's name.
+    pub name: String,
+    /// UTC start time, RFC 3339.
+    pub started_at: String,
+    /// UTC end time, RFC 3339 (the time of the last completed case for a partial run).
+    pub finished_at: String,
+    /// The plan as parsed (after command-line overrides).
+    pub config: serde_json::Value,
+    /// Where the plan came from: a file path, or `built-in default`.
+    pub config_source: String,
+    /// SHA-256 of the plan's text, hex.
+    pub config_sha256: String,
+    /// The machine and software the run happened on.
+    pub environment: Environment,
+    /// The clock's own cost and resolution, measured at start-up.
+    pub clock: ClockInfo,
+    /// Physical limits measured at start-up (cache-line round trip, memcpy bandwidth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+    /// Conditions that make the numbers less reliable, as printed during the run.
+    pub warnings: Vec<String>,
+    /// True when the run was stopped (Ctrl-C) before every case ran.
+    #[serde(default)]
+    pub interrupted: bool,
+    /// Every case of the plan, in plan order.
+    pub cases: Vec<CaseRecord>,
+}
+
+/// The environment manifest of a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Environment {
+    /// Host name.
+    pub hostname: String,
+    /// CPU model from `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// Online logical cores.
+    pub cores: usize,
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+    /// Operating system and architecture.
+    pub os: String,
+    /// Hypervisor or container, when one is detected (`kvm`, `docker`, ...).
+    pub virtualization: Option<String>,
+    /// The kernel's clock source (`tsc`, `kvm-clock`, ...).
+    pub clock_source: Option<String>,
+    /// CPU frequency governor of core 0, where readable.
+    pub governor: Option<String>,
+    /// One-minute load average when the run started.
+    pub load_average_1m: f64,
+    /// Total memory in bytes.
+    pub memory_bytes: u64,
+    /// `ulimit -n` soft limit at start.
+    pub open_files_limit: u64,
+    /// The compiler that built ipcbench.
+    pub rustc_version: String,
+    /// ipcbench's version.
+    pub ipcbench_version: String,
+    /// The git commit ipcbench was built from, when known.
+    pub git_commit: Option<String>,
+}
+
+/// The cost and resolution of the clock used for every sample.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClockInfo {
+    /// What is read (`CLOCK_MONOTONIC via std::time::Instant`).
+    pub source: String,
+    /// Mean cost of one clock read, ns.
+    pub overhead_ns: f64,
+    /// Smallest non-zero step seen between two reads, ns.
+    pub resolution_ns: f64,
+    /// p50 round trip of the `null` transport: the harness's own cost per sample, ns.
+    pub null_floor_ns: f64,
+}
+
+/// Physical limits of the machine measured at start-up.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Calibration {
+    /// Round trip of one cache line bounced between the client and server cores, ns (p50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_line_round_trip_ns: Option<f64>,
+    /// The cores that round trip was measured between.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_line_cores: Option<[usize; 2]>,
+    /// Single-core memcpy bandwidth for a buffer larger than the last-level cache, bytes/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memcpy_bytes_per_s: Option<f64>,
+}
+
+/// What happened to a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Every trial ran and every message checked out.
+    Ok,
+    /// The case cannot run on this transport or machine; nothing was measured.
+    Unsupported,
+    /// A trial failed; `reason` says why. Trials completed before it are kept.
+    Failed,
+}
+
+/// Where the two sides ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The client's core as asked for.
+    pub client: usize,
+    /// The server's core as asked for (`None` when there is no peer).
+    pub server: Option<usize>,
+    /// `cross-core`, `same-core` or `no-peer`.
+    pub label: String,
+    /// The client's affinity as read back after pinning (last trial).
+    #[serde(default)]
+    pub client_applied: Vec<usize>,
+    /// The server's affinity as read back by the peer after pinning (last trial).
+    #[serde(default)]
+    pub server_applied: Vec<usize>,
+}
+
+/// One case: one combination of scenario, transport, options, sizes and placement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseRecord {
+    /// Stable identifier, the key by which runs are compared.
+    pub id: String,
+    /// `pingpong`, `stream`, `rpc`, `load`, `proxy` or `conn-cost`.
+    pub scenario: String,
+    /// Transport name (`tcp`, `uds`, `pipe`, `shm`, `inproc`, `null`); for `proxy`, `front->back`.
+    pub transport: String,
+    /// `process`, `thread` (inproc) or `none` (null).
+    pub peer_mode: String,
+    /// Transport options as asked for in the plan.
+    pub transport_options: serde_json::Map<String, serde_json::Value>,
+    /// Transport options as applied and read back from the OS (last trial).
+    #[serde(default)]
+    pub applied_options: serde_json::Map<String, serde_json::Value>,
+    /// Request size.
+    pub message_bytes: u64,
+    /// Reply size (request/reply scenarios).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_bytes: Option<u64>,
+    /// Bytes per trial (stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<u64>,
+    /// Concurrent connections (load, conn-cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// Target send rate per connection (load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_connection_hz: Option<f64>,
+    /// Requests in flight (rpc).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u64>,
+    /// Added one-way link delay (rpc).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<f64>,
+    /// Core placement.
+    pub cores: Placement,
+    /// Outcome.
+    pub status: Status,
+    /// Why the case failed or is unsupported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Caveats about this case's figures (e.g. within 10x of the clock's cost).
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// Every trial (fresh launch) in the order run.
+    pub trials: Vec<Trial>,
+    /// Headline figures over the trials; absent when no trial completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+    /// Scenario-specific extra fields (e.g. rpc's bandwidth-delay figures, conn-cost's fit).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// The percentile set of one latency distribution, ns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Smallest sample.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// 99.99th percentile.
+    pub p9999: f64,
+    /// Largest sample.
+    pub max: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stdev: f64,
+}
+
+/// CPU and scheduling cost of one side over the measured phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rusage {
+    /// User CPU time.
+    pub user_ns: u64,
+    /// System CPU time.
+    pub system_ns: u64,
+    /// Voluntary context switches (blocking waits).
+    pub voluntary_csw: u64,
+    /// Involuntary context switches (preemptions).
+    pub involuntary_csw: u64,
+    /// Peak resident set of the whole process.
+    pub max_rss_bytes: u64,
+}
+
+impl Rusage {
+    /// User plus system CPU time.
+    pub fn cpu_ns(&self) -> u64 {
+        self.user_ns + self.system_ns
+    }
+}
+
+/// One fresh launch of a case.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    /// Round-trip (or delivery) latency per message, ns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ns: Option<Percentiles>,
+    /// Latency from the intended send time (coordinated-omission corrected; load only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_corrected_ns: Option<Percentiles>,
+    /// Messages in the measured phase (round trips for request/reply scenarios).
+    pub messages: u64,
+    /// Payload bytes moved in the measured phase (both directions for request/reply).
+    pub bytes: u64,
+    /// Length of the measured phase.
+    pub elapsed_ns: u64,
+    /// `messages` per second.
+    pub messages_per_s: f64,
+    /// `bytes` per second.
+    pub bytes_per_s: f64,
+    /// The client side's CPU over the measured phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<Rusage>,
+    /// The server side's CPU over the measured phase (absent without a peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<Rusage>,
+    /// The latency histogram, HdrHistogram V2 + DEFLATE, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram_v2: Option<String>,
+    /// The corrected latency histogram (load only), same encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram_corrected_v2: Option<String>,
+    /// Scenario-specific figures of this trial.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, f64>,
+}
+
+/// Headline figures of a case: medians over trials, with 95% bootstrap intervals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Per percentile, the median over trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ns: Option<Percentiles>,
+    /// Per percentile, the median over trials of the corrected latency (load only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_corrected_ns: Option<Percentiles>,
+    /// Median over trials.
+    pub messages_per_s: f64,
+    /// Median over trials.
+    pub bytes_per_s: f64,
+    /// Both sides' CPU time per message, median over trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ns_per_message: Option<f64>,
+    /// Both sides' CPU time per payload byte, median over trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ns_per_byte: Option<f64>,
+    /// The case's headline figure as a fraction of the matching physical limit
+    /// (cache-line round trip for pingpong, memcpy bandwidth for stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction_of_limit: Option<f64>,
+    /// 95% bootstrap interval of the median, per metric: `latency_p50_ns`, `latency_p99_ns`,
+    /// `messages_per_s`, `bytes_per_s`, `cpu_ns_per_message`.
+    pub ci95: BTreeMap<String, [f64; 2]>,
+    /// Trials that completed.
+    pub n_trials: usize,
+}

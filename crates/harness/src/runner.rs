@@ -1,0 +1,324 @@
+//! Running a whole plan: repetitions in interleaved order, per-case summaries, the record.
+//!
+//! Trials run round by round: round `r` runs the `r`-th trial of every case, in an order
+//! shuffled per round (fixed seed), so a noisy minute spreads over all transports instead of
+//! landing on one. A case whose trial fails is marked failed and skipped from then on; the
+//! rest of the run goes on. After every trial the caller gets the record so far, so an
+//! interrupted run can keep what it completed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use ipcbench_core::Transport;
+use ipcbench_core::baseline::NullTransport;
+
+use crate::config::{Amount, Case, CorePair, Plan, TransportKind};
+use crate::dispatch::{Dispatch, TransportVisitor};
+use crate::env::{self, BuildInfo};
+use crate::record::{CaseRecord, Placement, RunRecord, SCHEMA, Status, Summary, Trial};
+use crate::stats::{self, SplitMix64};
+use crate::trial::{PeerCommand, TrialContext, TrialError, TrialOutput, run_trial};
+use crate::{clock, record};
+
+/// What a run needs besides its plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How to start peer processes.
+    pub peer_command: PeerCommand,
+    /// A private directory for socket files and FIFOs (removed by the caller).
+    pub work_dir: PathBuf,
+    /// Facts about the binary for the manifest.
+    pub build: BuildInfo,
+    /// Set (by a Ctrl-C handler) to stop after the current trial.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Progress, reported after each trial.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// The case the trial belonged to.
+    pub case: &'a Case,
+    /// Trials finished so far (including skipped ones).
+    pub done: usize,
+    /// Trials in the whole plan.
+    pub total: usize,
+}
+
+struct TrialVisitor<'a> {
+    case: &'a Case,
+    ctx: TrialContext<'a>,
+}
+
+impl TransportVisitor for TrialVisitor<'_> {
+    type Output = Result<TrialOutput, TrialError>;
+    fn visit<T: Transport + 'static>(self, transport: T) -> Self::Output {
+        run_trial(transport, self.case, &self.ctx)
+    }
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// A case record before any trial ran.
+fn empty_record(case: &Case) -> CaseRecord {
+    let no_peer = case.transport.kind() == TransportKind::Null;
+    CaseRecord {
+        id: case.id.clone(),
+        scenario: case.scenario.as_str().into(),
+        transport: match &case.back_transport {
+            Some(back) => format!("{}->{}", case.transport.kind(), back.kind()),
+            None => case.transport.kind().to_string(),
+        },
+        peer_mode: match case.transport.kind() {
+            TransportKind::Null => "none",
+            TransportKind::Inproc => "thread",
+            _ => "process",
+        }
+        .into(),
+        transport_options: case.transport.options_json(),
+        applied_options: Default::default(),
+        message_bytes: case.message_bytes,
+        reply_bytes: Some(case.reply_bytes).filter(|_| case.scenario.as_str() != "stream"),
+        total_bytes: case.total_bytes,
+        connections: case.connections,
+        rate_per_connection_hz: case.rate_per_connection_hz,
+        window: case.window,
+        delay_ms: case.delay_ms,
+        cores: Placement {
+            client: case.placement.client,
+            server: (!no_peer).then_some(case.placement.server),
+            label: if no_peer {
+                "no-peer".into()
+            } else {
+                CorePair::label(case.placement).into()
+            },
+            client_applied: Vec::new(),
+            server_applied: Vec::new(),
+        },
+        status: Status::Ok,
+        reason: None,
+        flags: Vec::new(),
+        trials: Vec::new(),
+        summary: None,
+        extra: Default::default(),
+    }
+}
+
+/// Measures the harness's own cost per round trip with the `null` transport (64-byte messages).
+fn null_floor_ns(options: &RunOptions, client_core: usize) -> f64 {
+    let case = Case {
+        index: usize::MAX,
+        id: "calibration/null".into(),
+        scenario: crate::config::ScenarioKind::Pingpong,
+        transport: crate::config::TransportSettings::Null { delay_ns: 0 },
+        back_transport: None,
+        message_bytes: 64,
+        reply_bytes: 64,
+        total_bytes: None,
+        window: None,
+        delay_ms: None,
+        rate_mbit: None,
+        connections: None,
+        rate_per_connection_hz: None,
+        schedule: Default::default(),
+        server_loops: 1,
+        convert: crate::config::Convert::None,
+        step: None,
+        placement: CorePair {
+            client: client_core,
+            server: client_core,
+        },
+        repetitions: 1,
+        warmup: Amount::Time(std::time::Duration::from_millis(20)),
+        measure: Amount::Time(std::time::Duration::from_millis(100)),
+        timeout: std::time::Duration::from_secs(10),
+    };
+    let ctx = TrialContext {
+        work_dir: &options.work_dir,
+        peer_command: &options.peer_command,
+        trial_idx: 0,
+    };
+    // The trial pins the calling thread; run it on its own so the caller's affinity is untouched.
+    std::thread::scope(|s| {
+        s.spawn(|| run_trial(NullTransport::default(), &case, &ctx))
+            .join()
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|out| out.trial.latency_ns.map(|l| l.p50))
+            .unwrap_or(0.0)
+    })
+}
+
+/// Runs every case of `plan`; `on_progress` sees each finished trial and the record so far.
+pub fn run<D: Dispatch>(
+    plan: &Plan,
+    dispatch: &D,
+    options: &RunOptions,
+    on_progress: &mut dyn FnMut(Progress<'_>, &RunRecord),
+) -> RunRecord {
+    let environment = env::collect(&options.build);
+    let mut warnings = env::warnings(&environment);
+    let mut clock_info = clock::calibrate();
+    let first_client = plan.cases.first().map(|c| c.placement.client).unwrap_or(0);
+    clock_info.null_floor_ns = null_floor_ns(options, first_client);
+    let mut record = RunRecord {
+        schema: SCHEMA.into(),
+        name: plan.name.clone(),
+        started_at: now_rfc3339(),
+        finished_at: String::new(),
+        config: plan.config_json.clone(),
+        config_source: plan.source_name.clone(),
+        config_sha256: plan.sha256.clone(),
+        environment,
+        clock: clock_info,
+        calibration: None,
+        warnings: Vec::new(),
+        interrupted: false,
+        cases: plan.cases.iter().map(empty_record).collect(),
+    };
+    let rounds = plan.cases.iter().map(|c| c.repetitions as usize).max().unwrap_or(0);
+    let total: usize = plan.cases.iter().map(|c| c.repetitions as usize).sum();
+    let mut done = 0;
+    let mut rng = SplitMix64::new(0x5EED);
+    'rounds: for round in 0..rounds {
+        let mut order: Vec<usize> = (0..plan.cases.len())
+            .filter(|&i| (plan.cases[i].repetitions as usize) > round)
+            .collect();
+        // Fisher-Yates with the run's fixed seed.
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        for case_idx in order {
+            // Relaxed: a flag polled between trials; nothing else is published through it.
+            if options.stop.load(Ordering::Relaxed) {
+                record.interrupted = true;
+                break 'rounds;
+            }
+            let case = &plan.cases[case_idx];
+            if record.cases[case_idx].status == Status::Ok {
+                let ctx = TrialContext {
+                    work_dir: &options.work_dir,
+                    peer_command: &options.peer_command,
+                    trial_idx: round,
+                };
+                let result = dispatch
+                    .dispatch(&case.transport, TrialVisitor { case, ctx })
+                    .unwrap_or_else(|reason| Err(TrialError::Unsupported(reason)));
+                let case_record = &mut record.cases[case_idx];
+                match result {
+                    Ok(output) => {
+                        case_record.applied_options = output.applied_options;
+                        case_record.cores.client_applied = output.client_cores;
+                        case_record.cores.server_applied = output.server_cores;
+                        case_record.trials.push(output.trial);
+                    }
+                    Err(TrialError::Unsupported(reason)) => {
+                        case_record.status = Status::Unsupported;
+                        case_record.reason = Some(reason);
+                    }
+                    Err(TrialError::Failed(reason)) => {
+                        if options.stop.load(Ordering::Relaxed) {
+                            // The failure is the interruption itself: keep the trials it completed.
+                            record.interrupted = true;
+                            break 'rounds;
+                        }
+                        case_record.status = Status::Failed;
+                        case_record.reason = Some(format!("trial {} of {}: {reason}", round + 1, case.repetitions));
+                    }
+                }
+                summarize(case_record, record.clock.overhead_ns);
+            }
+            done += 1;
+            record.finished_at = now_rfc3339();
+            on_progress(Progress { case, done, total }, &record);
+        }
+    }
+    if record.interrupted {
+        warnings.push(
+            "the run was interrupted: cases not run are absent, partial cases keep their completed trials".into(),
+        );
+        let ran: std::collections::HashSet<_> = record
+            .cases
+            .iter()
+            .filter(|c| !c.trials.is_empty() || c.status != Status::Ok)
+            .map(|c| c.id.clone())
+            .collect();
+        record.cases.retain(|c| ran.contains(&c.id));
+    }
+    for case in &record.cases {
+        if case.status == Status::Ok
+            && let Some(summary) = &case.summary
+            && summary.n_trials > 0
+            && summary.messages_per_s == 0.0
+        {
+            warnings.push(format!("{}: no messages were measured", case.id));
+        }
+    }
+    record.warnings = warnings;
+    record.finished_at = now_rfc3339();
+    record
+}
+
+fn collect(trials: &[Trial], get: impl Fn(&Trial) -> Option<f64>) -> Vec<f64> {
+    trials.iter().filter_map(get).collect()
+}
+
+/// Recomputes a case's summary and flags from its trials.
+pub fn summarize(case: &mut CaseRecord, clock_overhead_ns: f64) {
+    let trials = &case.trials;
+    if trials.is_empty() {
+        case.summary = None;
+        return;
+    }
+    let latency: Vec<_> = trials.iter().filter_map(|t| t.latency_ns).collect();
+    let corrected: Vec<_> = trials.iter().filter_map(|t| t.latency_corrected_ns).collect();
+    let cpu = |t: &Trial| t.client.map(|c| c.cpu_ns() + t.server.map(|s| s.cpu_ns()).unwrap_or(0));
+    let cpu_per_message = collect(trials, |t| {
+        cpu(t).filter(|_| t.messages > 0).map(|c| c as f64 / t.messages as f64)
+    });
+    let cpu_per_byte = collect(trials, |t| {
+        cpu(t).filter(|_| t.bytes > 0).map(|c| c as f64 / t.bytes as f64)
+    });
+    let messages_per_s = collect(trials, |t| Some(t.messages_per_s));
+    let bytes_per_s = collect(trials, |t| Some(t.bytes_per_s));
+    let mut ci95 = std::collections::BTreeMap::new();
+    let mut interval = |name: &str, values: &[f64]| {
+        if let Some(ci) = stats::bootstrap_median_ci(values) {
+            ci95.insert(name.to_owned(), ci);
+        }
+    };
+    interval("latency_p50_ns", &latency.iter().map(|p| p.p50).collect::<Vec<_>>());
+    interval("latency_p99_ns", &latency.iter().map(|p| p.p99).collect::<Vec<_>>());
+    interval("messages_per_s", &messages_per_s);
+    interval("bytes_per_s", &bytes_per_s);
+    interval("cpu_ns_per_message", &cpu_per_message);
+    let summary = Summary {
+        latency_ns: stats::median_percentiles(&latency),
+        latency_corrected_ns: stats::median_percentiles(&corrected),
+        messages_per_s: stats::median(&messages_per_s).unwrap_or(0.0),
+        bytes_per_s: stats::median(&bytes_per_s).unwrap_or(0.0),
+        cpu_ns_per_message: stats::median(&cpu_per_message),
+        cpu_ns_per_byte: stats::median(&cpu_per_byte),
+        fraction_of_limit: case.summary.as_ref().and_then(|s| s.fraction_of_limit),
+        ci95,
+        n_trials: trials.len(),
+    };
+    case.flags.retain(|f| !f.starts_with(CLOCK_FLAG));
+    if let Some(l) = &summary.latency_ns
+        && l.p50 < 10.0 * clock_overhead_ns
+    {
+        case.flags.push(format!(
+            "{CLOCK_FLAG} ({:.0} ns): the figure is mostly the cost of reading the clock",
+            10.0 * clock_overhead_ns
+        ));
+    }
+    case.summary = Some(summary);
+}
+
+const CLOCK_FLAG: &str = "p50 within 10x of the clock's cost";
+
+/// Re-exported for the CLI's table: the record type of one case.
+pub type CaseResult = record::CaseRecord;
