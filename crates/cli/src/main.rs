@@ -1,1 +1,84 @@
-fn main() {}
+//! `ipcbench`: benchmarks inter-process transports from TOML run plans.
+//!
+//! Subcommands: `run` (measure a plan, write `run.json` and print a table), `list` (transports,
+//! scenarios and their options), and the hidden `peer` (the other process of every trial,
+//! started by `run` itself). Exit codes: 0 success, 1 a case failed, 2 bad input.
+#![forbid(unsafe_code)]
+
+mod dispatch;
+mod output;
+mod render;
+mod run;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// An error in what the user gave us (a config, a flag, a file): exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Benchmarks inter-process transports: latency, throughput, CPU cost.
+#[derive(Debug, Parser)]
+#[command(name = "ipcbench", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs a plan (the built-in default plan when no file is given).
+    Run(run::RunArgs),
+    /// Lists transports, scenarios and their options.
+    List,
+    /// Serves one trial as the peer process (started by `run`; not for direct use).
+    #[command(hide = true)]
+    Peer {
+        /// The trial's specification, JSON.
+        #[arg(long)]
+        spec: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::List => {
+            print!("{}", run::list());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Peer { spec } => run::peer(&spec),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}

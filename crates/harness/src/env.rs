@@ -23,30 +23,35 @@ fn read_trimmed(path: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// Names the hypervisor and container layers found, e.g. `kvm+container`.
 fn detect_virtualization(cpuinfo: &str) -> Option<String> {
-    if let Some(vendor) = read_trimmed("/sys/class/dmi/id/sys_vendor") {
-        let lower = vendor.to_lowercase();
-        for (needle, name) in [
-            ("qemu", "kvm"),
-            ("kvm", "kvm"),
-            ("vmware", "vmware"),
-            ("microsoft", "hyperv"),
-            ("xen", "xen"),
-            ("amazon", "kvm"),
-            ("google", "kvm"),
-        ] {
-            if lower.contains(needle) {
-                return Some(name.into());
-            }
-        }
-    }
-    if fs::metadata("/.dockerenv").is_ok() {
-        return Some("docker".into());
-    }
-    cpuinfo
+    let clocksources =
+        read_trimmed("/sys/devices/system/clocksource/clocksource0/available_clocksource").unwrap_or_default();
+    let vendor = read_trimmed("/sys/class/dmi/id/sys_vendor")
+        .unwrap_or_default()
+        .to_lowercase();
+    let hypervisor_flag = cpuinfo
         .lines()
-        .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"))
-        .then(|| "hypervisor".into())
+        .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"));
+    let hypervisor = if clocksources.contains("kvm-clock") || vendor.contains("qemu") || vendor.contains("kvm") {
+        Some("kvm")
+    } else if clocksources.contains("hyperv") || vendor.contains("microsoft") {
+        Some("hyperv")
+    } else if clocksources.contains("xen") || vendor.contains("xen") {
+        Some("xen")
+    } else if vendor.contains("vmware") {
+        Some("vmware")
+    } else if hypervisor_flag {
+        Some("vm")
+    } else {
+        None
+    };
+    let container = ["/.dockerenv", "/run/.containerenv"]
+        .iter()
+        .any(|p| fs::metadata(p).is_ok())
+        .then_some("container");
+    let layers: Vec<&str> = hypervisor.into_iter().chain(container).collect();
+    (!layers.is_empty()).then(|| layers.join("+"))
 }
 
 /// Reads the manifest from `/proc`, `/sys` and `uname`.

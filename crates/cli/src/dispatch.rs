@@ -1,0 +1,59 @@
+//! The one place where a transport name from a plan becomes a concrete transport type.
+
+use std::time::Duration;
+
+use ipcbench_core::baseline::{InprocTransport, NullTransport};
+use ipcbench_harness::config::{TransportSettings, UdsAddress, UdsKind};
+use ipcbench_harness::dispatch::{Dispatch, TransportVisitor};
+use ipcbench_pipe::PipeTransport;
+use ipcbench_tcp::TcpTransport;
+use ipcbench_uds::UdsTransport;
+
+/// Builds every transport this binary knows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CliDispatch;
+
+fn size(bytes: Option<u64>) -> Option<usize> {
+    bytes.map(|b| usize::try_from(b).unwrap_or(usize::MAX))
+}
+
+impl Dispatch for CliDispatch {
+    fn dispatch<V: TransportVisitor>(&self, settings: &TransportSettings, visitor: V) -> Result<V::Output, String> {
+        Ok(match *settings {
+            TransportSettings::Tcp {
+                nodelay,
+                send_buffer_bytes,
+                recv_buffer_bytes,
+            } => visitor.visit(TcpTransport {
+                nodelay,
+                send_buffer_bytes: size(send_buffer_bytes),
+                recv_buffer_bytes: size(recv_buffer_bytes),
+                ..TcpTransport::default()
+            }),
+            TransportSettings::Uds {
+                kind,
+                address,
+                send_buffer_bytes,
+                recv_buffer_bytes,
+            } => visitor.visit(UdsTransport {
+                kind: match kind {
+                    UdsKind::Stream => ipcbench_uds::UdsKind::Stream,
+                    UdsKind::Seqpacket => ipcbench_uds::UdsKind::Seqpacket,
+                },
+                send_buffer_bytes: size(send_buffer_bytes),
+                recv_buffer_bytes: size(recv_buffer_bytes),
+                abstract_address: address == UdsAddress::Abstract,
+            }),
+            TransportSettings::Pipe { pipe_buffer_bytes } => visitor.visit(PipeTransport {
+                pipe_buffer_bytes: size(pipe_buffer_bytes),
+            }),
+            TransportSettings::Shm { .. } => return Err("transport `shm` is not available in this build yet".into()),
+            TransportSettings::Inproc { delay_ns } => {
+                visitor.visit(InprocTransport::with_delay(Duration::from_nanos(delay_ns)))
+            }
+            TransportSettings::Null { delay_ns } => {
+                visitor.visit(NullTransport::with_delay(Duration::from_nanos(delay_ns)))
+            }
+        })
+    }
+}

@@ -1,0 +1,272 @@
+//! `ipcbench run`, `ipcbench list` and the hidden `ipcbench peer`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ipcbench_core::Transport;
+use ipcbench_harness::config::{DEFAULT_PLAN, Overrides, Plan, ScenarioKind, TransportKind};
+use ipcbench_harness::dispatch::{Dispatch, TransportVisitor};
+use ipcbench_harness::env::BuildInfo;
+use ipcbench_harness::protocol::PeerSpec;
+use ipcbench_harness::record::Status;
+use ipcbench_harness::runner::{self, RunOptions};
+use ipcbench_harness::trial::PeerCommand;
+
+use crate::UsageError;
+use crate::dispatch::CliDispatch;
+use crate::output::RunOutput;
+use crate::table;
+
+/// Arguments of `ipcbench run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan (TOML); without it, the built-in default plan.
+    config: Option<PathBuf>,
+    /// Print the expanded case matrix and the estimated run time; measure nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Replace every scenario's transports (comma-separated: tcp,uds,pipe,shm,inproc,null).
+    #[arg(long, value_delimiter = ',')]
+    transports: Option<Vec<String>>,
+    /// Replace every scenario's message sizes (comma-separated: 64,4KiB,1MiB).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<String>>,
+    /// Replace the number of repetitions (fresh launches per case).
+    #[arg(long)]
+    repetitions: Option<u32>,
+    /// Replace the measured phase's length (e.g. 500ms).
+    #[arg(long)]
+    duration: Option<String>,
+    /// Replace the warm-up's length (e.g. 100ms).
+    #[arg(long)]
+    warmup: Option<String>,
+    /// Write results here instead of results/<name>-<UTC time>/.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+fn overrides(args: &RunArgs) -> Result<Overrides> {
+    let transports = args
+        .transports
+        .as_ref()
+        .map(|names| {
+            names
+                .iter()
+                .map(|n| {
+                    n.trim()
+                        .parse::<TransportKind>()
+                        .map_err(|e| usage(format!("--transports: {e}")))
+                })
+                .collect()
+        })
+        .transpose()?;
+    let sizes = args
+        .sizes
+        .as_ref()
+        .map(|sizes| {
+            sizes
+                .iter()
+                .map(|s| {
+                    s.parse::<ipcbench_harness::config::ByteSize>()
+                        .map(|b| b.0)
+                        .map_err(|e| usage(format!("--sizes: {e}")))
+                })
+                .collect()
+        })
+        .transpose()?;
+    let duration = |flag: &str, text: &Option<String>| -> Result<Option<Duration>> {
+        text.as_ref()
+            .map(|t| {
+                humantime::parse_duration(t)
+                    .map_err(|e| usage(format!("{flag}: bad duration `{t}`: {e}; expected e.g. 500ms, 2s")))
+            })
+            .transpose()
+    };
+    if args.repetitions == Some(0) {
+        return Err(usage("--repetitions must be at least 1"));
+    }
+    Ok(Overrides {
+        transports,
+        sizes,
+        repetitions: args.repetitions,
+        duration: duration("--duration", &args.duration)?,
+        warmup: duration("--warmup", &args.warmup)?,
+    })
+}
+
+/// Reads and expands the plan named on the command line (or the built-in one).
+pub fn load_plan(config: Option<&PathBuf>, overrides: &Overrides) -> Result<Plan> {
+    let (name, text) = match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| usage(format!("cannot read plan {}: {e}", path.display())))?;
+            (path.display().to_string(), text)
+        }
+        None => ("built-in default".to_owned(), DEFAULT_PLAN.to_owned()),
+    };
+    let n_cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    Plan::parse(&name, &text, overrides, n_cores).map_err(|e| usage(e.to_string()))
+}
+
+fn build_info() -> BuildInfo {
+    BuildInfo {
+        rustc_version: env!("IPCBENCH_RUSTC_VERSION").to_owned(),
+        ipcbench_version: env!("CARGO_PKG_VERSION").to_owned(),
+        git_commit: Some(env!("IPCBENCH_GIT_COMMIT").to_owned()).filter(|c| !c.is_empty()),
+    }
+}
+
+fn dry_run(plan: &Plan) -> String {
+    let mut out = format!(
+        "plan `{}` from {}: {} cases\n",
+        plan.name,
+        plan.source_name,
+        plan.cases.len()
+    );
+    for case in &plan.cases {
+        let estimate = ipcbench_harness::config::estimate_trial(case) * case.repetitions;
+        out.push_str(&format!(
+            "  {:<60} x{}  ~{:.1}s\n",
+            case.id,
+            case.repetitions,
+            estimate.as_secs_f64()
+        ));
+    }
+    let total = plan.estimated_duration();
+    out.push_str(&format!(
+        "estimated run time: {} (plus start-up calibration, about 1 s)\n",
+        humantime::format_duration(Duration::from_secs(total.as_secs()))
+    ));
+    out
+}
+
+/// `ipcbench run`.
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let overrides = overrides(&args)?;
+    let plan = load_plan(args.config.as_ref(), &overrides)?;
+    if args.dry_run {
+        print!("{}", dry_run(&plan));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut output = RunOutput::create(&plan.name, args.out.as_deref())?;
+    let work_dir = tempfile::Builder::new()
+        .prefix("ipcbench-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        // Relaxed: the runner polls the flag between trials; it publishes nothing else.
+        ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed)).context("cannot install the Ctrl-C handler")?;
+    }
+    let options = RunOptions {
+        peer_command: PeerCommand {
+            program: std::env::current_exe().context("cannot find the running binary to start peers")?,
+            args: vec!["peer".into()],
+        },
+        work_dir: work_dir.path().to_owned(),
+        build: build_info(),
+        stop: Arc::clone(&stop),
+    };
+    eprintln!(
+        "ipcbench: plan `{}` ({} cases, about {}) -> {}",
+        plan.name,
+        plan.cases.len(),
+        humantime::format_duration(Duration::from_secs(plan.estimated_duration().as_secs())),
+        output.final_dir().display()
+    );
+    let total: u64 = plan.cases.iter().map(|c| u64::from(c.repetitions)).sum();
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} trials  {elapsed_precise}  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut save_error = None;
+    let record = runner::run(&plan, &CliDispatch, &options, &mut |progress, record| {
+        bar.set_position(progress.done as u64);
+        bar.set_message(progress.case.id.clone());
+        if let Err(e) = output.save_partial(record) {
+            save_error.get_or_insert(e);
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(e) = save_error {
+        eprintln!("warning: could not save partial results: {e:#}");
+    }
+    for warning in &record.warnings {
+        eprintln!("warning: {warning}");
+    }
+    print!("{}", table::render(&record));
+    if let Err(e) = crate::render::render_into(&record, output.staging_dir()) {
+        eprintln!("warning: could not render the report: {e:#}");
+    }
+    let interrupted = record.interrupted;
+    let dir = output.finish(&record)?;
+    if interrupted {
+        eprintln!(
+            "interrupted: the completed cases are in {}",
+            dir.join("run.json").display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    println!("\nresults: {}", dir.join("run.json").display());
+    let failed = record.cases.iter().filter(|c| c.status == Status::Failed).count();
+    if failed > 0 {
+        eprintln!("{failed} case(s) failed; see the notes above and run.json");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ipcbench list`.
+pub fn list() -> String {
+    let mut out = String::from("Transports (config name, options under [transport.<name>]):\n");
+    for kind in TransportKind::ALL {
+        out.push_str(&format!("  {}\n", kind.as_str()));
+        for (key, help) in kind.options_help() {
+            out.push_str(&format!("      {key:<20} {help}\n"));
+        }
+    }
+    out.push_str("\nScenarios (kind = ...):\n");
+    for kind in ScenarioKind::ALL {
+        let state = if ipcbench_harness::scenario::supported(kind) {
+            ""
+        } else {
+            "  [not implemented yet]"
+        };
+        out.push_str(&format!("  {:<10} {}{state}\n", kind.as_str(), kind.describe()));
+    }
+    out.push_str(
+        "\nEvery scenario takes: transports, message_bytes (a list sweeps sizes), repetitions, warmup, duration or \
+         messages, cores ([client, server] or a list of pairs).\n",
+    );
+    out
+}
+
+struct PeerVisitor<'a>(&'a PeerSpec);
+
+impl TransportVisitor for PeerVisitor<'_> {
+    type Output = Result<(), ipcbench_harness::trial::TrialError>;
+    fn visit<T: Transport + 'static>(self, transport: T) -> Self::Output {
+        ipcbench_harness::peer::serve(&transport, self.0)
+    }
+}
+
+/// The hidden `ipcbench peer`: serves one trial, reports failure on stderr for the parent.
+pub fn peer(spec: &str) -> Result<ExitCode> {
+    ipcbench_harness::peer::die_with_parent();
+    let spec: PeerSpec = serde_json::from_str(spec).map_err(|e| usage(format!("bad peer spec: {e}")))?;
+    CliDispatch
+        .dispatch(&spec.case.transport, PeerVisitor(&spec))
+        .map_err(anyhow::Error::msg)??;
+    Ok(ExitCode::SUCCESS)
+}
