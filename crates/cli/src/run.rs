@@ -1,6 +1,6 @@
 //! `ipcbench run`, `ipcbench list` and the hidden `ipcbench peer`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +13,7 @@ use ipcbench_harness::config::{DEFAULT_PLAN, Overrides, Plan, ScenarioKind, Tran
 use ipcbench_harness::dispatch::{Dispatch, TransportVisitor};
 use ipcbench_harness::env::BuildInfo;
 use ipcbench_harness::protocol::PeerSpec;
-use ipcbench_harness::record::Status;
+use ipcbench_harness::record::{RunRecord, Status};
 use ipcbench_harness::runner::{self, RunOptions};
 use ipcbench_harness::trial::PeerCommand;
 
@@ -157,17 +157,41 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         print!("{}", dry_run(&plan));
         return Ok(ExitCode::SUCCESS);
     }
-    let mut output = RunOutput::create(&plan.name, args.out.as_deref())?;
+    let executed = execute(&plan, args.out.as_deref())?;
+    let record = &executed.record;
+    print!("{}", table::render(record));
+    if record.interrupted {
+        eprintln!(
+            "interrupted: the completed cases are in {}",
+            executed.dir.join("run.json").display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    println!("\nresults: {}", executed.dir.join("run.json").display());
+    let failed = record.cases.iter().filter(|c| c.status == Status::Failed).count();
+    if failed > 0 {
+        eprintln!("{failed} case(s) failed; see the notes above and run.json");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A finished (or interrupted) run and where its files are.
+pub struct Executed {
+    /// The record, as written to `run.json`.
+    pub record: RunRecord,
+    /// The folder holding `run.json` and the report (`<dir>/partial` when interrupted).
+    pub dir: PathBuf,
+}
+
+/// Measures `plan`, writes `run.json` and the report into `out` (or `results/<name>-<time>/`),
+/// with a progress bar on stderr; prints warnings. Used by `run` and by `ci`.
+pub fn execute(plan: &Plan, out: Option<&Path>) -> Result<Executed> {
+    let mut output = RunOutput::create(&plan.name, out)?;
     let work_dir = tempfile::Builder::new()
         .prefix("ipcbench-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        // Relaxed: the runner polls the flag between trials; it publishes nothing else.
-        ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed)).context("cannot install the Ctrl-C handler")?;
-    }
     let options = RunOptions {
         peer_command: PeerCommand {
             program: std::env::current_exe().context("cannot find the running binary to start peers")?,
@@ -175,7 +199,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         },
         work_dir: work_dir.path().to_owned(),
         build: build_info(),
-        stop: Arc::clone(&stop),
+        stop: stop_flag()?,
     };
     eprintln!(
         "ipcbench: plan `{}` ({} cases, about {}) -> {}",
@@ -191,7 +215,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut save_error = None;
-    let record = runner::run(&plan, &CliDispatch, &options, &mut |progress, record| {
+    let record = runner::run(plan, &CliDispatch, &options, &mut |progress, record| {
         bar.set_position(progress.done as u64);
         bar.set_message(progress.case.id.clone());
         if let Err(e) = output.save_partial(record) {
@@ -205,26 +229,25 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     for warning in &record.warnings {
         eprintln!("warning: {warning}");
     }
-    print!("{}", table::render(&record));
     if let Err(e) = crate::render::render_into(&record, output.staging_dir()) {
         eprintln!("warning: could not render the report: {e:#}");
     }
-    let interrupted = record.interrupted;
     let dir = output.finish(&record)?;
-    if interrupted {
-        eprintln!(
-            "interrupted: the completed cases are in {}",
-            dir.join("run.json").display()
-        );
-        return Ok(ExitCode::from(130));
+    Ok(Executed { record, dir })
+}
+
+/// The process-wide stop flag, set by Ctrl-C (installed once, shared by every run).
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    if let Some(stop) = STOP.get() {
+        return Ok(Arc::clone(stop));
     }
-    println!("\nresults: {}", dir.join("run.json").display());
-    let failed = record.cases.iter().filter(|c| c.status == Status::Failed).count();
-    if failed > 0 {
-        eprintln!("{failed} case(s) failed; see the notes above and run.json");
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_stop = Arc::clone(&stop);
+    // Relaxed: the runner polls the flag between trials; it publishes nothing else.
+    ctrlc::set_handler(move || handler_stop.store(true, Ordering::Relaxed))
+        .context("cannot install the Ctrl-C handler")?;
+    Ok(Arc::clone(STOP.get_or_init(|| stop)))
 }
 
 /// `ipcbench list`.
