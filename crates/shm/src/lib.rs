@@ -1,13 +1,44 @@
-//! Shared-memory transport of ipcbench: a lock-free SPSC ring buffer (work in progress).
+//! Shared-memory transport of ipcbench: a lock-free single-producer single-consumer ring
+//! buffer per direction, in memory shared by the two processes.
 //!
-//! - `ring`: the byte ring and its index protocol, generic over where the bytes live.
-//! - `doorbell`: the sleep/wake handshake used by the futex-based wait strategies.
-//! - `sync`: the only place that names atomics and cells (loom's under `cfg(loom)`).
-// The transport that uses the ring lands in the next commit.
-#![allow(dead_code)]
+//! [`ShmTransport`] (transport name `shm`) creates one memfd holding a small header and two
+//! rings, and hands out [`ShmChannel`]s. Options: `ring_bytes` (per direction, rounded up to a
+//! power of two) and `wait` ([`WaitStrategy`]: `spin`, `hybrid` or `futex`). The peer process
+//! opens the memfd through the address `/proc/<pid>/fd/<fd>#<token>`.
+//!
+//! Surprising choices, each explained where it lives:
+//! - A memfd instead of a `/dev/shm` name: a killed process leaves nothing behind (`region`).
+//! - Messages longer than the ring are streamed through it in pieces, so every size works
+//!   with every ring (`transport`).
+//! - A sleeping side is woken only when it raised a flag first, a Dekker-style handshake with
+//!   SeqCst fences (`doorbell`); futexes are the shared kind, since the waker is another
+//!   process (`wait`).
+//! - A peer killed with SIGKILL is noticed through a pidfd, zombie or not (`peer`).
+//!
+//! This is the workspace's one crate with `unsafe` code: the byte copies in and out of the
+//! mapping and the cast of the mapping's first page to its header. Every block names the
+//! invariant it relies on, and every atomic operation the operation it pairs with. The index
+//! protocol (`ring`) and the doorbell are model-checked with loom (`--cfg loom`, which builds
+//! only those modules and their models) and property-tested against a `VecDeque`.
+// A loom build keeps only the ring, the doorbell and their models (the transport needs a real
+// mapping and futexes), so outside the models' test build their items go unused.
+#![cfg_attr(loom, allow(dead_code))]
 
 mod doorbell;
 #[cfg(all(test, loom))]
 mod loom_models;
+#[cfg(not(loom))]
+mod peer;
+#[cfg(not(loom))]
+mod region;
 mod ring;
 mod sync;
+#[cfg(not(loom))]
+mod transport;
+#[cfg(not(loom))]
+mod wait;
+
+#[cfg(not(loom))]
+pub use transport::{DEFAULT_RING_BYTES, MAX_RING_BYTES, MIN_RING_BYTES, ShmChannel, ShmListener, ShmTransport};
+#[cfg(not(loom))]
+pub use wait::{HYBRID_SPIN, LIVENESS_EVERY, ParseWaitStrategyError, SLEEP_TIMEOUT, WaitStrategy};

@@ -49,7 +49,9 @@
 //! counter can garble messages or stall the ring but can never make a copy leave the data
 //! area.
 
-use crate::sync::{AtomicU64, Ordering, UnsafeCell};
+#[cfg(any(test, loom))]
+use crate::sync::UnsafeCell;
+use crate::sync::{AtomicU64, Ordering};
 
 /// Ring size in bytes: a power of two, so a position is `counter & (capacity - 1)`.
 ///
@@ -91,6 +93,7 @@ pub(crate) struct Counters {
     pub(crate) head: CachePadded<AtomicU64>,
 }
 
+#[cfg(any(test, loom))]
 impl Counters {
     /// An empty ring whose counters start at `start` (tests pick starts near a wrap point).
     pub(crate) fn new(start: u64) -> Self {
@@ -248,6 +251,7 @@ impl<S: Storage> Producer<S> {
     }
 
     /// True when bytes were written since the last [`Producer::publish`].
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn has_unpublished(&self) -> bool {
         self.tail != self.published
     }
@@ -381,6 +385,7 @@ impl<S: Storage> Consumer<S> {
 }
 
 /// A ring on the heap: what the property tests and the loom models drive.
+#[cfg(any(test, loom))]
 ///
 /// Each byte is its own [`UnsafeCell`], so under loom every access to the data is tracked and
 /// a missing happens-before edge between a write and a read is reported as a data race.
@@ -391,13 +396,16 @@ pub(crate) struct HeapRing {
     capacity: Capacity,
 }
 
+#[cfg(any(test, loom))]
 // SAFETY: the cells are only reached through `copy_in`/`copy_out`, whose callers (the one
 // producer and the one consumer) touch disjoint ranges, ordered by the counters' Release and
 // Acquire operations; the counters are atomics.
 unsafe impl Sync for HeapRing {}
+#[cfg(any(test, loom))]
 // SAFETY: as for `Sync`; the ring owns its cells and holds no thread-bound state.
 unsafe impl Send for HeapRing {}
 
+#[cfg(any(test, loom))]
 // SAFETY: `capacity` and `counters` never change, `cells` has exactly `capacity` entries
 // (built in `in_memory`), and only `copy_in`/`copy_out` touch them.
 unsafe impl Storage for HeapRing {
@@ -427,6 +435,7 @@ unsafe impl Storage for HeapRing {
 }
 
 /// A fresh heap ring whose counters start at `start`, and its two ends.
+#[cfg(any(test, loom))]
 pub(crate) fn in_memory(
     capacity: Capacity,
     start: u64,
@@ -446,4 +455,4 @@ pub(crate) fn in_memory(
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests;
+pub(crate) mod tests;

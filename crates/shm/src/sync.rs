@@ -22,13 +22,14 @@ pub(crate) use std::sync::Arc;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
-/// `std::cell::UnsafeCell` with loom's `with`/`with_mut` API.
-#[cfg(not(loom))]
+/// `std::cell::UnsafeCell` with loom's `with`/`with_mut` API (only the heap ring of the tests
+/// needs cells; the mapped ring copies through raw pointers).
+#[cfg(all(test, not(loom)))]
 #[derive(Debug, Default)]
 #[repr(transparent)]
 pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
 
-#[cfg(not(loom))]
+#[cfg(all(test, not(loom)))]
 impl<T> UnsafeCell<T> {
     /// Wraps `value`.
     pub(crate) const fn new(value: T) -> Self {

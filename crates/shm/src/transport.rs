@@ -1,0 +1,564 @@
+//! [`ShmTransport`], its listener and its channel: two rings in one memfd, one per direction.
+//!
+//! # Connection
+//!
+//! [`ShmTransport::bind`] creates the region (`region` module) and publishes the address
+//! `/proc/<pid>/fd/<fd>#<token>`: opening `/proc/PID/fd/N` of a memfd reopens the same memory,
+//! for a process of the same user as well as for the creator itself. The token, a random
+//! number also stored in the header, tells our endpoint apart from whatever else may later
+//! reuse that descriptor number. [`ShmTransport::connect`] opens and checks the region, then
+//! claims the client slot with a compare-and-swap of the client pid from 0 (so exactly one
+//! peer gets in) and wakes the listener's futex on that word. [`ShmListener::accept`] waits
+//! on it, then closes its descriptor: from then on the memory lives only in the two mappings,
+//! and goes away with them, even if both processes are killed.
+//!
+//! # Messages
+//!
+//! A message is a record: its length as a `u64` (little-endian), then its bytes, written into
+//! the ring as a byte stream that wraps around the end of the data area. A record that fits
+//! the free space is written and published at once, so the receiver sees it whole. A larger
+//! one (up to any size, however small the ring) is streamed: the sender publishes a piece as
+//! soon as space frees up and the receiver copies each piece out and releases it right away.
+
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use ipcbench_core::{Channel, Endpoint, Listener, Options, Transport, TransportError};
+
+use crate::peer::PeerWatch;
+use crate::region::{MEMFD_NAME, MappedRing, OpenError, Region, Role};
+use crate::ring::{Capacity, Consumer, Producer};
+use crate::sync::{Arc, Ordering};
+use crate::wait::{self, Peer, WaitStrategy};
+
+/// Ring size when none is configured: 4 MiB per direction.
+pub const DEFAULT_RING_BYTES: usize = 4 << 20;
+/// The smallest ring: one page. Smaller requests are rounded up to it.
+pub const MIN_RING_BYTES: usize = 4096;
+/// The largest ring: 1 GiB per direction.
+pub const MAX_RING_BYTES: usize = 1 << 30;
+/// Bytes of the length prefix in front of every message.
+const PREFIX_BYTES: u64 = 8;
+/// Pause between two connection attempts.
+const CONNECT_RETRY: Duration = Duration::from_millis(5);
+
+/// Shared-memory transport: a lock-free single-producer single-consumer ring per direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShmTransport {
+    /// Size of each ring's data area in bytes. Rounded up to a power of two of at least
+    /// [`MIN_RING_BYTES`]; [`Channel::applied_options`] records the size actually mapped. The
+    /// connecting side uses whatever size the listener mapped.
+    pub ring_bytes: usize,
+    /// How this side waits for data or space.
+    pub wait: WaitStrategy,
+}
+
+impl Default for ShmTransport {
+    fn default() -> Self {
+        ShmTransport::new(DEFAULT_RING_BYTES, WaitStrategy::default())
+    }
+}
+
+impl ShmTransport {
+    /// A transport with rings of `ring_bytes` and the `wait` strategy.
+    pub fn new(ring_bytes: usize, wait: WaitStrategy) -> Self {
+        ShmTransport { ring_bytes, wait }
+    }
+
+    /// A transport with rings of `ring_bytes` and the default strategy (spin).
+    pub fn with_capacity(ring_bytes: usize) -> Self {
+        ShmTransport::new(ring_bytes, WaitStrategy::default())
+    }
+
+    /// The same transport with another wait strategy.
+    pub fn with_wait(self, wait: WaitStrategy) -> Self {
+        ShmTransport { wait, ..self }
+    }
+
+    /// The ring size [`Transport::bind`] maps for `ring_bytes`: the next power of two, and at
+    /// least [`MIN_RING_BYTES`].
+    ///
+    /// # Errors
+    ///
+    /// `BadOption` for 0 or more than [`MAX_RING_BYTES`].
+    pub fn mapped_ring_bytes(&self) -> Result<usize, TransportError> {
+        if self.ring_bytes == 0 || self.ring_bytes > MAX_RING_BYTES {
+            return Err(TransportError::BadOption {
+                option: "ring_bytes",
+                reason: format!(
+                    "{} bytes is outside 1 B ..= {MAX_RING_BYTES} B (1 GiB)",
+                    self.ring_bytes
+                ),
+            });
+        }
+        Ok(self.ring_bytes.max(MIN_RING_BYTES).next_power_of_two())
+    }
+
+    /// One attempt at [`Transport::connect`].
+    fn try_connect(&self, address: &Address) -> Result<ShmChannel, Attempt> {
+        // No such descriptor (yet, or any more): retry.
+        let target = rustix::fs::readlink(address.path.as_str(), Vec::new()).map_err(|_| Attempt::Retry)?;
+        // A descriptor number reused for something else: never map it, just retry.
+        if !target.to_bytes().starts_with(format!("/memfd:{MEMFD_NAME}").as_bytes()) {
+            return Err(Attempt::Retry);
+        }
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .open(&address.path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Attempt::Retry,
+                _ => Attempt::Fail(TransportError::io("open shared memory", e)),
+            })?;
+        let region = Region::open(&file, address.token).map_err(|e| match e {
+            OpenError::NotOurs(_) => Attempt::Retry,
+            OpenError::Incompatible(reason) => Attempt::Fail(TransportError::BadAddress {
+                address: address.text.clone(),
+                reason,
+            }),
+            OpenError::Map(source) => Attempt::Fail(TransportError::io("map shared memory", source)),
+        })?;
+        drop(file); // The mapping keeps the memory; the listener's descriptor keeps the address.
+
+        let me = region.side(Role::Client);
+        // Relaxed: published by the Release compare-and-swap below.
+        me.wait.store(self.wait.code(), Ordering::Relaxed);
+        // Release pairs with the Acquire load of the client pid in `ShmListener::accept`: the
+        // listener sees our wait strategy. Relaxed on failure: we only learn the slot is taken.
+        // A taken slot means another client got in first; retrying runs into the timeout.
+        me.pid
+            .compare_exchange(0, std::process::id(), Ordering::Release, Ordering::Relaxed)
+            .map_err(|_| Attempt::Retry)?;
+        wait::futex_wake(&me.pid);
+
+        let server = region.side(Role::Server);
+        // Relaxed (both): written by the creator before its Release store of the magic, which
+        // `Region::open` loaded with Acquire.
+        let server_pid = server.pid.load(Ordering::Relaxed);
+        let server_wait = server.wait.load(Ordering::Relaxed);
+        Ok(ShmChannel::new(
+            Arc::new(region),
+            Role::Client,
+            self.wait,
+            PeerWatch::new(server_pid),
+            WaitStrategy::code_may_sleep(server_wait),
+        ))
+    }
+}
+
+/// The outcome of a failed connection attempt.
+enum Attempt {
+    /// The endpoint is not (yet, or no longer) there: try again until the timeout.
+    Retry,
+    /// It is there and unusable.
+    Fail(TransportError),
+}
+
+/// A parsed `/proc/<pid>/fd/<fd>#<token>` address.
+#[derive(Debug)]
+struct Address {
+    text: String,
+    path: String,
+    token: u64,
+}
+
+impl Address {
+    fn parse(text: &str) -> Result<Address, TransportError> {
+        let bad = |reason: &str| TransportError::BadAddress {
+            address: text.to_owned(),
+            reason: format!("{reason} (expected /proc/<pid>/fd/<fd>#<16 hex digits>)"),
+        };
+        let (path, token) = text.split_once('#').ok_or_else(|| bad("no `#token`"))?;
+        let token = u64::from_str_radix(token, 16).map_err(|_| bad("the token is not hexadecimal"))?;
+        let (pid, fd) = path
+            .strip_prefix("/proc/")
+            .and_then(|rest| rest.split_once("/fd/"))
+            .ok_or_else(|| bad("not a /proc descriptor path"))?;
+        if pid.parse::<u32>().is_err() || fd.parse::<u32>().is_err() {
+            return Err(bad("the pid and descriptor must be numbers"));
+        }
+        Ok(Address {
+            text: text.to_owned(),
+            path: path.to_owned(),
+            token,
+        })
+    }
+}
+
+/// A random token for a new endpoint. `RandomState` is seeded from the OS once per thread and
+/// stepped per call; the time and pid add a little more.
+fn random_token() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(now.as_nanos());
+    }
+    hasher.finish()
+}
+
+impl Transport for ShmTransport {
+    type Listener = ShmListener;
+    type Channel = ShmChannel;
+
+    fn name(&self) -> &'static str {
+        "shm"
+    }
+
+    /// Only `spin` busy-polls; `hybrid` spins for at most [`wait::HYBRID_SPIN`] per wait.
+    fn busy_polls(&self) -> bool {
+        self.wait == WaitStrategy::Spin
+    }
+
+    /// Creates the memfd and maps it. The endpoint's name and directory are not used: a
+    /// memfd has no name, so there is nothing to clean up on disk.
+    fn bind(&self, _endpoint: &Endpoint) -> Result<ShmListener, TransportError> {
+        let ring_bytes = self.mapped_ring_bytes()?;
+        let capacity = Capacity::new(ring_bytes as u64).expect("mapped_ring_bytes is a power of two");
+        let token = random_token();
+        let pid = std::process::id();
+        let (region, file) = Region::create(capacity, token, (pid, self.wait.code()))
+            .map_err(|e| TransportError::io("create shared memory", e))?;
+        let address = format!("/proc/{pid}/fd/{}#{token:016x}", file.as_raw_fd());
+        Ok(ShmListener {
+            region: Arc::new(region),
+            file: Some(file),
+            address,
+            wait: self.wait,
+        })
+    }
+
+    fn connect(&self, address: &str, timeout: Duration) -> Result<ShmChannel, TransportError> {
+        let address = Address::parse(address)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.try_connect(&address) {
+                Ok(channel) => return Ok(channel),
+                Err(Attempt::Fail(err)) => return Err(err),
+                Err(Attempt::Retry) if Instant::now() >= deadline => {
+                    return Err(TransportError::ConnectTimeout {
+                        endpoint: address.text,
+                        waited: timeout,
+                    });
+                }
+                Err(Attempt::Retry) => std::thread::sleep(CONNECT_RETRY),
+            }
+        }
+    }
+}
+
+/// The listening half: the mapped region and the descriptor its address names.
+///
+/// Dropping it before [`ShmListener::accept`] succeeds marks the server side closed, so a
+/// client that got in meanwhile sees `Disconnected` instead of waiting forever.
+#[derive(Debug)]
+pub struct ShmListener {
+    region: Arc<Region>,
+    /// The memfd; `None` once a peer was accepted (the address then stops working).
+    file: Option<File>,
+    address: String,
+    wait: WaitStrategy,
+}
+
+impl Listener for ShmListener {
+    type Channel = ShmChannel;
+
+    /// `/proc/<pid>/fd/<fd>#<token>`, where `<token>` is 16 hexadecimal digits.
+    fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    fn accept(&mut self, timeout: Duration) -> Result<ShmChannel, TransportError> {
+        let timed_out = || TransportError::ConnectTimeout {
+            endpoint: self.address.clone(),
+            waited: timeout,
+        };
+        if self.file.is_none() {
+            return Err(timed_out()); // The one peer was already accepted.
+        }
+        let client = self.region.side(Role::Client);
+        let deadline = Instant::now() + timeout;
+        let client_pid = loop {
+            // Acquire pairs with the Release compare-and-swap in `connect`: the client's wait
+            // strategy, stored before it, is visible.
+            let pid = client.pid.load(Ordering::Acquire);
+            if pid != 0 {
+                break pid;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(timed_out());
+            }
+            wait::futex_wait(&client.pid, 0, (deadline - now).min(wait::SLEEP_TIMEOUT));
+        };
+        // Relaxed: published by the compare-and-swap, which the Acquire load above saw.
+        let client_wait = client.wait.load(Ordering::Relaxed);
+        self.file = None;
+        Ok(ShmChannel::new(
+            Arc::clone(&self.region),
+            Role::Server,
+            self.wait,
+            PeerWatch::new(client_pid),
+            WaitStrategy::code_may_sleep(client_wait),
+        ))
+    }
+}
+
+impl Drop for ShmListener {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            close_side(&self.region, Role::Server);
+        }
+    }
+}
+
+/// Marks `role` closed and wakes every sleeper of the region.
+fn close_side(region: &Region, role: Role) {
+    // Release pairs with the Acquire load in `Peer::closed`: everything this side published
+    // is visible to a peer that sees the flag.
+    region.side(role).closed.store(1, Ordering::Release);
+    for idx in 0..2 {
+        let ring = region.ring_header(idx);
+        // `wait::ring` fences (SeqCst) before it looks for a sleeper, the waker's half of the
+        // doorbell handshake whose sleeper's half checks `closed` after announcing itself.
+        wait::ring(&ring.data_bell.0);
+        wait::ring(&ring.space_bell.0);
+    }
+}
+
+/// One end of a shared-memory connection.
+#[derive(Debug)]
+pub struct ShmChannel {
+    producer: Producer<MappedRing>,
+    consumer: Consumer<MappedRing>,
+    region: Arc<Region>,
+    role: Role,
+    wait: WaitStrategy,
+    watch: PeerWatch,
+    /// False when the peer spins (never sleeps), so publishing needs no doorbell.
+    peer_sleeps: bool,
+}
+
+impl ShmChannel {
+    fn new(region: Arc<Region>, role: Role, wait: WaitStrategy, watch: PeerWatch, peer_sleeps: bool) -> Self {
+        // SAFETY: each role is held by one channel: the server's by the channel `accept` hands
+        // out once (it then drops the descriptor), the client's by the one `connect` whose
+        // compare-and-swap of the client pid succeeded. A role produces only into `tx_ring` and
+        // consumes only from `rx_ring`, and the two roles' rings are crossed, so each ring has
+        // one producer and one consumer. The counters start at zero in a fresh memfd: an empty
+        // ring.
+        let (producer, consumer) = unsafe {
+            (
+                Producer::new(region.ring(role.tx_ring())),
+                Consumer::new(region.ring(role.rx_ring())),
+            )
+        };
+        ShmChannel {
+            producer,
+            consumer,
+            region,
+            role,
+            wait,
+            watch,
+            peer_sleeps,
+        }
+    }
+
+    /// Publishes what was written and rings the peer's data doorbell if it may be asleep.
+    fn publish(&mut self) {
+        self.producer.publish();
+        if self.peer_sleeps {
+            wait::ring(&self.region.ring_header(self.role.tx_ring()).data_bell.0);
+        }
+    }
+
+    /// Releases what was read and rings the peer's space doorbell if it may be asleep.
+    fn release(&mut self) {
+        self.consumer.release();
+        if self.peer_sleeps {
+            wait::ring(&self.region.ring_header(self.role.rx_ring()).space_bell.0);
+        }
+    }
+
+    fn wait_for_space(&mut self, want: u64) -> Result<(), TransportError> {
+        let region = &*self.region;
+        let peer = Peer {
+            state: region.side(self.role.peer()),
+            watch: &self.watch,
+        };
+        let bell = &region.ring_header(self.role.tx_ring()).space_bell.0;
+        let producer = &mut self.producer;
+        wait::wait_until(self.wait, bell, &peer, || producer.free(want) >= want)
+    }
+
+    fn wait_for_data(&mut self, want: u64) -> Result<(), TransportError> {
+        let region = &*self.region;
+        let peer = Peer {
+            state: region.side(self.role.peer()),
+            watch: &self.watch,
+        };
+        let bell = &region.ring_header(self.role.rx_ring()).data_bell.0;
+        let consumer = &mut self.consumer;
+        wait::wait_until(self.wait, bell, &peer, || consumer.available(want) >= want)
+    }
+
+    /// Sends a record that does not fit the free space, piece by piece.
+    fn send_in_pieces(&mut self, prefix: &[u8; 8], msg: &[u8]) -> Result<(), TransportError> {
+        let capacity = self.producer.capacity().bytes() as usize;
+        let total = prefix.len() + msg.len();
+        let mut sent = 0;
+        while sent < total {
+            let remaining = total - sent;
+            // Whatever fits the ring goes in one piece (the receiver then sees it whole);
+            // beyond that, half a ring at a time, so neither side wakes for every few bytes.
+            let want = if remaining <= capacity { remaining } else { capacity / 2 } as u64;
+            if self.producer.free(want) < want {
+                self.wait_for_space(want)?;
+            }
+            let n = (self.producer.free(want) as usize).min(remaining);
+            let end = sent + n;
+            if sent < prefix.len() {
+                self.producer.write(&prefix[sent..end.min(prefix.len())]);
+            }
+            if end > prefix.len() {
+                self.producer
+                    .write(&msg[sent.max(prefix.len()) - prefix.len()..end - prefix.len()]);
+            }
+            self.publish();
+            sent = end;
+        }
+        Ok(())
+    }
+
+    /// Receives the body of a record that is not all published yet, piece by piece.
+    fn recv_in_pieces(&mut self, out: &mut [u8]) -> Result<(), TransportError> {
+        self.consumer.skip(PREFIX_BYTES);
+        let mut got = 0;
+        while got < out.len() {
+            if self.consumer.available(1) == 0 {
+                self.wait_for_data(1)?;
+            }
+            let n = (self.consumer.available(1) as usize).min(out.len() - got);
+            self.consumer.read(&mut out[got..got + n]);
+            self.release();
+            got += n;
+        }
+        if self.consumer.has_unreleased() {
+            self.release(); // The prefix of an empty message.
+        }
+        Ok(())
+    }
+}
+
+impl Channel for ShmChannel {
+    fn send(&mut self, msg: &[u8]) -> Result<(), TransportError> {
+        let prefix = (msg.len() as u64).to_le_bytes();
+        let total = PREFIX_BYTES + msg.len() as u64;
+        if self.producer.free(total) >= total {
+            self.producer.write(&prefix);
+            self.producer.write(msg);
+            self.publish();
+            return Ok(());
+        }
+        self.send_in_pieces(&prefix, msg)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        if self.consumer.available(PREFIX_BYTES) < PREFIX_BYTES {
+            self.wait_for_data(PREFIX_BYTES)?;
+        }
+        let mut prefix = [0u8; PREFIX_BYTES as usize];
+        self.consumer.peek(&mut prefix);
+        let len = u64::from_le_bytes(prefix);
+        if len > buf.len() as u64 {
+            // Nothing is consumed, so a retry with a larger buffer would still work.
+            return Err(TransportError::MessageTooLarge {
+                len: usize::try_from(len).unwrap_or(usize::MAX),
+                max: buf.len(),
+            });
+        }
+        let out = &mut buf[..len as usize];
+        let total = PREFIX_BYTES + len;
+        if self.consumer.available(total) >= total {
+            self.consumer.skip(PREFIX_BYTES);
+            self.consumer.read(out);
+            self.release();
+        } else {
+            self.recv_in_pieces(out)?;
+        }
+        Ok(len as usize)
+    }
+
+    /// `ring_bytes`: the size of each ring as mapped; `wait`: this side's strategy.
+    fn applied_options(&self) -> Options {
+        let mut options = Options::new();
+        options.insert("ring_bytes".into(), self.region.capacity().bytes().into());
+        options.insert("wait".into(), self.wait.as_str().into());
+        options
+    }
+}
+
+impl Drop for ShmChannel {
+    fn drop(&mut self) {
+        // Every send publishes before it returns, so there is nothing left to flush.
+        close_side(&self.region, self.role);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_bytes_round_up_to_a_power_of_two_of_at_least_a_page() {
+        assert_eq!(ShmTransport::with_capacity(1).mapped_ring_bytes().ok(), Some(4096));
+        assert_eq!(ShmTransport::with_capacity(5000).mapped_ring_bytes().ok(), Some(8192));
+        assert_eq!(ShmTransport::default().mapped_ring_bytes().ok(), Some(4 << 20));
+        assert!(ShmTransport::with_capacity(0).mapped_ring_bytes().is_err());
+        assert!(
+            ShmTransport::with_capacity(MAX_RING_BYTES + 1)
+                .mapped_ring_bytes()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn malformed_addresses_are_rejected_at_once() {
+        for text in ["", "/proc/1/fd/3", "/tmp/x#00", "/proc/x/fd/3#00", "/proc/1/fd/3#zz"] {
+            let started = Instant::now();
+            let result = ShmTransport::default().connect(text, Duration::from_secs(5));
+            assert!(
+                matches!(result, Err(TransportError::BadAddress { .. })),
+                "{text}: {result:?}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(1));
+        }
+    }
+
+    #[test]
+    fn spin_alone_busy_polls() {
+        for wait in WaitStrategy::ALL {
+            assert_eq!(
+                ShmTransport::default().with_wait(wait).busy_polls(),
+                wait == WaitStrategy::Spin
+            );
+        }
+    }
+
+    #[test]
+    fn options_record_the_mapped_ring_and_the_strategy() {
+        let transport = ShmTransport::new(5000, WaitStrategy::Hybrid);
+        let dir = std::env::temp_dir();
+        let mut listener = transport.bind(&Endpoint::new("options", &dir)).expect("bind");
+        let client = transport
+            .connect(&listener.address(), Duration::from_secs(5))
+            .expect("connect");
+        let server = listener.accept(Duration::from_secs(5)).expect("accept");
+        for channel in [&client, &server] {
+            let options = channel.applied_options();
+            assert_eq!(options["ring_bytes"], 8192);
+            assert_eq!(options["wait"], "hybrid");
+        }
+    }
+}
