@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::{Channel, Endpoint, Listener, Options, PeerMode, Transport, TransportError};
+use crate::{Channel, Endpoint, Halves, Listener, Options, PeerMode, RecvHalf, SendHalf, Transport, TransportError};
 
 /// Messages an `inproc` channel buffers per direction before `send` blocks.
 const INPROC_QUEUE_MESSAGES: usize = 64;
@@ -73,18 +73,57 @@ impl Channel for InprocChannel {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
-        let msg = self.rx.recv().map_err(|_| TransportError::Disconnected)?;
-        let max = buf.len();
-        let dest = buf
-            .get_mut(..msg.len())
-            .ok_or(TransportError::MessageTooLarge { len: msg.len(), max })?;
-        dest.copy_from_slice(&msg);
-        Ok(msg.len())
+        receive_into(&self.rx, buf)
     }
 
     fn applied_options(&self) -> Options {
         delay_options(self.delay)
     }
+
+    fn split(&mut self) -> Option<Halves<'_>> {
+        Some((
+            Box::new(InprocSender {
+                tx: &self.tx,
+                delay: self.delay,
+            }),
+            Box::new(InprocReceiver { rx: &self.rx }),
+        ))
+    }
+}
+
+/// The sending half of a split [`InprocChannel`].
+struct InprocSender<'a> {
+    tx: &'a Sender<Vec<u8>>,
+    delay: Duration,
+}
+
+impl SendHalf for InprocSender<'_> {
+    fn send(&mut self, msg: &[u8]) -> Result<(), TransportError> {
+        busy_wait(self.delay);
+        self.tx.send(msg.to_vec()).map_err(|_| TransportError::Disconnected)
+    }
+}
+
+/// The receiving half of a split [`InprocChannel`].
+struct InprocReceiver<'a> {
+    rx: &'a Receiver<Vec<u8>>,
+}
+
+impl RecvHalf for InprocReceiver<'_> {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        receive_into(self.rx, buf)
+    }
+}
+
+/// Takes the next message off `rx` and copies it into `buf`.
+fn receive_into(rx: &Receiver<Vec<u8>>, buf: &mut [u8]) -> Result<usize, TransportError> {
+    let msg = rx.recv().map_err(|_| TransportError::Disconnected)?;
+    let max = buf.len();
+    let dest = buf
+        .get_mut(..msg.len())
+        .ok_or(TransportError::MessageTooLarge { len: msg.len(), max })?;
+    dest.copy_from_slice(&msg);
+    Ok(msg.len())
 }
 
 /// The listening half of an `inproc` connection.

@@ -243,6 +243,57 @@ pub fn drop_removes_every_file<T: Transport + 'static>(transport: Arc<T>) {
     });
 }
 
+/// Optional capability [`Channel::split`]: with many large messages in flight both ways, the
+/// halves on two threads never deadlock, and the channel is whole again afterwards.
+///
+/// A transport that cannot split passes trivially; the harness reports the cases that need it
+/// as unsupported.
+pub fn split_halves_never_deadlock<T: Transport + 'static>(transport: Arc<T>) {
+    within(CHECK_TIMEOUT, "split_halves_never_deadlock", move || {
+        let dir = fresh_dir();
+        let (mut server, mut client) = connected_pair(&transport, dir.path());
+        if client.split().is_none() {
+            return;
+        }
+        const N: u64 = 64;
+        const SIZE: usize = 256 * 1024;
+        // The server echoes with one thread: it would deadlock against a one-thread client
+        // that writes all N requests before reading, since N x SIZE exceeds any buffer.
+        let echo = thread::spawn(move || {
+            let mut buf = vec![0u8; SIZE];
+            for seq in 0..=N {
+                let n = server.recv(&mut buf).expect("server recv");
+                if seq < N {
+                    verify(&buf[..n], SIZE, seq).expect("request intact");
+                }
+                server.send(&buf[..n]).expect("server send");
+            }
+            server
+        });
+        {
+            let (mut tx, mut rx) = client.split().expect("split twice");
+            thread::scope(|s| {
+                s.spawn(move || {
+                    let mut payload = Payload::new(SIZE);
+                    for seq in 0..N {
+                        tx.send(payload.stamp(seq)).expect("send half");
+                    }
+                });
+                let mut buf = vec![0u8; SIZE];
+                for seq in 0..N {
+                    let n = rx.recv(&mut buf).expect("recv half");
+                    verify(&buf[..n], SIZE, seq).expect("reply intact");
+                }
+            });
+        }
+        client.send(b"whole again").expect("send after split");
+        let mut buf = vec![0u8; SIZE];
+        let n = client.recv(&mut buf).expect("recv after split");
+        assert_eq!(&buf[..n], b"whole again");
+        echo.join().expect("echo thread");
+    });
+}
+
 /// Generates one `#[test]` per conformance check for the transport built by `$make`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -285,6 +336,10 @@ macro_rules! conformance_tests {
             #[test]
             fn drop_removes_every_file() {
                 suite::drop_removes_every_file(transport());
+            }
+            #[test]
+            fn split_halves_never_deadlock() {
+                suite::split_halves_never_deadlock(transport());
             }
         }
     };

@@ -9,7 +9,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 
-use crate::{Channel, Options, TransportError};
+use crate::{Channel, Halves, Options, RecvHalf, SendHalf, TransportError};
 
 /// Bytes in a frame header.
 pub const HEADER_BYTES: usize = 4;
@@ -18,17 +18,23 @@ pub const MAX_FRAME_BYTES: usize = u32::MAX as usize;
 const READ_BUF_BYTES: usize = 64 * 1024;
 
 /// A byte stream that speaks length-prefixed frames; see the module docs.
-///
-/// Invariant: `rx_buf[rx_start..rx_end]` holds bytes read from the stream but not yet handed
-/// out, always starting at a frame boundary or inside the frame being read.
 #[derive(Debug)]
 pub struct FramedStream<R, W = R> {
     reader: R,
     writer: W,
-    rx_buf: Box<[u8]>,
-    rx_start: usize,
-    rx_end: usize,
+    rx: RxBuffer,
     options: Options,
+}
+
+/// Bytes read from the stream but not yet handed out.
+///
+/// Invariant: `buf[start..end]` always starts at a frame boundary or inside the frame being
+/// read.
+#[derive(Debug)]
+struct RxBuffer {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
 }
 
 impl<R: Read + Send, W: Write + Send> FramedStream<R, W> {
@@ -37,9 +43,11 @@ impl<R: Read + Send, W: Write + Send> FramedStream<R, W> {
         FramedStream {
             reader,
             writer,
-            rx_buf: vec![0; READ_BUF_BYTES].into_boxed_slice(),
-            rx_start: 0,
-            rx_end: 0,
+            rx: RxBuffer {
+                buf: vec![0; READ_BUF_BYTES].into_boxed_slice(),
+                start: 0,
+                end: 0,
+            },
             options: Options::new(),
         }
     }
@@ -59,26 +67,28 @@ impl<R: Read + Send, W: Write + Send> FramedStream<R, W> {
     pub fn writer(&self) -> &W {
         &self.writer
     }
+}
 
+impl RxBuffer {
     fn buffered(&self) -> usize {
-        self.rx_end - self.rx_start
+        self.end - self.start
     }
 
     /// Reads once into the spare part of the buffer. `Ok(false)` means end of stream.
-    fn fill(&mut self) -> Result<bool, TransportError> {
-        if self.rx_start == self.rx_end {
-            self.rx_start = 0;
-            self.rx_end = 0;
-        } else if self.rx_end == self.rx_buf.len() {
-            self.rx_buf.copy_within(self.rx_start..self.rx_end, 0);
-            self.rx_end -= self.rx_start;
-            self.rx_start = 0;
+    fn fill(&mut self, reader: &mut impl Read) -> Result<bool, TransportError> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
         }
         loop {
-            match self.reader.read(&mut self.rx_buf[self.rx_end..]) {
+            match reader.read(&mut self.buf[self.end..]) {
                 Ok(0) => return Ok(false),
                 Ok(n) => {
-                    self.rx_end += n;
+                    self.end += n;
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -86,62 +96,108 @@ impl<R: Read + Send, W: Write + Send> FramedStream<R, W> {
             }
         }
     }
-}
 
-impl<R: Read + Send, W: Write + Send> Channel for FramedStream<R, W> {
-    fn send(&mut self, msg: &[u8]) -> Result<(), TransportError> {
-        let len = u32::try_from(msg.len()).map_err(|_| TransportError::MessageTooLarge {
-            len: msg.len(),
-            max: MAX_FRAME_BYTES,
-        })?;
-        let header = len.to_le_bytes();
-        write_all_vectored(&mut self.writer, &header, msg).map_err(|e| TransportError::io("write", e))
-    }
-
-    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+    /// Receives one frame's body into `buf`, reading from `reader` as needed.
+    fn recv(&mut self, reader: &mut impl Read, buf: &mut [u8]) -> Result<usize, TransportError> {
         while self.buffered() < HEADER_BYTES {
-            if !self.fill()? {
+            if !self.fill(reader)? {
                 return Err(TransportError::Disconnected);
             }
         }
-        let header: [u8; HEADER_BYTES] = self.rx_buf[self.rx_start..self.rx_start + HEADER_BYTES]
+        let header: [u8; HEADER_BYTES] = self.buf[self.start..self.start + HEADER_BYTES]
             .try_into()
             .expect("4 bytes");
         let len = u32::from_le_bytes(header) as usize;
         if len > buf.len() {
             return Err(TransportError::MessageTooLarge { len, max: buf.len() });
         }
-        self.rx_start += HEADER_BYTES;
+        self.start += HEADER_BYTES;
         let from_buf = len.min(self.buffered());
-        buf[..from_buf].copy_from_slice(&self.rx_buf[self.rx_start..self.rx_start + from_buf]);
-        self.rx_start += from_buf;
+        buf[..from_buf].copy_from_slice(&self.buf[self.start..self.start + from_buf]);
+        self.start += from_buf;
         let mut got = from_buf;
         // A large remainder goes straight into the caller's buffer; a small one through ours,
         // so the next frame's header usually arrives in the same read.
         while got < len {
             let want = len - got;
-            if want >= self.rx_buf.len() / 2 {
-                match self.reader.read(&mut buf[got..len]) {
+            if want >= self.buf.len() / 2 {
+                match reader.read(&mut buf[got..len]) {
                     Ok(0) => return Err(TransportError::Disconnected),
                     Ok(n) => got += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(TransportError::io("read", e)),
                 }
             } else {
-                if !self.fill()? {
+                if !self.fill(reader)? {
                     return Err(TransportError::Disconnected);
                 }
                 let take = want.min(self.buffered());
-                buf[got..got + take].copy_from_slice(&self.rx_buf[self.rx_start..self.rx_start + take]);
-                self.rx_start += take;
+                buf[got..got + take].copy_from_slice(&self.buf[self.start..self.start + take]);
+                self.start += take;
                 got += take;
             }
         }
         Ok(len)
     }
+}
+
+/// Sends one frame: a header and `msg`.
+fn send_frame(writer: &mut impl Write, msg: &[u8]) -> Result<(), TransportError> {
+    let len = u32::try_from(msg.len()).map_err(|_| TransportError::MessageTooLarge {
+        len: msg.len(),
+        max: MAX_FRAME_BYTES,
+    })?;
+    let header = len.to_le_bytes();
+    write_all_vectored(writer, &header, msg).map_err(|e| TransportError::io("write", e))
+}
+
+impl<R: Read + Send, W: Write + Send> Channel for FramedStream<R, W> {
+    fn send(&mut self, msg: &[u8]) -> Result<(), TransportError> {
+        send_frame(&mut self.writer, msg)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        self.rx.recv(&mut self.reader, buf)
+    }
 
     fn applied_options(&self) -> Options {
         self.options.clone()
+    }
+
+    /// The writer and the reader (with the bytes already buffered) as two halves.
+    fn split(&mut self) -> Option<Halves<'_>> {
+        Some((
+            Box::new(FrameSender {
+                writer: &mut self.writer,
+            }),
+            Box::new(FrameReceiver {
+                reader: &mut self.reader,
+                rx: &mut self.rx,
+            }),
+        ))
+    }
+}
+
+/// The sending half of a split [`FramedStream`].
+struct FrameSender<'a, W> {
+    writer: &'a mut W,
+}
+
+impl<W: Write + Send> SendHalf for FrameSender<'_, W> {
+    fn send(&mut self, msg: &[u8]) -> Result<(), TransportError> {
+        send_frame(self.writer, msg)
+    }
+}
+
+/// The receiving half of a split [`FramedStream`].
+struct FrameReceiver<'a, R> {
+    reader: &'a mut R,
+    rx: &'a mut RxBuffer,
+}
+
+impl<R: Read + Send> RecvHalf for FrameReceiver<'_, R> {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        self.rx.recv(self.reader, buf)
     }
 }
 
@@ -237,6 +293,28 @@ mod tests {
             stream.recv(&mut buf),
             Err(TransportError::MessageTooLarge { len: 100, max: 10 })
         ));
+    }
+
+    #[test]
+    fn split_halves_share_the_buffered_bytes() {
+        let pipe = Pipe {
+            bytes: Arc::default(),
+            chunk: 1 << 20,
+        };
+        let mut stream = FramedStream::new(pipe.clone(), pipe);
+        stream.send(b"one").unwrap();
+        stream.send(b"two").unwrap();
+        let mut buf = [0u8; 8];
+        // The first read buffers both frames; the second must come out of the split half.
+        assert_eq!(stream.recv(&mut buf).unwrap(), 3);
+        {
+            let (mut tx, mut rx) = stream.split().unwrap();
+            assert_eq!(rx.recv(&mut buf).unwrap(), 3);
+            assert_eq!(&buf[..3], b"two");
+            tx.send(b"three").unwrap();
+        }
+        assert_eq!(stream.recv(&mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"three");
     }
 
     proptest::proptest! {

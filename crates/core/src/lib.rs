@@ -27,4 +27,4 @@ pub mod transport;
 
 pub use endpoint::Endpoint;
 pub use error::TransportError;
-pub use transport::{Channel, Listener, Options, PeerMode, Transport};
+pub use transport::{Channel, Halves, Listener, Options, PeerMode, RecvHalf, SendHalf, Transport};

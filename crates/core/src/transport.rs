@@ -113,4 +113,41 @@ pub trait Channel: Send {
     fn applied_options(&self) -> Options {
         Options::new()
     }
+
+    /// Optional capability: splits the channel into a sending and a receiving half that two
+    /// threads may use at the same time. The halves borrow the channel; once both are dropped
+    /// the channel is whole again, with nothing lost in between.
+    ///
+    /// A client that keeps several requests in flight needs this. With one thread and blocking
+    /// calls it deadlocks once the bytes in flight exceed the buffers of both directions: it
+    /// blocks writing requests while the peer blocks writing replies that nobody reads.
+    ///
+    /// The halves are trait objects (one indirect call per message); every real transport
+    /// spends a system call or a cache-line transfer per message, orders of magnitude more.
+    ///
+    /// `None` (the default) when the transport cannot be split.
+    fn split(&mut self) -> Option<Halves<'_>> {
+        None
+    }
 }
+
+/// The sending half of a channel split by [`Channel::split`].
+pub trait SendHalf: Send {
+    /// Sends one message, as [`Channel::send`].
+    ///
+    /// # Errors
+    /// As [`Channel::send`].
+    fn send(&mut self, msg: &[u8]) -> Result<(), TransportError>;
+}
+
+/// The receiving half of a channel split by [`Channel::split`].
+pub trait RecvHalf: Send {
+    /// Receives one message, as [`Channel::recv`].
+    ///
+    /// # Errors
+    /// As [`Channel::recv`].
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError>;
+}
+
+/// The two halves of a split channel, borrowing it.
+pub type Halves<'a> = (Box<dyn SendHalf + 'a>, Box<dyn RecvHalf + 'a>);

@@ -3,7 +3,7 @@
 use std::fs::File;
 
 use ipcbench_core::framing::FramedStream;
-use ipcbench_core::{Channel, Options, TransportError};
+use ipcbench_core::{Channel, Halves, Options, TransportError};
 
 /// One end of a FIFO-pair connection: frames are read from one FIFO and written to the other.
 ///
@@ -36,5 +36,9 @@ impl Channel for PipeChannel {
 
     fn applied_options(&self) -> Options {
         self.frames.applied_options()
+    }
+
+    fn split(&mut self) -> Option<Halves<'_>> {
+        self.frames.split()
     }
 }

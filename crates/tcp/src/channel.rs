@@ -4,7 +4,7 @@ use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
 
 use ipcbench_core::framing::FramedStream;
-use ipcbench_core::{Channel, Options, TransportError};
+use ipcbench_core::{Channel, Halves, Options, TransportError};
 use rustix::net::{SendAncillaryBuffer, SendFlags, send, sendmsg};
 
 /// One end of a TCP connection: 4-byte length-prefixed frames over a `TcpStream`.
@@ -47,6 +47,10 @@ impl Channel for TcpChannel {
 
     fn applied_options(&self) -> Options {
         self.frames.applied_options()
+    }
+
+    fn split(&mut self) -> Option<Halves<'_>> {
+        self.frames.split()
     }
 }
 

@@ -4,7 +4,7 @@ use std::io::{self, IoSlice, Write};
 use std::os::unix::net::UnixStream;
 
 use ipcbench_core::framing::FramedStream;
-use ipcbench_core::{Channel, Options, TransportError};
+use ipcbench_core::{Channel, Halves, Options, TransportError};
 use rustix::net::{SendAncillaryBuffer, SendFlags, send, sendmsg};
 
 use crate::seqpacket::SeqpacketChannel;
@@ -65,6 +65,13 @@ impl Channel for UdsChannel {
 
     fn applied_options(&self) -> Options {
         self.options.clone()
+    }
+
+    fn split(&mut self) -> Option<Halves<'_>> {
+        match &mut self.inner {
+            Inner::Stream(frames) => frames.split(),
+            Inner::Seqpacket(packets) => packets.split(),
+        }
     }
 }
 

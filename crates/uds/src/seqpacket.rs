@@ -16,7 +16,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 
-use ipcbench_core::TransportError;
+use ipcbench_core::{Halves, RecvHalf, SendHalf, TransportError};
 use rustix::io::Errno;
 use rustix::net::{RecvAncillaryBuffer, RecvFlags, ReturnFlags, SendAncillaryBuffer, SendFlags, recvmsg, sendmsg};
 use socket2::Socket;
@@ -121,6 +121,37 @@ impl SeqpacketChannel {
             filled += got;
         }
         Ok(len)
+    }
+}
+
+impl SeqpacketChannel {
+    /// Two channels over duplicates of the socket: one for each thread of a split channel.
+    /// A seqpacket socket keeps each packet whole, so concurrent send and receive are safe.
+    pub(crate) fn split(&mut self) -> Option<Halves<'static>> {
+        let sender = self.socket.try_clone().ok()?;
+        let receiver = self.socket.try_clone().ok()?;
+        Some((
+            Box::new(SeqpacketChannel {
+                socket: sender,
+                packet_bytes: self.packet_bytes,
+            }),
+            Box::new(SeqpacketChannel {
+                socket: receiver,
+                packet_bytes: self.packet_bytes,
+            }),
+        ))
+    }
+}
+
+impl SendHalf for SeqpacketChannel {
+    fn send(&mut self, msg: &[u8]) -> Result<(), TransportError> {
+        SeqpacketChannel::send(self, msg)
+    }
+}
+
+impl RecvHalf for SeqpacketChannel {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        SeqpacketChannel::recv(self, buf)
     }
 }
 
