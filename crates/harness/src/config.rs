@@ -823,6 +823,9 @@ struct PlanFile {
     scenario: Vec<Spanned<ScenarioSpec>>,
     #[serde(default)]
     transport: TransportTables,
+    /// Overrides of the regression gate's significance level and thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gate: Option<crate::compare::GateTable>,
 }
 
 /// Client and server cores of one placement.
@@ -953,6 +956,8 @@ pub struct Plan {
     pub source_name: String,
     /// SHA-256 of the plan text, hex.
     pub sha256: String,
+    /// The `[gate]` table: the regression gate's overrides, when the plan has one.
+    pub gate: Option<crate::compare::GateTable>,
 }
 
 /// Command-line overrides of single keys.
@@ -1073,6 +1078,11 @@ impl Plan {
         }
         if file.scenario.is_empty() {
             return Err(source.error(None, "the plan has no [[scenario]]; add at least one"));
+        }
+        if let Some(gate) = &file.gate
+            && let Err(message) = gate.validate()
+        {
+            return Err(source.error(span_of("[gate]"), format!("[gate]: {message}")));
         }
         if file.duration.is_some() && file.messages.is_some() {
             return Err(source.error(span_of("messages"), "give either `duration` or `messages`, not both"));
@@ -1288,6 +1298,7 @@ impl Plan {
             config_json,
             source_name: source_name.to_owned(),
             sha256,
+            gate: file.gate,
         })
     }
 

@@ -12,6 +12,7 @@
 
 pub mod affinity;
 pub mod clock;
+pub mod compare;
 pub mod config;
 pub mod dispatch;
 pub mod env;

@@ -165,6 +165,185 @@ pub fn bootstrap_ci(values: &[f64], level: f64, resamples: usize, seed: u64) -> 
     Some([at(tail), at(1.0 - tail)])
 }
 
+/// Which null distribution a [`MannWhitney`] p-value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankTestMethod {
+    /// The exact permutation distribution of the rank sum (ties handled exactly, with midranks).
+    Exact,
+    /// The normal approximation with tie and continuity corrections.
+    Normal,
+}
+
+/// The result of a two-sided Mann-Whitney U (Wilcoxon rank-sum) test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MannWhitney {
+    /// U of the first sample: the pairs `(x, y)` with `x > y`, plus half the tied pairs.
+    /// Ranges from 0 (every `x` below every `y`) to `m * n`.
+    pub u: f64,
+    /// Two-sided p-value: the chance, with both samples from one distribution, of a rank sum at
+    /// least as far from its mean as the one observed.
+    pub p_two_sided: f64,
+    /// Which distribution `p_two_sided` comes from.
+    pub method: RankTestMethod,
+}
+
+/// Up to this many values per sample, [`mann_whitney_u`] uses the exact distribution.
+pub const MANN_WHITNEY_EXACT_MAX: usize = 20;
+
+/// `n` choose `k` as a float (exact below 2^53, which covers every exact test here).
+pub fn binomial(n: usize, k: usize) -> f64 {
+    if k > n {
+        return 0.0;
+    }
+    let k = k.min(n - k);
+    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64).round()
+}
+
+/// The smallest two-sided p-value the exact test can give for samples of `m` and `n` values
+/// (all values distinct and the samples fully separated): `2 / C(m + n, m)`, at most 1.
+/// `None` when a sample is empty. With 3 vs 3 trials it is 0.1, with 5 vs 5 it is 2/252.
+pub fn mann_whitney_min_p(m: usize, n: usize) -> Option<f64> {
+    if m == 0 || n == 0 {
+        return None;
+    }
+    Some((2.0 / binomial(m + n, m)).min(1.0))
+}
+
+/// Midranks (1-based; tied values share the mean of their ranks) of `values`, in their order,
+/// and the tie correction term `sum(t^3 - t)` over groups of `t` tied values.
+fn midranks(values: &[f64]) -> (Vec<f64>, f64) {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut ranks = vec![0.0; values.len()];
+    let mut ties = 0.0;
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && values[order[end]].total_cmp(&values[order[start]]).is_eq() {
+            end += 1;
+        }
+        // Positions start..end hold ranks start+1..=end; their mean:
+        let rank = (start + 1 + end) as f64 / 2.0;
+        for &idx in &order[start..end] {
+            ranks[idx] = rank;
+        }
+        let t = (end - start) as f64;
+        ties += t * t * t - t;
+        start = end;
+    }
+    (ranks, ties)
+}
+
+/// The standard normal upper tail `P(Z > z)`.
+pub fn normal_sf(z: f64) -> f64 {
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// The complementary error function (Chebyshev fit, relative error below 1.2e-7).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+/// Two-sided Mann-Whitney U test of `x` against `y`; `None` when either is empty.
+///
+/// Up to [`MANN_WHITNEY_EXACT_MAX`] values per sample the p-value comes from the exact
+/// distribution of the rank sum over every way of choosing `x`'s positions among the pooled
+/// values (with midranks, so ties are exact too); above that, from the normal approximation
+/// with tie and continuity corrections.
+pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> Option<MannWhitney> {
+    let (m, n) = (x.len(), y.len());
+    if m == 0 || n == 0 {
+        return None;
+    }
+    let pooled: Vec<f64> = x.iter().chain(y).copied().collect();
+    let (ranks, ties) = midranks(&pooled);
+    let rank_sum_x: f64 = ranks[..m].iter().sum();
+    let u = rank_sum_x - (m * (m + 1)) as f64 / 2.0;
+    let big_n = m + n;
+    if m <= MANN_WHITNEY_EXACT_MAX && n <= MANN_WHITNEY_EXACT_MAX {
+        // Doubled midranks are integers; count the subsets of size m by doubled rank sum.
+        let doubled: Vec<usize> = ranks.iter().map(|r| (r * 2.0).round() as usize).collect();
+        let max_sum: usize = doubled.iter().sum();
+        let mut counts = vec![vec![0.0f64; max_sum + 1]; m + 1];
+        counts[0][0] = 1.0;
+        for (i, &d) in doubled.iter().enumerate() {
+            for k in (1..=m.min(i + 1)).rev() {
+                let (lower, upper) = counts.split_at_mut(k);
+                let (from, to) = (&lower[k - 1], &mut upper[0]);
+                for s in (d..=max_sum).rev() {
+                    to[s] += from[s - d];
+                }
+            }
+        }
+        let mean = m * (big_n + 1); // the mean of the doubled rank sum
+        let observed = (rank_sum_x * 2.0).round() as usize;
+        let distance = observed.abs_diff(mean);
+        let extreme: f64 = counts[m]
+            .iter()
+            .enumerate()
+            .filter(|(s, _)| s.abs_diff(mean) >= distance)
+            .map(|(_, c)| c)
+            .sum();
+        let p = (extreme / binomial(big_n, m)).min(1.0);
+        return Some(MannWhitney {
+            u,
+            p_two_sided: p,
+            method: RankTestMethod::Exact,
+        });
+    }
+    let (mf, nf, bn) = (m as f64, n as f64, big_n as f64);
+    let mean = mf * nf / 2.0;
+    let variance = mf * nf / 12.0 * ((bn + 1.0) - ties / (bn * (bn - 1.0)));
+    let p = if variance <= 0.0 {
+        1.0
+    } else {
+        let z = ((u - mean).abs() - 0.5).max(0.0) / variance.sqrt();
+        (2.0 * normal_sf(z)).min(1.0)
+    };
+    Some(MannWhitney {
+        u,
+        p_two_sided: p,
+        method: RankTestMethod::Normal,
+    })
+}
+
+/// Percentile-bootstrap interval at `level` of `median(new) / median(old)`, resampling the two
+/// samples independently (fixed seed); `None` when either is empty. A resample whose `old`
+/// median is 0 gives an infinite (or NaN, sorted last) ratio, so check the point estimate first.
+pub fn bootstrap_ratio_ci(old: &[f64], new: &[f64], level: f64, resamples: usize, seed: u64) -> Option<[f64; 2]> {
+    if old.is_empty() || new.is_empty() {
+        return None;
+    }
+    let mut rng = SplitMix64::new(seed);
+    let mut old_sample = vec![0.0; old.len()];
+    let mut new_sample = vec![0.0; new.len()];
+    let mut ratios: Vec<f64> = (0..resamples.max(1))
+        .map(|_| {
+            for slot in &mut old_sample {
+                *slot = old[rng.below(old.len())];
+            }
+            for slot in &mut new_sample {
+                *slot = new[rng.below(new.len())];
+            }
+            median(&new_sample).expect("non-empty") / median(&old_sample).expect("non-empty")
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let tail = (1.0 - level) / 2.0;
+    let at = |q: f64| ratios[((q * (ratios.len() - 1) as f64).round() as usize).min(ratios.len() - 1)];
+    Some([at(tail), at(1.0 - tail)])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

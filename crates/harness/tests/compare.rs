@@ -1,0 +1,374 @@
+//! `compare` on hand-built run records with known answers: identical runs, a 30% slowdown, noise
+//! without a change, different machines, missing and failed cases, too few trials.
+
+use std::collections::BTreeMap;
+
+use ipcbench_harness::compare::{
+    CompareError, CompareOptions, GateSettings, GateTable, Metric, Verdict, compare, match_key, pool_runs,
+};
+use ipcbench_harness::record::{
+    CaseRecord, ClockInfo, Environment, Percentiles, Placement, RunRecord, SCHEMA, Status, Trial,
+};
+
+fn environment() -> Environment {
+    Environment {
+        hostname: "box".into(),
+        cpu_model: "Test CPU @ 3.0GHz".into(),
+        cores: 4,
+        kernel: "6.1.0".into(),
+        os: "linux x86_64".into(),
+        ..Environment::default()
+    }
+}
+
+/// A trial with the given p50 (p99 = 3 x p50), 1e9/p50 round trips per second, and CPU time
+/// equal to the elapsed time (one busy side).
+fn trial(p50_ns: f64) -> Trial {
+    let messages = 100_000u64;
+    let elapsed_ns = (p50_ns * messages as f64) as u64;
+    Trial {
+        latency_ns: Some(Percentiles {
+            min: p50_ns * 0.8,
+            p50: p50_ns,
+            p90: p50_ns * 1.5,
+            p99: p50_ns * 3.0,
+            p999: p50_ns * 5.0,
+            p9999: p50_ns * 8.0,
+            max: p50_ns * 20.0,
+            mean: p50_ns * 1.1,
+            stdev: p50_ns * 0.3,
+        }),
+        messages,
+        bytes: messages * 128,
+        elapsed_ns,
+        messages_per_s: messages as f64 / (elapsed_ns as f64 / 1e9),
+        bytes_per_s: (messages * 128) as f64 / (elapsed_ns as f64 / 1e9),
+        client: Some(ipcbench_harness::record::Rusage {
+            user_ns: elapsed_ns / 2,
+            system_ns: elapsed_ns / 2,
+            ..Default::default()
+        }),
+        ..Trial::default()
+    }
+}
+
+fn case(id: &str, p50s: &[f64]) -> CaseRecord {
+    let transport = id.split('/').nth(1).unwrap().split('[').next().unwrap().to_owned();
+    let mut transport_options = serde_json::Map::new();
+    if let Some(delay) = id.split("delay=").nth(1) {
+        let n: u64 = delay.split("ns").next().unwrap().parse().unwrap();
+        transport_options.insert("delay_ns".into(), n.into());
+    }
+    let mut record = CaseRecord {
+        id: id.into(),
+        scenario: "pingpong".into(),
+        transport,
+        peer_mode: "process".into(),
+        transport_options,
+        applied_options: Default::default(),
+        message_bytes: 64,
+        reply_bytes: Some(64),
+        total_bytes: None,
+        connections: None,
+        rate_per_connection_hz: None,
+        window: None,
+        delay_ms: None,
+        cores: Placement {
+            client: 0,
+            server: Some(1),
+            label: "cross-core".into(),
+            client_applied: vec![0],
+            server_applied: vec![1],
+        },
+        status: Status::Ok,
+        reason: None,
+        flags: Vec::new(),
+        trials: p50s.iter().map(|&p| trial(p)).collect(),
+        summary: None,
+        extra: BTreeMap::new(),
+    };
+    ipcbench_harness::runner::summarize(&mut record, 20.0);
+    record
+}
+
+fn run(cases: Vec<CaseRecord>) -> RunRecord {
+    RunRecord {
+        schema: SCHEMA.into(),
+        name: "ci".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        finished_at: "2026-01-01T00:01:00Z".into(),
+        config: serde_json::json!({"name": "ci"}),
+        config_source: "bench-configs/ci.toml".into(),
+        config_sha256: "abc".into(),
+        environment: environment(),
+        clock: ClockInfo::default(),
+        calibration: None,
+        warnings: Vec::new(),
+        interrupted: false,
+        cases,
+    }
+}
+
+const TCP: &str = "pingpong/tcp/64B/c0s1";
+const UDS: &str = "pingpong/uds/64B/c0s1";
+const BASE_TCP: [f64; 5] = [10_000.0, 10_200.0, 9_900.0, 10_100.0, 10_050.0];
+const BASE_UDS: [f64; 5] = [7_000.0, 7_100.0, 6_950.0, 7_050.0, 7_020.0];
+
+fn baseline() -> RunRecord {
+    run(vec![case(TCP, &BASE_TCP), case(UDS, &BASE_UDS)])
+}
+
+#[test]
+fn identical_runs_do_not_regress() {
+    let old = baseline();
+    let result = compare(&old, &old, &CompareOptions::default()).unwrap();
+    assert!(result.passed());
+    assert_eq!(result.cases.len(), 2);
+    for case in &result.cases {
+        assert_eq!(case.verdict, Verdict::Unchanged, "{case:?}");
+        for m in &case.metrics {
+            assert_eq!(m.ratio, 1.0);
+            assert!(m.ratio_ci95[0] < 1.0 && 1.0 < m.ratio_ci95[1], "{m:?}");
+            assert!(!m.significant);
+            assert!((m.p_value - 1.0).abs() < 1e-12);
+        }
+    }
+    assert!(result.only_in_old.is_empty() && result.only_in_new.is_empty() && result.not_compared.is_empty());
+}
+
+#[test]
+fn thirty_percent_slower_p50_in_every_trial_regresses_that_case_with_its_size() {
+    let old = baseline();
+    let slower: Vec<f64> = BASE_TCP.iter().map(|v| v * 1.3).collect();
+    let new = run(vec![case(TCP, &slower), case(UDS, &BASE_UDS)]);
+    let result = compare(&old, &new, &CompareOptions::default()).unwrap();
+    assert!(!result.passed());
+    let regressed: Vec<_> = result.regressions().map(|c| c.key.as_str()).collect();
+    assert_eq!(regressed, [TCP]);
+    let tcp = &result.cases[0];
+    let p50 = tcp.metrics.iter().find(|m| m.metric == Metric::LatencyP50).unwrap();
+    assert_eq!(p50.verdict, Verdict::Regressed);
+    assert!((p50.change() - 0.3).abs() < 1e-9, "change {}", p50.change());
+    // Fully separated 5 vs 5: the exact p-value is 2/252.
+    assert!((p50.p_value - 2.0 / 252.0).abs() < 1e-12);
+    assert!(p50.ratio_ci95[0] > 1.0 && p50.ratio_ci95[0] <= 1.3 && p50.ratio_ci95[1] >= 1.3);
+    // Throughput fell by 1 - 1/1.3 = 23%, beyond its 10% threshold; CPU per message rose 30%.
+    let throughput = tcp.metrics.iter().find(|m| m.metric == Metric::MessagesPerS).unwrap();
+    assert_eq!(throughput.verdict, Verdict::Regressed);
+    assert!(throughput.ratio < 0.78);
+    let metrics: Vec<Metric> = tcp.regressed_metrics().iter().map(|m| m.metric).collect();
+    assert!(metrics.contains(&Metric::LatencyP50) && metrics.contains(&Metric::CpuPerMessage));
+    assert_eq!(result.cases[1].verdict, Verdict::Unchanged);
+}
+
+#[test]
+fn a_faster_run_is_reported_as_an_improvement_and_passes() {
+    let old = baseline();
+    let faster: Vec<f64> = BASE_UDS.iter().map(|v| v * 0.7).collect();
+    let new = run(vec![case(TCP, &BASE_TCP), case(UDS, &faster)]);
+    let result = compare(&old, &new, &CompareOptions::default()).unwrap();
+    assert!(result.passed());
+    let improved: Vec<_> = result.improvements().map(|c| c.key.as_str()).collect();
+    assert_eq!(improved, [UDS]);
+}
+
+#[test]
+fn noisy_but_unchanged_runs_do_not_regress() {
+    // Both runs scatter widely around the same level, with one wild trial each.
+    let old = run(vec![case(TCP, &[10_000.0, 13_000.0, 8_500.0, 11_500.0, 30_000.0])]);
+    let new = run(vec![case(TCP, &[12_500.0, 9_000.0, 45_000.0, 10_500.0, 8_800.0])]);
+    let result = compare(&old, &new, &CompareOptions::default()).unwrap();
+    assert!(result.passed(), "{:#?}", result.cases);
+    assert!(result.cases[0].metrics.iter().all(|m| !m.significant));
+}
+
+#[test]
+fn a_consistent_shift_below_the_threshold_is_significant_but_not_a_regression() {
+    let old = baseline();
+    let slightly: Vec<f64> = BASE_TCP.iter().map(|v| v * 1.05).collect();
+    let new = run(vec![case(TCP, &slightly), case(UDS, &BASE_UDS)]);
+    let result = compare(&old, &new, &CompareOptions::default()).unwrap();
+    assert!(result.passed());
+    let p50 = &result.cases[0].metrics[0];
+    assert!(p50.significant && p50.verdict == Verdict::Unchanged, "{p50:?}");
+    // With a 3% threshold, the same change regresses.
+    let mut settings = GateSettings::default();
+    settings.set("p50", 0.03).unwrap();
+    let strict = CompareOptions {
+        settings,
+        ..CompareOptions::default()
+    };
+    assert!(!compare(&old, &new, &strict).unwrap().passed());
+}
+
+#[test]
+fn runs_from_different_machines_are_refused_unless_allowed() {
+    let old = baseline();
+    let mut new = baseline();
+    new.environment.cpu_model = "Other CPU".into();
+    new.environment.cores = 8;
+    let err = compare(&old, &new, &CompareOptions::default()).unwrap_err();
+    let CompareError::DifferentMachine(differences) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(differences.len(), 2);
+    assert!(err.to_string().contains("--allow-different-machine"), "{err}");
+    let allowed = CompareOptions {
+        allow_different_machine: true,
+        ..CompareOptions::default()
+    };
+    let result = compare(&old, &new, &allowed).unwrap();
+    assert_eq!(result.machine_differences.len(), 2);
+    assert!(result.notes.iter().any(|n| n.contains("different machines")));
+}
+
+#[test]
+fn a_record_of_another_schema_is_refused() {
+    let mut old = baseline();
+    old.schema = "something/2".into();
+    assert!(matches!(
+        compare(&old, &baseline(), &CompareOptions::default()),
+        Err(CompareError::Schema { which: "old", .. })
+    ));
+}
+
+#[test]
+fn cases_in_one_run_only_are_listed_and_failed_cases_are_not_compared() {
+    let old = run(vec![case(TCP, &BASE_TCP), case(UDS, &BASE_UDS)]);
+    let mut failed = case(UDS, &BASE_UDS[..2]);
+    failed.status = Status::Failed;
+    failed.reason = Some("trial 3 of 5: peer exited".into());
+    let pipe = "pingpong/pipe/64B/c0s1";
+    let new = run(vec![failed, case(pipe, &BASE_UDS)]);
+    let result = compare(&old, &new, &CompareOptions::default()).unwrap();
+    assert_eq!(result.only_in_old, [TCP]);
+    assert_eq!(result.only_in_new, [pipe]);
+    assert_eq!(result.not_compared.len(), 1);
+    assert!(result.not_compared[0].newly_failed);
+    assert!(result.not_compared[0].reason.contains("peer exited"));
+    // A case that newly fails fails the gate.
+    assert!(!result.passed());
+    let mut unsupported = case(UDS, &[]);
+    unsupported.status = Status::Unsupported;
+    let new = run(vec![case(TCP, &BASE_TCP), unsupported]);
+    let result = compare(&old, &new, &CompareOptions::default()).unwrap();
+    assert!(result.passed());
+    assert!(!result.not_compared[0].newly_failed);
+}
+
+#[test]
+fn three_trials_per_side_can_never_be_significant_and_say_so() {
+    let old = run(vec![case(TCP, &BASE_TCP[..3])]);
+    let much_slower: Vec<f64> = BASE_TCP[..3].iter().map(|v| v * 2.0).collect();
+    let new = run(vec![case(TCP, &much_slower)]);
+    let result = compare(&old, &new, &CompareOptions::default()).unwrap();
+    let tcp = &result.cases[0];
+    assert_eq!(tcp.verdict, Verdict::Inconclusive);
+    assert!((tcp.min_p_value.unwrap() - 0.1).abs() < 1e-12);
+    assert!(
+        tcp.notes.iter().any(|n| n.contains("too few trials")),
+        "{:?}",
+        tcp.notes
+    );
+    assert!(result.passed());
+}
+
+#[test]
+fn an_injected_delay_matches_the_clean_case_and_is_noted() {
+    assert_eq!(match_key("pingpong/null[delay=300ns]/64B/c0"), "pingpong/null/64B/c0");
+    assert_eq!(
+        match_key("pingpong/uds[seqpacket,sndbuf=1024]/64B/c0s1"),
+        "pingpong/uds[seqpacket,sndbuf=1024]/64B/c0s1"
+    );
+    assert_eq!(
+        match_key("pingpong/inproc[delay=5ns]/4096B/c0s0"),
+        "pingpong/inproc/4096B/c0s0"
+    );
+    let null = "pingpong/null/64B/c0";
+    let old = run(vec![case(null, &[25.0, 24.0, 26.0, 25.0, 24.0])]);
+    let new = run(vec![case(
+        "pingpong/null[delay=10ns]/64B/c0",
+        &[35.0, 34.0, 36.0, 35.0, 34.0],
+    )]);
+    let result = compare(&old, &new, &CompareOptions::default()).unwrap();
+    assert_eq!(result.regressions().count(), 1);
+    assert!(result.cases[0].notes.iter().any(|n| n.contains("delay_ns differs")));
+}
+
+#[test]
+fn a_plan_that_sweeps_delay_itself_matches_by_full_id() {
+    let clean = "pingpong/null/64B/c0";
+    let delayed = "pingpong/null[delay=10ns]/64B/c0";
+    let both = run(vec![case(clean, &[25.0; 5]), case(delayed, &[35.0; 5])]);
+    let result = compare(&both, &both, &CompareOptions::default()).unwrap();
+    let keys: Vec<_> = result.cases.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys, [clean, delayed]);
+    assert!(result.passed());
+}
+
+#[test]
+fn confirmation_keeps_only_regressions_that_show_again() {
+    let old = baseline();
+    let slower_tcp: Vec<f64> = BASE_TCP.iter().map(|v| v * 1.3).collect();
+    let slower_uds: Vec<f64> = BASE_UDS.iter().map(|v| v * 1.3).collect();
+    let new = run(vec![case(TCP, &slower_tcp), case(UDS, &slower_uds)]);
+    let mut result = compare(&old, &new, &CompareOptions::default()).unwrap();
+    assert_eq!(result.regressions().count(), 2);
+    // Two re-runs: tcp stays slow in both, uds is back to normal.
+    let rerun = || run(vec![case(TCP, &slower_tcp), case(UDS, &BASE_UDS)]);
+    let pooled = pool_runs(&[rerun(), rerun()]).unwrap();
+    assert_eq!(pooled.cases[0].trials.len(), 10);
+    assert_eq!(pooled.cases[0].summary.as_ref().unwrap().n_trials, 10);
+    let confirmation = compare(&old, &pooled, &CompareOptions::default()).unwrap();
+    result.apply_confirmation(&confirmation, 2);
+    let regressed: Vec<_> = result.regressions().map(|c| c.key.as_str()).collect();
+    assert_eq!(regressed, [TCP]);
+    assert_eq!(result.cases[1].verdict, Verdict::Unconfirmed);
+    let tcp = result.cases[0].confirmation.as_ref().unwrap();
+    assert!(tcp.confirmed && tcp.n_trials == 10);
+    assert_eq!(result.confirmation_runs, Some(2));
+}
+
+#[test]
+fn gate_table_overrides_defaults_and_rejects_bad_values() {
+    let table: GateTable = toml::from_str("alpha = 0.01\np50 = 0.2\nthroughput = 0.3").unwrap();
+    let settings = GateSettings::default().with_table(&table).unwrap();
+    assert_eq!(
+        (settings.alpha, settings.p50, settings.p99, settings.throughput),
+        (0.01, 0.2, 0.25, 0.3)
+    );
+    assert!(
+        toml::from_str::<GateTable>("p95 = 0.1").is_err(),
+        "unknown keys are errors"
+    );
+    let bad: GateTable = toml::from_str("throughput = 1.5").unwrap();
+    assert!(bad.validate().unwrap_err().contains("below 1"));
+    let mut s = GateSettings::default();
+    assert!(s.set("alpha", 0.0).is_err());
+    assert!(s.set("latency", 0.1).unwrap_err().contains("p50, p99"));
+    assert!(s.set("p99", f64::NAN).is_err());
+}
+
+#[test]
+fn a_plan_carries_its_gate_table_and_bad_values_name_the_line() {
+    use ipcbench_harness::config::{Overrides, Plan};
+    let text = "name = \"g\"\n[[scenario]]\nkind = \"pingpong\"\ntransports = [\"null\"]\nmessage_bytes = 64\n\
+                [gate]\np50 = 0.2\nalpha = 0.01\n";
+    let plan = Plan::parse("g.toml", text, &Overrides::default(), 2).unwrap();
+    let gate = plan.gate.unwrap();
+    assert_eq!((gate.p50, gate.alpha, gate.p99), (Some(0.2), Some(0.01), None));
+    assert_eq!(
+        plan.config_json["gate"]["p50"], 0.2,
+        "the record's config keeps the table"
+    );
+    let bad = text.replace("p50 = 0.2", "p50 = -1");
+    let err = Plan::parse("g.toml", &bad, &Overrides::default(), 2)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("g.toml:6:1: [gate]: p50 = -1"), "{err}");
+    let unknown = text.replace("p50 = 0.2", "p95 = 0.2");
+    let err = Plan::parse("g.toml", &unknown, &Overrides::default(), 2)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("p95"), "{err}");
+}
