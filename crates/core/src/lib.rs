@@ -8,6 +8,9 @@
 //!   FIFOs).
 //! - [`payload`]: every benchmark message carries a sequence number and a checksum that the
 //!   receiver verifies, so a lost, duplicated, reordered or corrupt message fails the case.
+//! - [`event_loop`]: the optional second capability, registering many non-blocking
+//!   connections with a mio event loop (`tcp` and `uds` have it), for the many-connection
+//!   scenarios.
 //! - [`baseline`]: the two reference transports, `inproc` (two threads of one process) and
 //!   `null` (no peer at all: the harness's own floor).
 //!
@@ -21,6 +24,7 @@ pub mod baseline;
 pub mod conformance;
 mod endpoint;
 mod error;
+pub mod event_loop;
 pub mod framing;
 pub mod payload;
 pub mod transport;

@@ -24,6 +24,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::event_loop::EventLoopTransport;
 use crate::{Endpoint, TransportError};
 
 /// Transport options as the operating system actually applied them, read back after setup.
@@ -75,6 +76,13 @@ pub trait Transport: Send + Sync {
     /// # Errors
     /// `ConnectTimeout` when no listener answered in time; `BadAddress` for a malformed address.
     fn connect(&self, address: &str, timeout: Duration) -> Result<Self::Channel, TransportError>;
+
+    /// The optional event-loop capability (many non-blocking connections on one mio `Poll`),
+    /// used by the many-connection scenarios. `None` (the default) when this transport, or
+    /// this configuration of it, has none; those cases are then reported as unsupported.
+    fn event_loop(&self) -> Option<&dyn EventLoopTransport> {
+        None
+    }
 }
 
 /// The listening half of a transport, waiting for its one peer.

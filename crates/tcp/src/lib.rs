@@ -13,11 +13,14 @@
 //!   timeout. `connect` dials again every few milliseconds until its timeout and refuses a
 //!   connection to itself (TCP simultaneous open, possible when repeatedly dialling a free port
 //!   in the ephemeral range).
+//! - It has the event-loop capability ([`ipcbench_core::event_loop`]): `listen_many` and
+//!   `connect_nonblocking` hand out mio streams with the same options applied.
 //! - Writes use `MSG_NOSIGNAL`, so a vanished peer is an `EPIPE` error
 //!   ([`ipcbench_core::TransportError::Disconnected`]) even where `SIGPIPE` is not ignored.
 #![forbid(unsafe_code)]
 
 mod channel;
+mod event;
 mod transport;
 mod wait;
 

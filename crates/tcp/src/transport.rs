@@ -48,8 +48,43 @@ impl Default for TcpTransport {
 }
 
 impl TcpTransport {
+    /// A non-blocking socket listening on [`TcpTransport::listen_ip`] (port chosen by the
+    /// kernel) with `backlog`, and its `IP:PORT`.
+    pub(crate) fn listening_socket(&self, backlog: i32) -> Result<(Socket, String), TransportError> {
+        if self.listen_ip.is_unspecified() {
+            return Err(TransportError::BadOption {
+                option: "listen_ip",
+                reason: format!("{} is unspecified; name the address the peer dials", self.listen_ip),
+            });
+        }
+        let addr = SocketAddr::new(self.listen_ip, 0);
+        let socket = self.socket_for(&addr)?;
+        socket
+            .bind(&SockAddr::from(addr))
+            .map_err(|source| TransportError::Io { op: "bind", source })?;
+        socket
+            .listen(backlog)
+            .map_err(|source| TransportError::Io { op: "listen", source })?;
+        socket.set_nonblocking(true).map_err(|source| TransportError::Io {
+            op: "set non-blocking",
+            source,
+        })?;
+        let local = socket
+            .local_addr()
+            .map_err(|source| TransportError::Io {
+                op: "getsockname",
+                source,
+            })?
+            .as_socket()
+            .ok_or_else(|| TransportError::Io {
+                op: "getsockname",
+                source: io::Error::other("listener has no IP address"),
+            })?;
+        Ok((socket, local.to_string()))
+    }
+
     /// A new socket for `addr`'s family with the buffer sizes and `TCP_NODELAY` applied.
-    fn socket_for(&self, addr: &SocketAddr) -> Result<Socket, TransportError> {
+    pub(crate) fn socket_for(&self, addr: &SocketAddr) -> Result<Socket, TransportError> {
         let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))
             .map_err(|source| TransportError::Io { op: "socket", source })?;
         self.apply(&socket)?;
@@ -57,7 +92,7 @@ impl TcpTransport {
     }
 
     /// Applies the buffer sizes and `TCP_NODELAY` to `socket`.
-    fn apply(&self, socket: &Socket) -> Result<(), TransportError> {
+    pub(crate) fn apply(&self, socket: &Socket) -> Result<(), TransportError> {
         if let Some(bytes) = checked_buffer("send_buffer_bytes", self.send_buffer_bytes)? {
             socket
                 .set_send_buffer_size(bytes)
@@ -128,7 +163,7 @@ fn checked_buffer(option: &'static str, bytes: Option<usize>) -> Result<Option<u
 }
 
 /// Parses `IP:PORT` (`[IPv6]:PORT` for IPv6), rejecting what cannot be dialled.
-fn parse_address(address: &str) -> Result<SocketAddr, TransportError> {
+pub(crate) fn parse_address(address: &str) -> Result<SocketAddr, TransportError> {
     let bad = |reason: &str| TransportError::BadAddress {
         address: address.to_owned(),
         reason: reason.to_owned(),
@@ -182,40 +217,16 @@ impl Transport for TcpTransport {
     /// Listens on [`TcpTransport::listen_ip`], port chosen by the kernel. TCP needs no files,
     /// so the endpoint is not used.
     fn bind(&self, _endpoint: &Endpoint) -> Result<TcpListener, TransportError> {
-        if self.listen_ip.is_unspecified() {
-            return Err(TransportError::BadOption {
-                option: "listen_ip",
-                reason: format!("{} is unspecified; name the address the peer dials", self.listen_ip),
-            });
-        }
-        let addr = SocketAddr::new(self.listen_ip, 0);
-        let socket = self.socket_for(&addr)?;
-        socket
-            .bind(&SockAddr::from(addr))
-            .map_err(|source| TransportError::Io { op: "bind", source })?;
-        socket
-            .listen(BACKLOG)
-            .map_err(|source| TransportError::Io { op: "listen", source })?;
-        socket.set_nonblocking(true).map_err(|source| TransportError::Io {
-            op: "set non-blocking",
-            source,
-        })?;
-        let local = socket
-            .local_addr()
-            .map_err(|source| TransportError::Io {
-                op: "getsockname",
-                source,
-            })?
-            .as_socket()
-            .ok_or_else(|| TransportError::Io {
-                op: "getsockname",
-                source: io::Error::other("listener has no IP address"),
-            })?;
+        let (socket, address) = self.listening_socket(BACKLOG)?;
         Ok(TcpListener {
             socket,
-            address: local.to_string(),
+            address,
             transport: self.clone(),
         })
+    }
+
+    fn event_loop(&self) -> Option<&dyn ipcbench_core::event_loop::EventLoopTransport> {
+        Some(self)
     }
 
     fn connect(&self, address: &str, timeout: Duration) -> Result<TcpChannel, TransportError> {

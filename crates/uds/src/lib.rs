@@ -17,11 +17,15 @@
 //! and recorded. Writes use `MSG_NOSIGNAL`, so a vanished peer is an `EPIPE` error
 //! ([`ipcbench_core::TransportError::Disconnected`]) even where `SIGPIPE` is not ignored.
 //! Dropping the [`UdsListener`] unlinks its socket file.
+//!
+//! Stream sockets have the event-loop capability ([`ipcbench_core::event_loop`]) for the
+//! many-connection scenarios; seqpacket sockets do not.
 #![forbid(unsafe_code)]
 #![cfg(unix)]
 
 mod address;
 mod channel;
+mod event;
 mod seqpacket;
 mod transport;
 mod wait;

@@ -96,7 +96,7 @@ pub struct UdsTransport {
 
 impl UdsTransport {
     /// A new socket of this transport's kind with the buffer sizes applied.
-    fn socket(&self) -> Result<Socket, TransportError> {
+    pub(crate) fn socket(&self) -> Result<Socket, TransportError> {
         let socket = Socket::new(Domain::UNIX, self.kind.socket_type(), None)
             .map_err(|source| TransportError::Io { op: "socket", source })?;
         self.apply(&socket)?;
@@ -104,7 +104,7 @@ impl UdsTransport {
     }
 
     /// Applies the buffer sizes to `socket`.
-    fn apply(&self, socket: &Socket) -> Result<(), TransportError> {
+    pub(crate) fn apply(&self, socket: &Socket) -> Result<(), TransportError> {
         if let Some(bytes) = checked_buffer("send_buffer_bytes", self.send_buffer_bytes)? {
             socket
                 .set_send_buffer_size(bytes)
@@ -148,6 +148,37 @@ impl UdsTransport {
             UdsKind::Stream => UdsChannel::stream(UnixStream::from(socket), options),
             UdsKind::Seqpacket => Ok(UdsChannel::seqpacket(SeqpacketChannel::new(socket, send), options)),
         }
+    }
+
+    /// A non-blocking socket listening on the address for `endpoint` with `backlog`, its
+    /// address, and the socket file it made (removed again when dropped).
+    pub(crate) fn listening_socket(
+        &self,
+        endpoint: &Endpoint,
+        backlog: i32,
+    ) -> Result<(Socket, UdsAddress, Option<SocketFile>), TransportError> {
+        let address = self.listen_address(endpoint)?;
+        let sockaddr = address.to_sockaddr().map_err(|e| TransportError::BadAddress {
+            address: address.to_string(),
+            reason: e.to_string(),
+        })?;
+        let socket = self.socket()?;
+        socket
+            .bind(&sockaddr)
+            .map_err(|source| TransportError::Io { op: "bind", source })?;
+        // From here on the file exists; `SocketFile` removes it again if a later step fails.
+        let file = match &address {
+            UdsAddress::Path(path) => Some(SocketFile::created(path.clone())?),
+            UdsAddress::Abstract(_) => None,
+        };
+        socket
+            .listen(backlog)
+            .map_err(|source| TransportError::Io { op: "listen", source })?;
+        socket.set_nonblocking(true).map_err(|source| TransportError::Io {
+            op: "set non-blocking",
+            source,
+        })?;
+        Ok((socket, address, file))
     }
 
     /// The address to listen on for `endpoint`.
@@ -223,33 +254,19 @@ impl Transport for UdsTransport {
     }
 
     fn bind(&self, endpoint: &Endpoint) -> Result<UdsListener, TransportError> {
-        let address = self.listen_address(endpoint)?;
-        let sockaddr = address.to_sockaddr().map_err(|e| TransportError::BadAddress {
-            address: address.to_string(),
-            reason: e.to_string(),
-        })?;
-        let socket = self.socket()?;
-        socket
-            .bind(&sockaddr)
-            .map_err(|source| TransportError::Io { op: "bind", source })?;
-        // From here on the file exists; `SocketFile` removes it again if a later step fails.
-        let file = match &address {
-            UdsAddress::Path(path) => Some(SocketFile::created(path.clone())?),
-            UdsAddress::Abstract(_) => None,
-        };
-        socket
-            .listen(BACKLOG)
-            .map_err(|source| TransportError::Io { op: "listen", source })?;
-        socket.set_nonblocking(true).map_err(|source| TransportError::Io {
-            op: "set non-blocking",
-            source,
-        })?;
+        let (socket, address, file) = self.listening_socket(endpoint, BACKLOG)?;
         Ok(UdsListener {
             socket,
             address,
             file,
             transport: self.clone(),
         })
+    }
+
+    fn event_loop(&self) -> Option<&dyn ipcbench_core::event_loop::EventLoopTransport> {
+        // The event loop treats a connection as a byte stream; seqpacket keeps boundaries
+        // that a partial read would cut, so only stream sockets have the capability.
+        (self.kind == UdsKind::Stream).then_some(self as &dyn ipcbench_core::event_loop::EventLoopTransport)
     }
 
     fn connect(&self, address: &str, timeout: Duration) -> Result<UdsChannel, TransportError> {
@@ -283,7 +300,7 @@ impl Transport for UdsTransport {
 /// It remembers the file's device and inode, so it never removes a file that someone else
 /// put at the same path after ours was gone.
 #[derive(Debug)]
-struct SocketFile {
+pub(crate) struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
