@@ -19,12 +19,16 @@
 //! the free space is written and published at once, so the receiver sees it whole. A larger
 //! one (up to any size, however small the ring) is streamed: the sender publishes a piece as
 //! soon as space frees up and the receiver copies each piece out and releases it right away.
+//!
+//! A channel's sending half owns one ring's producer and its receiving half the other ring's
+//! consumer, so `Channel::split` gives them to two threads with no lock between them.
 
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use ipcbench_core::transport::{Halves, RecvHalf, SendHalf};
 use ipcbench_core::{Channel, Endpoint, Listener, Options, Transport, TransportError};
 
 use crate::peer::PeerWatch;
@@ -328,16 +332,46 @@ fn close_side(region: &Region, role: Role) {
 }
 
 /// One end of a shared-memory connection.
+///
+/// Its sending half owns the producer of one ring, its receiving half the consumer of the
+/// other; they share nothing mutable, so [`Channel::split`] hands them to two threads.
 #[derive(Debug)]
 pub struct ShmChannel {
-    producer: Producer<MappedRing>,
-    consumer: Consumer<MappedRing>,
+    tx: TxSide,
+    rx: RxSide,
+    link: Link,
+}
+
+/// What both halves of a channel read: the mapping, who we are and how the peer waits.
+#[derive(Debug)]
+struct Link {
     region: Arc<Region>,
     role: Role,
     wait: WaitStrategy,
     watch: PeerWatch,
     /// False when the peer spins (never sleeps), so publishing needs no doorbell.
     peer_sleeps: bool,
+}
+
+impl Link {
+    fn peer(&self) -> Peer<'_> {
+        Peer {
+            state: self.region.side(self.role.peer()),
+            watch: &self.watch,
+        }
+    }
+}
+
+/// The sending half: the producer of the ring this side writes.
+#[derive(Debug)]
+struct TxSide {
+    producer: Producer<MappedRing>,
+}
+
+/// The receiving half: the consumer of the ring this side reads.
+#[derive(Debug)]
+struct RxSide {
+    consumer: Consumer<MappedRing>,
 }
 
 impl ShmChannel {
@@ -355,56 +389,48 @@ impl ShmChannel {
             )
         };
         ShmChannel {
-            producer,
-            consumer,
-            region,
-            role,
-            wait,
-            watch,
-            peer_sleeps,
+            tx: TxSide { producer },
+            rx: RxSide { consumer },
+            link: Link {
+                region,
+                role,
+                wait,
+                watch,
+                peer_sleeps,
+            },
         }
+    }
+}
+
+impl TxSide {
+    fn send(&mut self, link: &Link, msg: &[u8]) -> Result<(), TransportError> {
+        let prefix = (msg.len() as u64).to_le_bytes();
+        let total = PREFIX_BYTES + msg.len() as u64;
+        if self.producer.free(total) >= total {
+            self.producer.write(&prefix);
+            self.producer.write(msg);
+            self.publish(link);
+            return Ok(());
+        }
+        self.send_in_pieces(link, &prefix, msg)
     }
 
     /// Publishes what was written and rings the peer's data doorbell if it may be asleep.
-    fn publish(&mut self) {
+    fn publish(&mut self, link: &Link) {
         self.producer.publish();
-        if self.peer_sleeps {
-            wait::ring(&self.region.ring_header(self.role.tx_ring()).data_bell.0);
+        if link.peer_sleeps {
+            wait::ring(&link.region.ring_header(link.role.tx_ring()).data_bell.0);
         }
     }
 
-    /// Releases what was read and rings the peer's space doorbell if it may be asleep.
-    fn release(&mut self) {
-        self.consumer.release();
-        if self.peer_sleeps {
-            wait::ring(&self.region.ring_header(self.role.rx_ring()).space_bell.0);
-        }
-    }
-
-    fn wait_for_space(&mut self, want: u64) -> Result<(), TransportError> {
-        let region = &*self.region;
-        let peer = Peer {
-            state: region.side(self.role.peer()),
-            watch: &self.watch,
-        };
-        let bell = &region.ring_header(self.role.tx_ring()).space_bell.0;
+    fn wait_for_space(&mut self, link: &Link, want: u64) -> Result<(), TransportError> {
+        let bell = &link.region.ring_header(link.role.tx_ring()).space_bell.0;
         let producer = &mut self.producer;
-        wait::wait_until(self.wait, bell, &peer, || producer.free(want) >= want)
-    }
-
-    fn wait_for_data(&mut self, want: u64) -> Result<(), TransportError> {
-        let region = &*self.region;
-        let peer = Peer {
-            state: region.side(self.role.peer()),
-            watch: &self.watch,
-        };
-        let bell = &region.ring_header(self.role.rx_ring()).data_bell.0;
-        let consumer = &mut self.consumer;
-        wait::wait_until(self.wait, bell, &peer, || consumer.available(want) >= want)
+        wait::wait_until(link.wait, bell, &link.peer(), || producer.free(want) >= want)
     }
 
     /// Sends a record that does not fit the free space, piece by piece.
-    fn send_in_pieces(&mut self, prefix: &[u8; 8], msg: &[u8]) -> Result<(), TransportError> {
+    fn send_in_pieces(&mut self, link: &Link, prefix: &[u8; 8], msg: &[u8]) -> Result<(), TransportError> {
         let capacity = self.producer.capacity().bytes() as usize;
         let total = prefix.len() + msg.len();
         let mut sent = 0;
@@ -414,7 +440,7 @@ impl ShmChannel {
             // beyond that, half a ring at a time, so neither side wakes for every few bytes.
             let want = if remaining <= capacity { remaining } else { capacity / 2 } as u64;
             if self.producer.free(want) < want {
-                self.wait_for_space(want)?;
+                self.wait_for_space(link, want)?;
             }
             let n = (self.producer.free(want) as usize).min(remaining);
             let end = sent + n;
@@ -425,48 +451,17 @@ impl ShmChannel {
                 self.producer
                     .write(&msg[sent.max(prefix.len()) - prefix.len()..end - prefix.len()]);
             }
-            self.publish();
+            self.publish(link);
             sent = end;
-        }
-        Ok(())
-    }
-
-    /// Receives the body of a record that is not all published yet, piece by piece.
-    fn recv_in_pieces(&mut self, out: &mut [u8]) -> Result<(), TransportError> {
-        self.consumer.skip(PREFIX_BYTES);
-        let mut got = 0;
-        while got < out.len() {
-            if self.consumer.available(1) == 0 {
-                self.wait_for_data(1)?;
-            }
-            let n = (self.consumer.available(1) as usize).min(out.len() - got);
-            self.consumer.read(&mut out[got..got + n]);
-            self.release();
-            got += n;
-        }
-        if self.consumer.has_unreleased() {
-            self.release(); // The prefix of an empty message.
         }
         Ok(())
     }
 }
 
-impl Channel for ShmChannel {
-    fn send(&mut self, msg: &[u8]) -> Result<(), TransportError> {
-        let prefix = (msg.len() as u64).to_le_bytes();
-        let total = PREFIX_BYTES + msg.len() as u64;
-        if self.producer.free(total) >= total {
-            self.producer.write(&prefix);
-            self.producer.write(msg);
-            self.publish();
-            return Ok(());
-        }
-        self.send_in_pieces(&prefix, msg)
-    }
-
-    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+impl RxSide {
+    fn recv(&mut self, link: &Link, buf: &mut [u8]) -> Result<usize, TransportError> {
         if self.consumer.available(PREFIX_BYTES) < PREFIX_BYTES {
-            self.wait_for_data(PREFIX_BYTES)?;
+            self.wait_for_data(link, PREFIX_BYTES)?;
         }
         let mut prefix = [0u8; PREFIX_BYTES as usize];
         self.consumer.peek(&mut prefix);
@@ -483,26 +478,102 @@ impl Channel for ShmChannel {
         if self.consumer.available(total) >= total {
             self.consumer.skip(PREFIX_BYTES);
             self.consumer.read(out);
-            self.release();
+            self.release(link);
         } else {
-            self.recv_in_pieces(out)?;
+            self.recv_in_pieces(link, out)?;
         }
         Ok(len as usize)
+    }
+
+    /// Releases what was read and rings the peer's space doorbell if it may be asleep.
+    fn release(&mut self, link: &Link) {
+        self.consumer.release();
+        if link.peer_sleeps {
+            wait::ring(&link.region.ring_header(link.role.rx_ring()).space_bell.0);
+        }
+    }
+
+    fn wait_for_data(&mut self, link: &Link, want: u64) -> Result<(), TransportError> {
+        let bell = &link.region.ring_header(link.role.rx_ring()).data_bell.0;
+        let consumer = &mut self.consumer;
+        wait::wait_until(link.wait, bell, &link.peer(), || consumer.available(want) >= want)
+    }
+
+    /// Receives the body of a record that is not all published yet, piece by piece.
+    fn recv_in_pieces(&mut self, link: &Link, out: &mut [u8]) -> Result<(), TransportError> {
+        self.consumer.skip(PREFIX_BYTES);
+        let mut got = 0;
+        while got < out.len() {
+            if self.consumer.available(1) == 0 {
+                self.wait_for_data(link, 1)?;
+            }
+            let n = (self.consumer.available(1) as usize).min(out.len() - got);
+            self.consumer.read(&mut out[got..got + n]);
+            self.release(link);
+            got += n;
+        }
+        if self.consumer.has_unreleased() {
+            self.release(link); // The prefix of an empty message.
+        }
+        Ok(())
+    }
+}
+
+impl Channel for ShmChannel {
+    fn send(&mut self, msg: &[u8]) -> Result<(), TransportError> {
+        self.tx.send(&self.link, msg)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        self.rx.recv(&self.link, buf)
     }
 
     /// `ring_bytes`: the size of each ring as mapped; `wait`: this side's strategy.
     fn applied_options(&self) -> Options {
         let mut options = Options::new();
-        options.insert("ring_bytes".into(), self.region.capacity().bytes().into());
-        options.insert("wait".into(), self.wait.as_str().into());
+        options.insert("ring_bytes".into(), self.link.region.capacity().bytes().into());
+        options.insert("wait".into(), self.link.wait.as_str().into());
         options
+    }
+
+    /// Always possible: the halves own different rings and share only read-only state.
+    fn split(&mut self) -> Option<Halves<'_>> {
+        let link = &self.link;
+        Some((
+            Box::new(ShmSendHalf { tx: &mut self.tx, link }),
+            Box::new(ShmRecvHalf { rx: &mut self.rx, link }),
+        ))
+    }
+}
+
+/// The sending half of a split [`ShmChannel`].
+struct ShmSendHalf<'a> {
+    tx: &'a mut TxSide,
+    link: &'a Link,
+}
+
+impl SendHalf for ShmSendHalf<'_> {
+    fn send(&mut self, msg: &[u8]) -> Result<(), TransportError> {
+        self.tx.send(self.link, msg)
+    }
+}
+
+/// The receiving half of a split [`ShmChannel`].
+struct ShmRecvHalf<'a> {
+    rx: &'a mut RxSide,
+    link: &'a Link,
+}
+
+impl RecvHalf for ShmRecvHalf<'_> {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        self.rx.recv(self.link, buf)
     }
 }
 
 impl Drop for ShmChannel {
     fn drop(&mut self) {
         // Every send publishes before it returns, so there is nothing left to flush.
-        close_side(&self.region, self.role);
+        close_side(&self.link.region, self.link.role);
     }
 }
 

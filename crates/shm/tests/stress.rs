@@ -2,8 +2,9 @@
 //! processes over a real mapping, for every wait strategy, through small rings that wrap and
 //! fill all the time (and through which the largest messages must be streamed in pieces).
 //!
-//! Three phases per run: a one-way stream parent -> child, one child -> parent, then a
-//! ping-pong (every message a wake-up for the sleeping strategies). Every message carries its
+//! Four phases per run: a one-way stream parent -> child, one child -> parent, a ping-pong
+//! (every message a wake-up for the sleeping strategies), then both directions at once, each
+//! process driving its channel's two halves (`Channel::split`) from two threads. Every message carries its
 //! sequence number and checksum (`ipcbench_core::payload`), verified on arrival.
 //!
 //! `IPCBENCH_SHM_STRESS_MESSAGES` overrides the number of messages per stream phase. The
@@ -17,11 +18,12 @@
 mod common;
 
 use std::sync::Mutex;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{ADDRESS_ENV, CONNECT_TIMEOUT, MESSAGES_ENV, Payloads, Sizes, WAIT_ENV};
 use ipcbench_core::payload::verify;
-use ipcbench_core::{Channel, Endpoint, Listener, Transport};
+use ipcbench_core::{Channel, Endpoint, Listener, Transport, TransportError};
 use ipcbench_shm::{ShmChannel, ShmTransport, WaitStrategy};
 
 /// The largest size `Sizes` produces, rounded up.
@@ -31,10 +33,12 @@ const RUN_LIMIT: Duration = Duration::from_secs(240);
 /// The runs share two cores; one at a time keeps them from starving each other.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// The seeds of the three phases' size sequences.
+/// The seeds of the phases' size sequences.
 const TO_CHILD: u64 = 1;
 const TO_PARENT: u64 = 2;
 const PING_PONG: u64 = 3;
+const BOTH_TO_CHILD: u64 = 4;
+const BOTH_TO_PARENT: u64 = 5;
 
 fn messages(release_default: u64) -> u64 {
     match std::env::var("IPCBENCH_SHM_STRESS_MESSAGES") {
@@ -44,25 +48,35 @@ fn messages(release_default: u64) -> u64 {
     }
 }
 
-fn send_stream(channel: &mut ShmChannel, n: u64, seed: u64) {
+type SendFn<'a> = &'a mut dyn FnMut(&[u8]) -> Result<(), TransportError>;
+type RecvFn<'a> = &'a mut dyn FnMut(&mut [u8]) -> Result<usize, TransportError>;
+
+fn send_stream(send: SendFn<'_>, n: u64, seed: u64) {
     let mut sizes = Sizes::new(seed);
     let mut payloads = Payloads::default();
     for seq in 0..n {
         let len = sizes.next_size();
-        channel
-            .send(payloads.stamped(len, seq))
-            .unwrap_or_else(|e| panic!("send {seq}: {e}"));
+        send(payloads.stamped(len, seq)).unwrap_or_else(|e| panic!("send {seq}: {e}"));
     }
 }
 
-fn receive_stream(channel: &mut ShmChannel, n: u64, seed: u64) {
+fn receive_stream(recv: RecvFn<'_>, n: u64, seed: u64) {
     let mut sizes = Sizes::new(seed);
     let mut buf = vec![0u8; MAX_MESSAGE];
     for seq in 0..n {
         let len = sizes.next_size();
-        let got = channel.recv(&mut buf).unwrap_or_else(|e| panic!("recv {seq}: {e}"));
+        let got = recv(&mut buf).unwrap_or_else(|e| panic!("recv {seq}: {e}"));
         verify(&buf[..got], len, seq).unwrap_or_else(|e| panic!("stream {seed}: {e}"));
     }
+}
+
+/// Sends `n` messages seeded `out` while receiving `n` seeded `back`, on two threads.
+fn both_ways(channel: &mut ShmChannel, n: u64, out: u64, back: u64) {
+    let (mut tx, mut rx) = channel.split().expect("shm channels split");
+    thread::scope(|s| {
+        s.spawn(move || send_stream(&mut |msg| tx.send(msg), n, out));
+        receive_stream(&mut |buf| rx.recv(buf), n, back);
+    });
 }
 
 /// Round trips of the ping-pong phase for `n` streamed messages.
@@ -86,8 +100,8 @@ fn child() {
         .connect(&common::child_env(ADDRESS_ENV), CONNECT_TIMEOUT)
         .expect("child connect");
     let n: u64 = common::child_env(MESSAGES_ENV).parse().expect("message count");
-    receive_stream(&mut channel, n, TO_CHILD);
-    send_stream(&mut channel, n, TO_PARENT);
+    receive_stream(&mut |buf| channel.recv(buf), n, TO_CHILD);
+    send_stream(&mut |msg| channel.send(msg), n, TO_PARENT);
     let mut sizes = Sizes::new(PING_PONG);
     let mut buf = vec![0u8; MAX_MESSAGE];
     for seq in 0..round_trips(wait, n) {
@@ -95,6 +109,7 @@ fn child() {
         verify(&buf[..got], sizes.next_size(), seq).expect("ping intact");
         channel.send(&buf[..got]).expect("pong");
     }
+    both_ways(&mut channel, n / 10, BOTH_TO_PARENT, BOTH_TO_CHILD);
 }
 
 fn stress(wait: WaitStrategy, ring_bytes: usize, n: u64) {
@@ -114,8 +129,8 @@ fn stress(wait: WaitStrategy, ring_bytes: usize, n: u64) {
     let started = Instant::now();
     common::within_or_kill(&mut child, RUN_LIMIT, move || {
         let mut channel = listener.accept(CONNECT_TIMEOUT).expect("accept");
-        send_stream(&mut channel, n, TO_CHILD);
-        receive_stream(&mut channel, n, TO_PARENT);
+        send_stream(&mut |msg| channel.send(msg), n, TO_CHILD);
+        receive_stream(&mut |buf| channel.recv(buf), n, TO_PARENT);
         let mut sizes = Sizes::new(PING_PONG);
         let mut payloads = Payloads::default();
         let mut buf = vec![0u8; MAX_MESSAGE];
@@ -125,12 +140,14 @@ fn stress(wait: WaitStrategy, ring_bytes: usize, n: u64) {
             let got = channel.recv(&mut buf).expect("pong");
             verify(&buf[..got], len, seq).expect("pong intact");
         }
+        both_ways(&mut channel, n / 10, BOTH_TO_CHILD, BOTH_TO_PARENT);
     });
     let status = child.wait().expect("reap child");
     assert!(status.success(), "child failed: {status}");
     eprintln!(
-        "shm {wait}, {ring_bytes}-byte ring: 2 x {n} streamed + {} round trips in {:.2?}",
+        "shm {wait}, {ring_bytes}-byte ring: 2 x {n} streamed, {} round trips, 2 x {} both ways at once in {:.2?}",
         round_trips(wait, n),
+        n / 10,
         started.elapsed()
     );
 }
