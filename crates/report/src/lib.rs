@@ -1,1 +1,44 @@
-//! ipcbench-report: not written yet.
+//! Charts and reports rendered from ipcbench run records.
+//!
+//! Everything here is a function of a [`RunRecord`](ipcbench_harness::record::RunRecord)
+//! alone: the crate never measures and never reads the clock, so an old `run.json` renders
+//! to the same files again ([`load_record`], then [`render`]). The stamp on every chart is
+//! the run's own name, machine, kernel and start time ([`Stamp`]).
+//!
+//! Outputs ([`Formats`]): PNG and SVG charts (plotters, with the bundled DejaVu Sans drawn
+//! through ab_glyph, so no system font library is needed), `report.md`, a self-contained
+//! `report.html` with the charts as inline SVG, `cases.csv` and one HdrHistogram `.hgrm`
+//! percentile file per latency case ([`hgrm`]).
+//!
+//! Charts per scenario: latency vs message size (p50 line, p99 band), percentile spectra,
+//! throughput vs message size (stream), throughput vs window with the bandwidth-delay bound
+//! (rpc), CPU per message and per byte. The comparison of two runs, for the regression gate,
+//! is [`render_comparison`] over [`ComparisonRow`]s.
+#![forbid(unsafe_code)]
+
+mod cases;
+mod chart;
+mod csv;
+mod doc;
+mod error;
+mod font;
+mod hgrm;
+mod html;
+mod load;
+mod markdown;
+mod render;
+mod stamp;
+mod write;
+
+pub mod format;
+
+pub use chart::comparison::{ComparisonRow, ROWS_PER_CHART, comparison_svgs, render_comparison};
+pub use chart::{ChartInfo, chart_list};
+pub use csv::cases_csv;
+pub use error::ReportError;
+pub use hgrm::{HgrmFile, TICKS_PER_HALF_DISTANCE, VALUE_SCALING_RATIO, hgrm, hgrm_files};
+pub use html::html;
+pub use load::{load_record, parse_record};
+pub use markdown::markdown;
+pub use render::{Formats, render};
+pub use stamp::Stamp;

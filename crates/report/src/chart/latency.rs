@@ -1,0 +1,153 @@
+//! Round-trip latency vs message size: log-log, one line per transport and placement, the
+//! median (p50) as a line with the p99 as a translucent band above it.
+
+use std::collections::BTreeMap;
+
+use ipcbench_harness::record::CaseRecord;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::axis::Axis;
+use super::frame::{Frame, LegendEntry, Swatch};
+use super::style::{self, Marker, Palette};
+use super::{ChartInfo, DrawFailed};
+use crate::cases::{Dimension, SeriesKey};
+use crate::{Stamp, format};
+
+struct Series {
+    color: RGBColor,
+    dashed: bool,
+    marker: Marker,
+    /// (size, p50, p99) in axis coordinates.
+    points: Vec<(f64, f64, f64)>,
+}
+
+/// The chart of one scenario.
+pub(crate) struct LatencyVsSize {
+    pub info: ChartInfo,
+    stamp: Stamp,
+    x: Axis,
+    y: Axis,
+    series: Vec<Series>,
+    legend: Vec<LegendEntry>,
+    notes: Vec<String>,
+}
+
+impl LatencyVsSize {
+    /// The chart for the request/reply cases of `scenario`, or `None` when it has none.
+    pub(crate) fn build(scenario: &str, cases: &[&CaseRecord], stamp: &Stamp, palette: &Palette) -> Option<Self> {
+        if !matches!(scenario, "pingpong" | "proxy") {
+            return None;
+        }
+        let mut grouped: BTreeMap<SeriesKey, Vec<(f64, f64, f64)>> = BTreeMap::new();
+        for case in cases {
+            let Some(latency) = case.summary.as_ref().and_then(|s| s.latency_ns) else {
+                continue;
+            };
+            grouped
+                .entry(SeriesKey::of(case, &[Dimension::Size]))
+                .or_default()
+                .push((case.message_bytes as f64, latency.p50, latency.p99.max(latency.p50)));
+        }
+        if grouped.is_empty() {
+            return None;
+        }
+        let sizes: Vec<f64> = grouped.values().flatten().map(|p| p.0).collect();
+        let low = grouped.values().flatten().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let high = grouped.values().flatten().map(|p| p.2).fold(0.0, f64::max);
+        let x = Axis::log2(&sizes, format::bytes_approx);
+        let y = Axis::log10(low, high, |v| format::time_ns(v, 3));
+        let mut series = Vec::new();
+        let mut legend = Vec::new();
+        for (key, mut points) in grouped {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let color = palette.color(&key.transport);
+            let (dashed, marker) = style::placement_style(&key.placement);
+            legend.push(LegendEntry {
+                label: key.label(),
+                color,
+                swatch: Swatch::Line {
+                    dashed,
+                    marker: Some(marker),
+                },
+            });
+            series.push(Series {
+                color,
+                dashed,
+                marker,
+                points: points
+                    .iter()
+                    .map(|(s, p50, p99)| (x.t(*s), y.t(*p50), y.t(*p99)))
+                    .collect(),
+            });
+        }
+        legend.push(LegendEntry {
+            label: "p50 to p99 (band)".to_owned(),
+            color: style::MUTED,
+            swatch: Swatch::Band,
+        });
+        let n_trials = cases
+            .iter()
+            .filter_map(|c| c.summary.as_ref())
+            .map(|s| s.n_trials)
+            .max()
+            .unwrap_or(0);
+        Some(LatencyVsSize {
+            info: ChartInfo {
+                stem: format!("latency-vs-size-{scenario}"),
+                title: format!("Round-trip latency vs message size ({scenario})"),
+                scenario: scenario.to_owned(),
+            },
+            stamp: stamp.clone(),
+            x,
+            y,
+            series,
+            legend,
+            notes: vec![
+                "Line: median round trip (p50); band: p50 up to p99.".to_owned(),
+                format!("Each point is the median over the trials of a case (up to {n_trials})."),
+            ],
+        })
+    }
+
+    pub(crate) fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), DrawFailed> {
+        let frame = Frame {
+            title: &self.info.title,
+            subtitle: Some("lower is better · both axes log scale"),
+            stamp: &self.stamp,
+            legend_title: Some("transport · placement"),
+            legend: &self.legend,
+            notes: &self.notes,
+        };
+        let area = frame.draw(root)?;
+        let mut chart = style::build(&area, &self.x, &self.y, None, None)?;
+        style::mesh(
+            &mut chart,
+            &self.x,
+            &self.y,
+            "message size (bytes, log scale)",
+            "round-trip latency (log scale)",
+        )?;
+        for s in &self.series {
+            if s.points.len() >= 2 {
+                let mut outline: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
+                outline.extend(s.points.iter().rev().map(|p| (p.0, p.2)));
+                chart.draw_series(std::iter::once(Polygon::new(outline, s.color.mix(0.13).filled())))?;
+            } else {
+                // A single size: the band becomes a bar from p50 to p99.
+                for p in &s.points {
+                    chart.draw_series(std::iter::once(PathElement::new(
+                        vec![(p.0, p.1), (p.0, p.2)],
+                        s.color.mix(0.35).stroke_width(6),
+                    )))?;
+                }
+            }
+        }
+        for s in &self.series {
+            let p50: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
+            style::line(&mut chart, &p50, s.color, s.dashed, 2)?;
+            style::markers(&mut chart, &p50, s.marker, s.color)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,199 @@
+//! The charts: which ones a record gets, and drawing each into PNG and SVG.
+//!
+//! Each chart is a value built from the record alone (no clock, no machine), drawn by the same
+//! generic code onto plotters' bitmap and SVG backends, so the two files always agree and a
+//! record rendered twice gives the same bytes.
+
+pub(crate) mod axis;
+pub(crate) mod comparison;
+mod cpu;
+pub(crate) mod frame;
+mod latency;
+mod spectrum;
+pub(crate) mod style;
+mod throughput;
+mod window;
+
+use std::path::{Path, PathBuf};
+
+use ipcbench_harness::record::RunRecord;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::{ReportError, Stamp, cases, font};
+
+/// Default chart size: readable on a laptop and in print, quick to encode.
+pub(crate) const SIZE: (u32, u32) = (1200, 700);
+
+/// A drawing error from plotters, as text (its error types are generic over the backend).
+#[derive(Debug)]
+pub(crate) struct DrawFailed(pub String);
+
+impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for DrawFailed {
+    fn from(e: DrawingAreaErrorKind<E>) -> Self {
+        DrawFailed(e.to_string())
+    }
+}
+
+/// A chart of a run, listed before it is drawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartInfo {
+    /// File name without extension (`latency-vs-size-pingpong`); the files are
+    /// `charts/<stem>.png` and `charts/<stem>.svg`.
+    pub stem: String,
+    /// The chart's title.
+    pub title: String,
+    /// The scenario whose cases it shows.
+    pub scenario: String,
+}
+
+/// A chart drawn in memory.
+#[derive(Debug, Clone)]
+pub(crate) struct Drawn {
+    pub info: ChartInfo,
+    /// The SVG document, when asked for.
+    pub svg: Option<String>,
+    /// The files written.
+    pub files: Vec<PathBuf>,
+}
+
+/// Every chart kind.
+pub(crate) enum Figure {
+    Latency(latency::LatencyVsSize),
+    Spectrum(spectrum::Spectrum),
+    Throughput(throughput::ThroughputVsSize),
+    Cpu(cpu::CpuBars),
+    Window(window::WindowChart),
+    Comparison(comparison::Comparison),
+}
+
+impl Figure {
+    pub(crate) fn info(&self) -> &ChartInfo {
+        match self {
+            Figure::Latency(f) => &f.info,
+            Figure::Spectrum(f) => &f.info,
+            Figure::Throughput(f) => &f.info,
+            Figure::Cpu(f) => &f.info,
+            Figure::Window(f) => &f.info,
+            Figure::Comparison(f) => &f.info,
+        }
+    }
+
+    fn size(&self) -> (u32, u32) {
+        match self {
+            Figure::Cpu(f) => f.size(),
+            Figure::Comparison(f) => f.size(),
+            _ => SIZE,
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), DrawFailed> {
+        match self {
+            Figure::Latency(f) => f.draw(root),
+            Figure::Spectrum(f) => f.draw(root),
+            Figure::Throughput(f) => f.draw(root),
+            Figure::Cpu(f) => f.draw(root),
+            Figure::Window(f) => f.draw(root),
+            Figure::Comparison(f) => f.draw(root),
+        }
+    }
+}
+
+/// The charts of `record`, in the order the reports show them: per scenario (in plan order)
+/// latency vs size, percentile spectra, throughput vs size, throughput vs window, CPU cost.
+///
+/// # Errors
+/// [`ReportError::Histogram`] when a stored histogram cannot be decoded.
+pub(crate) fn figures(record: &RunRecord) -> Result<Vec<Figure>, ReportError> {
+    let stamp = Stamp::from_record(record);
+    let measured: Vec<_> = record.cases.iter().filter(|c| cases::is_measured(c)).collect();
+    let palette = style::Palette::new(
+        measured
+            .iter()
+            .map(|c| cases::transport_label(c))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str),
+    );
+    let mut out = Vec::new();
+    for scenario in cases::scenarios(&record.cases) {
+        let of: Vec<_> = measured.iter().copied().filter(|c| c.scenario == scenario).collect();
+        if of.is_empty() {
+            continue;
+        }
+        if let Some(f) = latency::LatencyVsSize::build(&scenario, &of, &stamp, &palette) {
+            out.push(Figure::Latency(f));
+        }
+        for f in spectrum::Spectrum::build(&scenario, &of, &stamp, &palette)? {
+            out.push(Figure::Spectrum(f));
+        }
+        if let Some(f) = throughput::ThroughputVsSize::build(&scenario, &of, &stamp, &palette) {
+            out.push(Figure::Throughput(f));
+        }
+        for f in window::WindowChart::build(&scenario, &of, &stamp) {
+            out.push(Figure::Window(f));
+        }
+        if let Some(f) = cpu::CpuBars::build(&scenario, &of, &stamp) {
+            out.push(Figure::Cpu(f));
+        }
+    }
+    Ok(out)
+}
+
+/// The charts `ipcbench report` would draw for `record`, without drawing them.
+///
+/// # Errors
+/// [`ReportError::Histogram`] when a stored histogram cannot be decoded.
+pub fn chart_list(record: &RunRecord) -> Result<Vec<ChartInfo>, ReportError> {
+    Ok(figures(record)?.iter().map(|f| f.info().clone()).collect())
+}
+
+/// Draws `figure`: PNG and SVG files into `dir` as asked, and the SVG text when `keep_svg`.
+pub(crate) fn draw(figure: &Figure, dir: &Path, png: bool, svg: bool, keep_svg: bool) -> Result<Drawn, ReportError> {
+    font::register()?;
+    let info = figure.info().clone();
+    let failed = |message: String| ReportError::Draw {
+        chart: info.stem.clone(),
+        message,
+    };
+    let size = figure.size();
+    let mut files = Vec::new();
+    let mut svg_text = None;
+    if svg || keep_svg {
+        let mut text = String::new();
+        {
+            let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+            figure.draw(&root).map_err(|e| failed(e.0))?;
+            root.present().map_err(|e| failed(e.to_string()))?;
+        }
+        if svg {
+            let path = dir.join(format!("{}.svg", info.stem));
+            crate::write::atomically(&path, text.as_bytes())?;
+            files.push(path);
+        }
+        if keep_svg {
+            svg_text = Some(text);
+        }
+    }
+    if png {
+        let path = dir.join(format!("{}.png", info.stem));
+        // The bitmap backend picks the encoder from the extension, so the temporary file
+        // keeps `.png` at the end.
+        let tmp = dir.join(format!(".{}.tmp.png", info.stem));
+        {
+            let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+            figure.draw(&root).map_err(|e| failed(e.0))?;
+            root.present().map_err(|e| failed(e.to_string()))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(|source| ReportError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        files.push(path);
+    }
+    Ok(Drawn {
+        info,
+        svg: svg_text,
+        files,
+    })
+}

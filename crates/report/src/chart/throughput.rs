@@ -1,0 +1,147 @@
+//! Throughput vs message size (stream): payload bytes per second against the message size,
+//! log-log, one line per transport and placement, with the 95% interval of the median as
+//! whiskers.
+
+use std::collections::BTreeMap;
+
+use ipcbench_harness::record::CaseRecord;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::axis::Axis;
+use super::frame::{Frame, LegendEntry, Swatch};
+use super::style::{self, Marker, Palette};
+use super::{ChartInfo, DrawFailed};
+use crate::cases::{Dimension, SeriesKey};
+use crate::{Stamp, format};
+
+struct Series {
+    color: RGBColor,
+    dashed: bool,
+    marker: Marker,
+    /// (size, bytes/s, interval low, interval high) in axis coordinates.
+    points: Vec<(f64, f64, f64, f64)>,
+}
+
+/// The chart of the stream cases.
+pub(crate) struct ThroughputVsSize {
+    pub info: ChartInfo,
+    stamp: Stamp,
+    x: Axis,
+    y: Axis,
+    series: Vec<Series>,
+    legend: Vec<LegendEntry>,
+    notes: Vec<String>,
+}
+
+impl ThroughputVsSize {
+    /// The chart for `scenario` when it is `stream` and has measured cases.
+    pub(crate) fn build(scenario: &str, cases: &[&CaseRecord], stamp: &Stamp, palette: &Palette) -> Option<Self> {
+        if scenario != "stream" {
+            return None;
+        }
+        let mut grouped: BTreeMap<SeriesKey, Vec<(f64, f64, f64, f64)>> = BTreeMap::new();
+        for case in cases {
+            let Some(summary) = &case.summary else { continue };
+            if summary.bytes_per_s.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                continue;
+            }
+            let [low, high] = summary
+                .ci95
+                .get("bytes_per_s")
+                .copied()
+                .unwrap_or([summary.bytes_per_s, summary.bytes_per_s]);
+            grouped
+                .entry(SeriesKey::of(case, &[Dimension::Size]))
+                .or_default()
+                .push((
+                    case.message_bytes as f64,
+                    summary.bytes_per_s,
+                    low.min(summary.bytes_per_s),
+                    high.max(summary.bytes_per_s),
+                ));
+        }
+        if grouped.is_empty() {
+            return None;
+        }
+        let sizes: Vec<f64> = grouped.values().flatten().map(|p| p.0).collect();
+        let low = grouped
+            .values()
+            .flatten()
+            .map(|p| p.2)
+            .filter(|v| *v > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let high = grouped.values().flatten().map(|p| p.3).fold(0.0, f64::max);
+        let x = Axis::log2(&sizes, format::bytes_approx);
+        let y = Axis::log10(low, high, |v| format::rate(v, "B/s", 3));
+        let mut series = Vec::new();
+        let mut legend = Vec::new();
+        for (key, mut points) in grouped {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let color = palette.color(&key.transport);
+            let (dashed, marker) = style::placement_style(&key.placement);
+            legend.push(LegendEntry {
+                label: key.label(),
+                color,
+                swatch: Swatch::Line {
+                    dashed,
+                    marker: Some(marker),
+                },
+            });
+            series.push(Series {
+                color,
+                dashed,
+                marker,
+                points: points
+                    .iter()
+                    .map(|(s, v, lo, hi)| (x.t(*s), y.t(*v), y.t(*lo), y.t(*hi)))
+                    .collect(),
+            });
+        }
+        Some(ThroughputVsSize {
+            info: ChartInfo {
+                stem: format!("throughput-vs-size-{scenario}"),
+                title: format!("Throughput vs message size ({scenario})"),
+                scenario: scenario.to_owned(),
+            },
+            stamp: stamp.clone(),
+            x,
+            y,
+            series,
+            legend,
+            notes: vec![
+                "One-way payload bytes per second, median over trials; whiskers: its 95% interval.".to_owned(),
+                "1 MB/s = 10^6 bytes/s.".to_owned(),
+            ],
+        })
+    }
+
+    pub(crate) fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), DrawFailed> {
+        let frame = Frame {
+            title: &self.info.title,
+            subtitle: Some("higher is better · both axes log scale"),
+            stamp: &self.stamp,
+            legend_title: Some("transport · placement"),
+            legend: &self.legend,
+            notes: &self.notes,
+        };
+        let area = frame.draw(root)?;
+        let mut chart = style::build(&area, &self.x, &self.y, None, None)?;
+        style::mesh(
+            &mut chart,
+            &self.x,
+            &self.y,
+            "message size (bytes, log scale)",
+            "throughput (bytes/s, log scale)",
+        )?;
+        for s in &self.series {
+            for p in s.points.iter().filter(|p| p.3 > p.2) {
+                style::whisker(&mut chart, p.0, p.2, p.3, false, s.color, 1)?;
+            }
+            let line: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
+            style::line(&mut chart, &line, s.color, s.dashed, 2)?;
+            style::markers(&mut chart, &line, s.marker, s.color)?;
+        }
+        Ok(())
+    }
+}
