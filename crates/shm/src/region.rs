@@ -66,7 +66,8 @@ pub(crate) struct Control {
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct SideState {
-    /// Process id; 0 until the side is there. The client claims its slot with a CAS.
+    /// Process id; 0 until the side is there. The client claims its slot with a CAS
+    /// (`transport` module docs).
     pub(crate) pid: AtomicU32,
     /// The side's wait strategy code (`WaitStrategy::code`): whether it may sleep on a futex.
     pub(crate) wait: AtomicU32,

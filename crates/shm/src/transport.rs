@@ -8,7 +8,8 @@
 //! number also stored in the header, tells our endpoint apart from whatever else may later
 //! reuse that descriptor number. [`ShmTransport::connect`] opens and checks the region, then
 //! claims the client slot with a compare-and-swap of the client pid from 0 (so exactly one
-//! peer gets in) and wakes the listener's futex on that word. [`ShmListener::accept`] waits
+//! peer gets in), fills in its wait strategy, stores its real pid and wakes the listener's
+//! futex on that word. [`ShmListener::accept`] waits
 //! on it, then closes its descriptor: from then on the memory lives only in the two mappings,
 //! and goes away with them, even if both processes are killed.
 //!
@@ -45,6 +46,8 @@ pub const MIN_RING_BYTES: usize = 4096;
 pub const MAX_RING_BYTES: usize = 1 << 30;
 /// Bytes of the length prefix in front of every message.
 const PREFIX_BYTES: u64 = 8;
+/// The client pid slot while a client is claiming it (no real pid is this large).
+const CLAIMING: u32 = u32::MAX;
 /// Pause between two connection attempts.
 const CONNECT_RETRY: Duration = Duration::from_millis(5);
 
@@ -127,14 +130,17 @@ impl ShmTransport {
         drop(file); // The mapping keeps the memory; the listener's descriptor keeps the address.
 
         let me = region.side(Role::Client);
-        // Relaxed: published by the Release compare-and-swap below.
+        // Claim the slot first, so a losing client never touches the winner's fields. Relaxed
+        // (both orderings): the claim publishes nothing; the Release store below does. A taken
+        // slot means another client got in first; retrying runs into the timeout.
+        me.pid
+            .compare_exchange(0, CLAIMING, Ordering::Relaxed, Ordering::Relaxed)
+            .map_err(|_| Attempt::Retry)?;
+        // Relaxed: published by the Release store of our pid below.
         me.wait.store(self.wait.code(), Ordering::Relaxed);
         // Release pairs with the Acquire load of the client pid in `ShmListener::accept`: the
-        // listener sees our wait strategy. Relaxed on failure: we only learn the slot is taken.
-        // A taken slot means another client got in first; retrying runs into the timeout.
-        me.pid
-            .compare_exchange(0, std::process::id(), Ordering::Release, Ordering::Relaxed)
-            .map_err(|_| Attempt::Retry)?;
+        // listener sees our wait strategy.
+        me.pid.store(std::process::id(), Ordering::Release);
         wait::futex_wake(&me.pid);
 
         let server = region.side(Role::Server);
@@ -284,19 +290,20 @@ impl Listener for ShmListener {
         let client = self.region.side(Role::Client);
         let deadline = Instant::now() + timeout;
         let client_pid = loop {
-            // Acquire pairs with the Release compare-and-swap in `connect`: the client's wait
+            // Acquire pairs with the Release store of the pid in `connect`: the client's wait
             // strategy, stored before it, is visible.
             let pid = client.pid.load(Ordering::Acquire);
-            if pid != 0 {
+            if pid != 0 && pid != CLAIMING {
                 break pid;
             }
             let now = Instant::now();
             if now >= deadline {
                 return Err(timed_out());
             }
+            // Sleeps only while the slot is empty; a claim in progress takes microseconds.
             wait::futex_wait(&client.pid, 0, (deadline - now).min(wait::SLEEP_TIMEOUT));
         };
-        // Relaxed: published by the compare-and-swap, which the Acquire load above saw.
+        // Relaxed: published by the pid's Release store, which the Acquire load above saw.
         let client_wait = client.wait.load(Ordering::Relaxed);
         self.file = None;
         Ok(ShmChannel::new(
@@ -615,6 +622,33 @@ mod tests {
                 wait == WaitStrategy::Spin
             );
         }
+    }
+
+    #[test]
+    fn only_one_of_two_racing_clients_gets_in() {
+        let transport = ShmTransport::new(4096, WaitStrategy::Futex);
+        let mut listener = transport
+            .bind(&Endpoint::new("race", std::env::temp_dir()))
+            .expect("bind");
+        let clients: Vec<_> = (0..2)
+            .map(|_| {
+                let address = listener.address();
+                std::thread::spawn(move || transport.connect(&address, Duration::from_millis(300)))
+            })
+            .collect();
+        let mut server = listener.accept(Duration::from_secs(5)).expect("accept");
+        let results: Vec<_> = clients.into_iter().map(|c| c.join().expect("client thread")).collect();
+        let (mut winners, losers): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+        assert_eq!(winners.len(), 1, "exactly one client connects");
+        assert!(matches!(losers[0], Err(TransportError::ConnectTimeout { .. })));
+        let mut winner = winners.pop().expect("one winner").expect("connected");
+        winner.send(b"first").expect("send");
+        let mut buf = [0u8; 8];
+        assert_eq!(server.recv(&mut buf).expect("recv"), 5);
+        assert!(
+            listener.accept(Duration::from_millis(10)).is_err(),
+            "one peer per listener"
+        );
     }
 
     #[test]

@@ -188,7 +188,7 @@ fn released_space_is_reused_across_the_wrap() {
 #[test]
 fn corrupt_counters_are_clamped() {
     let (mut producer, mut consumer) = in_memory(Capacity::new(8).expect("power of two"), 100);
-    // A broken peer moves `head` past `tail` and `tail` far past `head`.
+    // A broken peer moves `head` past `tail` and `tail` far past `head`. Relaxed: one thread.
     producer.storage.counters().head.0.store(200, Ordering::Relaxed);
     producer.storage.counters().tail.0.store(10_000, Ordering::Relaxed);
     assert_eq!(producer.free(9), 0, "head ahead of tail must not look like free space");
