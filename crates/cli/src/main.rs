@@ -1,11 +1,13 @@
 //! `ipcbench`: benchmarks inter-process transports from TOML run plans.
 //!
 //! Subcommands: `run` (measure a plan, write `run.json` and print a table), `list` (transports,
-//! scenarios and their options), and the hidden `peer` (the other process of every trial,
-//! started by `run` itself). Exit codes: 0 success, 1 a case failed, 2 bad input.
+//! scenarios and their options), `compare` and `ci` (the regression gate), and the hidden `peer`
+//! (the other process of every trial, started by `run` itself). Exit codes: 0 success, 1 a case
+//! failed (or, for `compare`/`ci`, a regression), 2 bad input.
 #![forbid(unsafe_code)]
 
 mod dispatch;
+mod gate;
 mod output;
 mod render;
 mod run;
@@ -41,6 +43,11 @@ enum Command {
     Run(run::RunArgs),
     /// Lists transports, scenarios and their options.
     List,
+    /// Compares two runs case by case; exits 1 on a regression (the regression gate).
+    Compare(gate::CompareArgs),
+    /// Runs a plan, compares it with a baseline, re-runs flagged cases to confirm; exits 1 only
+    /// for confirmed regressions.
+    Ci(gate::CiArgs),
     /// Serves one trial as the peer process (started by `run`; not for direct use).
     #[command(hide = true)]
     Peer {
@@ -69,6 +76,8 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Peer { spec } => run::peer(&spec),
+        Command::Compare(args) => gate::compare_command(args),
+        Command::Ci(args) => gate::ci_command(args),
     };
     match result {
         Ok(code) => code,
