@@ -43,6 +43,8 @@ enum Command {
     Run(run::RunArgs),
     /// Lists transports, scenarios and their options.
     List,
+    /// Renders a run's charts and reports again from its run.json.
+    Report(render::ReportArgs),
     /// Compares two runs case by case; exits 1 on a regression (the regression gate).
     Compare(gate::CompareArgs),
     /// Runs a plan, compares it with a baseline, re-runs flagged cases to confirm; exits 1 only
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Peer { spec } => run::peer(&spec),
+        Command::Report(args) => render::report(args),
         Command::Compare(args) => gate::compare_command(args),
         Command::Ci(args) => gate::ci_command(args),
     };

@@ -25,7 +25,7 @@ pub(crate) fn run_facts(record: &RunRecord) -> Vec<(String, String)> {
             format!("{} to {} (UTC)", record.started_at, record.finished_at),
         ),
         ("machine".to_owned(), stamp.machine.clone()),
-        ("kernel".to_owned(), stamp.kernel.clone()),
+        ("kernel".to_owned(), format!("{} ({})", env.kernel, env.os)),
         (
             "clock".to_owned(),
             format!(

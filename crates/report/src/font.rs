@@ -8,7 +8,7 @@ use plotters::style::FontStyle;
 
 use crate::ReportError;
 
-static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+pub(crate) static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 /// Registers the bundled font once per process.
 ///

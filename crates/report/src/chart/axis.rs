@@ -82,6 +82,9 @@ impl Axis {
     pub fn log10(min: f64, max: f64, format: impl Fn(f64) -> String) -> Axis {
         let (min, max) = positive_range(min, max);
         let span = max.log10() - min.log10();
+        // Keep points and lines off the plot's edges.
+        let margin = 10f64.powf((span * 0.03).max(0.02));
+        let (min, max) = (min / margin, max * margin);
         let fine: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
         let one_two_five: &[f64] = &[1.0, 2.0, 5.0];
         let (labelled, edges): (&[f64], &[f64]) = if span >= 2.5 {
@@ -109,6 +112,49 @@ impl Axis {
             hi: hi.log10(),
             major: major.iter().map(|v| (v.log10(), format(*v))).collect(),
             minor: minor.iter().map(|v| v.log10()).collect(),
+        }
+    }
+
+    /// A log10 axis for ratios around 1 (new / old): ticks at round ratios such as 0.8×,
+    /// 0.9×, 1×, 1.1×, 1.25×, 1.5×, 2×, thinned so that labels keep apart; 1× is always shown.
+    pub fn ratio(min: f64, max: f64, format: impl Fn(f64) -> String) -> Axis {
+        let (min, max) = positive_range(min.min(1.0), max.max(1.0));
+        let span = max.log10() - min.log10();
+        let margin = 10f64.powf((span * 0.08).max(0.01));
+        let (lo, hi) = ((min / margin).log10(), (max * margin).log10());
+        let above = [1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0];
+        let below = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15];
+        let mut candidates: Vec<f64> = Vec::new();
+        for d in 0..=4 {
+            let decade = 10f64.powi(d);
+            candidates.extend(above.iter().map(|m| m * decade));
+            candidates.extend(below.iter().map(|m| m / decade));
+        }
+        candidates.retain(|v| v.log10() >= lo && v.log10() <= hi);
+        candidates.sort_by(f64::total_cmp);
+        candidates.dedup_by(|a, b| (*a / *b - 1.0).abs() < 1e-9);
+        // Walk outwards from 1x, keeping ticks at least a twelfth of the axis apart.
+        let min_gap = (hi - lo) / 12.0;
+        let mut ticks = vec![1.0f64];
+        for v in candidates.iter().copied().filter(|v| *v > 1.0) {
+            if v.log10() - ticks.last().copied().unwrap_or(1.0).log10() >= min_gap {
+                ticks.push(v);
+            }
+        }
+        let mut below = vec![1.0f64];
+        for v in candidates.iter().rev().copied().filter(|v| *v < 1.0) {
+            if below.last().copied().unwrap_or(1.0).log10() - v.log10() >= min_gap {
+                below.push(v);
+            }
+        }
+        ticks.extend(below.into_iter().skip(1));
+        ticks.sort_by(f64::total_cmp);
+        Axis {
+            scale: Scale::Log10,
+            lo,
+            hi,
+            major: ticks.iter().map(|v| (v.log10(), format(*v))).collect(),
+            minor: Vec::new(),
         }
     }
 
@@ -325,7 +371,7 @@ mod tests {
     #[test]
     fn log_axis_over_decades_labels_decades() {
         let axis = Axis::log10(23.0, 3.2e6, |v| format!("{v}"));
-        assert_eq!(labels(&axis), ["100", "1000", "10000", "100000", "1000000"]);
+        assert_eq!(labels(&axis), ["10", "100", "1000", "10000", "100000", "1000000"]);
         assert!(axis.lo <= 23f64.log10() && axis.hi >= 3.2e6f64.log10());
     }
 
@@ -347,6 +393,21 @@ mod tests {
         assert!(axis.major.len() <= 12 && axis.major.len() >= 6, "{:?}", axis.major);
         let single = Axis::log2(&[64.0], |v| format!("{v}"));
         assert!(single.lo < 6.0 && single.hi > 6.0);
+    }
+
+    #[test]
+    fn ratio_axis_has_round_ratios_around_one() {
+        let axis = Axis::ratio(0.69, 1.39, |v| format!("{v}"));
+        let values: Vec<f64> = axis.major.iter().map(|(t, _)| 10f64.powf(*t)).collect();
+        for expected in [0.8, 0.9, 1.0, 1.1, 1.25] {
+            assert!(
+                values.iter().any(|v| (v - expected).abs() < 1e-9),
+                "{expected} missing: {values:?}"
+            );
+        }
+        let wide = Axis::ratio(0.1, 30.0, |v| format!("{v}"));
+        assert!(wide.major.len() <= 13, "{:?}", wide.major);
+        assert!(wide.major.iter().any(|(t, _)| t.abs() < 1e-12), "1x is always labelled");
     }
 
     #[test]

@@ -70,12 +70,12 @@ impl Comparison {
             .filter(|r| r.plottable())
             .flat_map(|r| [r.ratio, r.ci_low, r.ci_high])
             .filter(|v| v.is_finite() && *v > 0.0)
-            .chain([0.95, 1.05])
+            .chain([0.9, 1.1])
             .collect();
         let low = values.iter().copied().fold(f64::INFINITY, f64::min);
         let high = values.iter().copied().fold(0.0, f64::max);
         // One axis for every page, so pages compare by eye.
-        let x = Axis::log10(low, high, |v| format!("{}×", format::significant(v, 3)));
+        let x = Axis::ratio(low, high, |v| format!("{}×", format::significant(v, 3)));
         let n_pages = rows.len().div_ceil(ROWS_PER_CHART);
         let n_regressed = rows.iter().filter(|r| r.regressed).count();
         let n_improved = rows.iter().filter(|r| r.improved && !r.regressed).count();

@@ -125,7 +125,9 @@ impl CpuBars {
     pub(crate) fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), DrawFailed> {
         let frame = Frame {
             title: &self.info.title,
-            subtitle: Some("lower is better · x axes log scale when the values span a factor of 10"),
+            subtitle: Some(
+                "lower is better · client + server, user + system CPU time · values printed beside the bars",
+            ),
             stamp: &self.stamp,
             legend_title: Some("message size"),
             legend: &self.legend,

@@ -104,7 +104,7 @@ impl LatencyVsSize {
             series,
             legend,
             notes: vec![
-                "Line: median round trip (p50); band: p50 up to p99.".to_owned(),
+                "Thick line: median round trip (p50). Shaded band up to the thin line: p99.".to_owned(),
                 format!("Each point is the median over the trials of a case (up to {n_trials})."),
             ],
         })
@@ -128,11 +128,19 @@ impl LatencyVsSize {
             "message size (bytes, log scale)",
             "round-trip latency (log scale)",
         )?;
+        // Bands add up where they overlap: fainter the more series share the chart.
+        let band_alpha = (0.2 / (self.series.len() as f64).sqrt()).max(0.05);
         for s in &self.series {
             if s.points.len() >= 2 {
                 let mut outline: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
                 outline.extend(s.points.iter().rev().map(|p| (p.0, p.2)));
-                chart.draw_series(std::iter::once(Polygon::new(outline, s.color.mix(0.13).filled())))?;
+                chart.draw_series(std::iter::once(Polygon::new(outline, s.color.mix(band_alpha).filled())))?;
+                // The band's upper edge is the p99 line: thin, so the p50 line stays the headline.
+                let p99: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.2)).collect();
+                chart.draw_series(std::iter::once(PathElement::new(
+                    p99,
+                    s.color.mix(0.55).stroke_width(1),
+                )))?;
             } else {
                 // A single size: the band becomes a bar from p50 to p99.
                 for p in &s.points {

@@ -11,6 +11,7 @@ pub(crate) mod frame;
 mod latency;
 mod spectrum;
 pub(crate) mod style;
+mod text;
 mod throughput;
 mod window;
 
@@ -181,7 +182,7 @@ pub(crate) fn draw(figure: &Figure, dir: &Path, png: bool, svg: bool, keep_svg: 
         // keeps `.png` at the end.
         let tmp = dir.join(format!(".{}.tmp.png", info.stem));
         {
-            let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+            let root = text::CrispText(BitMapBackend::new(&tmp, size)).into_drawing_area();
             figure.draw(&root).map_err(|e| failed(e.0))?;
             root.present().map_err(|e| failed(e.to_string()))?;
         }

@@ -80,7 +80,7 @@ fn pick(sizes: &[(u64, Option<u64>)]) -> Vec<(u64, Option<u64>)> {
 
 impl Spectrum {
     /// One chart per message size (a selection when there are many) of the cases of
-    /// `scenario` that stored histograms.
+    /// `scenario` that stored histograms (request/reply and load scenarios).
     ///
     /// # Errors
     /// [`ReportError::Histogram`] when a stored histogram cannot be decoded.
@@ -90,6 +90,10 @@ impl Spectrum {
         stamp: &Stamp,
         palette: &Palette,
     ) -> Result<Vec<Self>, ReportError> {
+        // rpc latency depends on window and delay, which the window chart shows instead.
+        if !matches!(scenario, "pingpong" | "proxy" | "load") {
+            return Ok(Vec::new());
+        }
         let mut by_size: BTreeMap<SizeKey, Vec<Line>> = BTreeMap::new();
         for case in cases {
             let Some(histogram) = cases::merged_histogram(case, Which::Measured)? else {

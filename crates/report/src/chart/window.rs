@@ -112,7 +112,8 @@ impl WindowChart {
             let delay_text = format!("{} ms", format::significant(delay as f64 / 1000.0, 3));
             let rtts: Vec<f64> = points.iter().filter_map(|p| p.2.map(|r| r.0)).collect();
             let rtt = stats::median(&rtts);
-            derived |= points.iter().any(|p| p.2.is_some_and(|r| !r.1));
+            let measured = points.iter().all(|p| p.2.is_none_or(|r| r.1));
+            derived |= !measured;
             let bound = rtt.and_then(|rtt| {
                 // bytes/s = window * size / rtt: a straight line on log-log axes; clip its ends.
                 let per_window = size as f64 / (rtt * 1e-9);
@@ -132,7 +133,14 @@ impl WindowChart {
             });
             if let Some(rtt) = rtt.filter(|_| bound.is_some()) {
                 legend.push(LegendEntry {
-                    label: format!("delay {delay_text}: W × size / RTT ({})", format::time_ns(rtt, 3)),
+                    label: if measured {
+                        format!(
+                            "delay {delay_text}: W × size / {} (measured RTT)",
+                            format::time_ns(rtt, 3)
+                        )
+                    } else {
+                        format!("delay {delay_text}: W × size / {} (2 × delay)", format::time_ns(rtt, 3))
+                    },
                     color,
                     swatch: Swatch::Line {
                         dashed: true,
@@ -149,7 +157,10 @@ impl WindowChart {
         let mut notes =
             vec!["Dashed: the bandwidth-delay bound, at most W requests of this size per round trip.".to_owned()];
         if derived {
-            notes.push("RTT not stored for some delays: taken as 2 × the added delay.".to_owned());
+            notes.push(
+                "Where the run stored no RTT, the bound takes it as 2 × the added delay, ignoring the transport's own round trip."
+                    .to_owned(),
+            );
         }
         let label = key.label();
         WindowChart {
