@@ -288,6 +288,11 @@ impl TransportVisitor for PeerVisitor<'_> {
 pub fn peer(spec: &str) -> Result<ExitCode> {
     ipcbench_harness::peer::die_with_parent();
     let spec: PeerSpec = serde_json::from_str(spec).map_err(|e| usage(format!("bad peer spec: {e}")))?;
+    // The proxy's relay needs two transports.
+    if ipcbench_harness::peer::needs_pair(&spec) {
+        ipcbench_harness::peer::serve_pair(&CliDispatch, &spec)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     CliDispatch
         .dispatch(&spec.case.transport, PeerVisitor(&spec))
         .map_err(anyhow::Error::msg)??;

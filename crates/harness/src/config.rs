@@ -762,6 +762,8 @@ impl TransportTables {
 #[serde(deny_unknown_fields)]
 struct ScenarioSpec {
     kind: ScenarioKind,
+    // A proxy scenario names its transports in `front` and `back` instead.
+    #[serde(default)]
     transports: Vec<TransportKind>,
     message_bytes: OneOrMany<ByteSize>,
     reply_bytes: Option<ByteSize>,
@@ -1233,6 +1235,12 @@ impl Plan {
             }
             if delays.iter().flatten().any(|d| !(0.0..=10_000.0).contains(d)) {
                 return Err(source.error(Some(span.clone()), "`delay_ms` must be between 0 and 10000"));
+            }
+            if connections.contains(&Some(0)) {
+                return Err(source.error(Some(span.clone()), "`connections` must be at least 1"));
+            }
+            if spec.step == Some(0) {
+                return Err(source.error(Some(span.clone()), "`step` must be at least 1"));
             }
             if rates.iter().flatten().any(|r| !(*r > 0.0 && r.is_finite())) {
                 return Err(source.error(Some(span.clone()), "`rate_per_connection_hz` must be a positive number"));

@@ -23,6 +23,66 @@ pub trait Dispatch: Sync {
     /// # Errors
     /// A message when the transport cannot be built on this machine.
     fn dispatch<V: TransportVisitor>(&self, settings: &TransportSettings, visitor: V) -> Result<V::Output, String>;
+
+    /// Builds two transports (the `front` and `back` of a proxy case) and hands both to
+    /// `visitor`. The default dispatches `front`, then `back` inside its visitor, so every
+    /// [`Dispatch`] gets it and the pair is monomorphic too.
+    ///
+    /// # Errors
+    /// A message when either transport cannot be built on this machine.
+    fn dispatch_pair<V: PairVisitor>(
+        &self,
+        front: &TransportSettings,
+        back: &TransportSettings,
+        visitor: V,
+    ) -> Result<V::Output, String>
+    where
+        Self: Sized,
+    {
+        struct Inner<F, V> {
+            front: F,
+            visitor: V,
+        }
+        impl<F: Transport + 'static, V: PairVisitor> TransportVisitor for Inner<F, V> {
+            type Output = V::Output;
+            fn visit<B: Transport + 'static>(self, back: B) -> V::Output {
+                self.visitor.visit_pair(self.front, back)
+            }
+        }
+        struct Outer<'a, D, V> {
+            dispatch: &'a D,
+            back: &'a TransportSettings,
+            visitor: V,
+        }
+        impl<D: Dispatch, V: PairVisitor> TransportVisitor for Outer<'_, D, V> {
+            type Output = Result<V::Output, String>;
+            fn visit<F: Transport + 'static>(self, front: F) -> Self::Output {
+                self.dispatch.dispatch(
+                    self.back,
+                    Inner {
+                        front,
+                        visitor: self.visitor,
+                    },
+                )
+            }
+        }
+        self.dispatch(
+            front,
+            Outer {
+                dispatch: self,
+                back,
+                visitor,
+            },
+        )?
+    }
+}
+
+/// Work to do with two concrete transports (the front and back of a proxy case).
+pub trait PairVisitor {
+    /// What the work produces.
+    type Output;
+    /// Does the work with `front` and `back`.
+    fn visit_pair<F: Transport + 'static, B: Transport + 'static>(self, front: F, back: B) -> Self::Output;
 }
 
 /// Dispatches the two baselines of `ipcbench-core` only: what the harness's own tests use.

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use ipcbench_core::{Channel, Transport};
 
+use crate::dispatch::{Dispatch, PairVisitor};
 use crate::protocol::{self, PeerSpec, Ready};
+use crate::scenario::fleet::PeerRole;
 use crate::trial::{TrialError, error_chain};
 use crate::{affinity, scenario};
 
@@ -20,6 +22,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// # Errors
 /// A message for the parent's record (the CLI prints it on stderr, where the parent reads it).
 pub fn serve<T: Transport>(transport: &T, spec: &PeerSpec) -> Result<(), TrialError> {
+    // The many-connection and proxy scenarios have peers of their own (scenario/fleet.rs).
+    if let Some(role) = PeerRole::of(spec) {
+        return scenario::serve_role(transport, spec, role);
+    }
     let cores_applied = affinity::pin_current_thread(spec.case.placement.server).map_err(TrialError::Failed)?;
     let mut channel = transport
         .connect(&spec.address, CONNECT_TIMEOUT)
@@ -37,4 +43,35 @@ pub fn serve<T: Transport>(transport: &T, spec: &PeerSpec) -> Result<(), TrialEr
 /// Asks the kernel to SIGKILL this process when its parent exits.
 pub fn die_with_parent() {
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+}
+
+/// True when the peer needs two transports (the proxy's relay): serve it with [`serve_pair`].
+pub fn needs_pair(spec: &PeerSpec) -> bool {
+    matches!(PeerRole::of(spec), Some(PeerRole::Relay { .. }))
+}
+
+/// Serves a peer that needs two transports (the proxy's relay: `case.transport` in front,
+/// `case.back_transport` behind), building both through `dispatch`.
+///
+/// # Errors
+/// A message for the parent's record; `Unsupported` when a transport cannot be built.
+pub fn serve_pair<D: Dispatch>(dispatch: &D, spec: &PeerSpec) -> Result<(), TrialError> {
+    struct Relay<'a>(&'a PeerSpec, std::path::PathBuf);
+    impl PairVisitor for Relay<'_> {
+        type Output = Result<(), TrialError>;
+        fn visit_pair<F: Transport + 'static, B: Transport + 'static>(self, front: F, back: B) -> Self::Output {
+            scenario::proxy::serve_relay(&front, &back, self.0, &self.1)
+        }
+    }
+    let Some(PeerRole::Relay { work_dir }) = PeerRole::of(spec) else {
+        return Err(TrialError::Failed("not a relay's spec".into()));
+    };
+    let back = spec
+        .case
+        .back_transport
+        .as_ref()
+        .ok_or_else(|| TrialError::Failed("the relay's case has no back transport".into()))?;
+    dispatch
+        .dispatch_pair(&spec.case.transport, back, Relay(spec, work_dir))
+        .map_err(TrialError::Unsupported)?
 }

@@ -204,9 +204,12 @@ pub fn run<D: Dispatch>(
                     peer_command: &options.peer_command,
                     trial_idx: round,
                 };
-                let result = dispatch
-                    .dispatch(&case.transport, TrialVisitor { case, ctx })
-                    .unwrap_or_else(|reason| Err(TrialError::Unsupported(reason)));
+                let result = match &case.back_transport {
+                    // A proxy case needs both of its transports (scenario/proxy.rs).
+                    Some(back) => crate::scenario::proxy::dispatch_trial(dispatch, case, back, ctx),
+                    None => dispatch.dispatch(&case.transport, TrialVisitor { case, ctx }),
+                }
+                .unwrap_or_else(|reason| Err(TrialError::Unsupported(reason)));
                 let case_record = &mut record.cases[case_idx];
                 match result {
                     Ok(output) => {
@@ -230,6 +233,7 @@ pub fn run<D: Dispatch>(
                     }
                 }
                 summarize(case_record, record.clock.overhead_ns);
+                crate::scenario::finish_case(case_record);
             }
             done += 1;
             record.finished_at = now_rfc3339();
@@ -257,6 +261,7 @@ pub fn run<D: Dispatch>(
             warnings.push(format!("{}: no messages were measured", case.id));
         }
     }
+    warnings.extend(crate::scenario::run_warnings(&record.cases));
     record.warnings = warnings;
     record.finished_at = now_rfc3339();
     record

@@ -112,7 +112,7 @@ pub struct TrialOutput {
 }
 
 /// A peer process that is killed and reaped when dropped, with its stderr collected.
-struct PeerProcess {
+pub(crate) struct PeerProcess {
     child: Arc<Mutex<Child>>,
     stderr: Option<JoinHandle<String>>,
     watchdog_cancel: Option<Sender<()>>,
@@ -120,7 +120,7 @@ struct PeerProcess {
 }
 
 impl PeerProcess {
-    fn spawn(command: &PeerCommand, spec: &PeerSpec, timeout: Duration) -> Result<PeerProcess, TrialError> {
+    pub(crate) fn spawn(command: &PeerCommand, spec: &PeerSpec, timeout: Duration) -> Result<PeerProcess, TrialError> {
         let spec_json = serde_json::to_string(spec).expect("peer specs serialize");
         let mut child = Command::new(&command.program)
             .args(&command.args)
@@ -162,7 +162,7 @@ impl PeerProcess {
 
     /// Waits up to `limit` for the peer to exit (killing it after that), then returns why it
     /// failed, or `None` when it exited cleanly.
-    fn finish(&mut self, limit: Duration) -> Option<String> {
+    pub(crate) fn finish(&mut self, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
         let status = loop {
             let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
@@ -249,6 +249,10 @@ pub fn run_trial<T: Transport + 'static>(
     case: &Case,
     ctx: &TrialContext<'_>,
 ) -> Result<TrialOutput, TrialError> {
+    // The many-connection scenarios have their own process structure (scenario/fleet.rs).
+    if let Some(run) = scenario::own_trial::<T>(case.scenario) {
+        return run(transport, case, ctx);
+    }
     if transport.busy_polls() && case.same_core() && transport.peer_mode() != PeerMode::None {
         return Err(TrialError::Unsupported(format!(
             "`{}` busy-polls; with client and server on core {} it would measure the scheduler, not the transport \

@@ -2,17 +2,26 @@
 //! (in the peer). Each scenario module has a `client` and a `server` function, both generic
 //! over the channel so their timed loops are monomorphic.
 
-use ipcbench_core::{Channel, PeerMode};
+use ipcbench_core::{Channel, PeerMode, Transport};
 
 use crate::config::{Case, ScenarioKind};
-use crate::protocol::PeerReport;
-use crate::trial::{ClientOutcome, TrialError};
+use crate::protocol::{PeerReport, PeerSpec};
+use crate::record::CaseRecord;
+use crate::trial::{ClientOutcome, TrialContext, TrialError, TrialOutput};
 
+pub mod conn_cost;
+pub(crate) mod echo_server;
+pub mod fleet;
+pub mod load;
 pub mod pingpong;
+pub mod proxy;
 
 /// True when this build can run `kind`.
 pub fn supported(kind: ScenarioKind) -> bool {
-    matches!(kind, ScenarioKind::Pingpong)
+    matches!(
+        kind,
+        ScenarioKind::Pingpong | ScenarioKind::Load | ScenarioKind::Proxy | ScenarioKind::ConnCost
+    )
 }
 
 /// Runs the client side of `case` on an established channel, after the start barrier.
@@ -39,4 +48,60 @@ pub(crate) fn run_server<C: Channel>(channel: &mut C, case: &Case) -> Result<Pee
             other.as_str()
         ))),
     }
+}
+
+/// A single-transport trial that runs its own process structure instead of the one-channel
+/// trial of [`crate::trial::run_trial`] (the many-connection scenarios; see [`fleet`]).
+pub(crate) type OwnTrial<T> = fn(T, &Case, &TrialContext<'_>) -> Result<TrialOutput, TrialError>;
+
+/// The scenario's own trial function, when it has one.
+pub(crate) fn own_trial<T: Transport + 'static>(kind: ScenarioKind) -> Option<OwnTrial<T>> {
+    match kind {
+        ScenarioKind::Load => Some(load::run_trial::<T>),
+        ScenarioKind::ConnCost => Some(conn_cost::run_trial::<T>),
+        ScenarioKind::Proxy => Some(proxy::without_back::<T>),
+        _ => None,
+    }
+}
+
+/// Serves a peer process of `load`, `conn-cost` or `proxy` (server side) over `transport`.
+pub(crate) fn serve_role<T: Transport>(
+    transport: &T,
+    spec: &PeerSpec,
+    role: fleet::PeerRole,
+) -> Result<(), TrialError> {
+    match role {
+        fleet::PeerRole::EventServer { work_dir, stall } => {
+            echo_server::serve(transport, spec, &work_dir, stall, load::DEFAULT_CONNECTIONS)
+        }
+        fleet::PeerRole::ProxyServer { relay_address } => proxy::serve_server(transport, spec, &relay_address),
+        fleet::PeerRole::Relay { .. } => Err(TrialError::Failed(
+            "the relay needs both transports; start it through peer::serve_pair".into(),
+        )),
+    }
+}
+
+/// Case-level figures and flags of the scenarios that have them, recomputed from the trials
+/// (the runner calls it after every trial).
+pub fn finish_case(case: &mut CaseRecord) {
+    match case.scenario.as_str() {
+        "load" => load::finish_case(case),
+        "proxy" => proxy::finish_case(case),
+        "conn-cost" => conn_cost::finish_case(case),
+        _ => {}
+    }
+}
+
+/// Run-level warnings about cases whose figures need attention (a load case that missed its
+/// rate), for the record's `warnings`.
+pub fn run_warnings(cases: &[CaseRecord]) -> Vec<String> {
+    cases
+        .iter()
+        .flat_map(|case| {
+            case.flags
+                .iter()
+                .filter(|f| f.starts_with(load::SHORTFALL_FLAG))
+                .map(move |f| format!("{}: {f}", case.id))
+        })
+        .collect()
 }

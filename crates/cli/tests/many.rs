@@ -1,0 +1,329 @@
+//! The many-connection scenarios (`load`, `conn-cost`) and `proxy`, end to end with real
+//! processes and sockets, plus the known-answer test of the coordinated-omission correction.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use ipcbench_harness::config::{Overrides, Plan};
+use ipcbench_harness::scenario::fleet::Stall;
+use ipcbench_harness::scenario::load;
+use ipcbench_harness::trial::{PeerCommand, TrialContext};
+use serde_json::Value;
+
+fn ipcbench() -> Command {
+    let mut cmd = Command::cargo_bin("ipcbench").expect("binary built");
+    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    cmd.timeout(Duration::from_secs(120));
+    cmd
+}
+
+fn n_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// `cores = [0, 1]` where there are two cores, else both sides on core 0.
+fn cores() -> &'static str {
+    if n_cores() >= 2 { "[0, 1]" } else { "[0, 0]" }
+}
+
+/// Runs `plan` through the binary and returns the process output and `run.json`.
+fn run_plan(plan: &str) -> (Output, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.toml");
+    std::fs::write(&plan_path, plan).unwrap();
+    let out = dir.path().join("out");
+    let output = ipcbench()
+        .args(["run", plan_path.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let record = std::fs::read(out.join("run.json"))
+        .map(|bytes| serde_json::from_slice(&bytes).unwrap())
+        .unwrap_or(Value::Null);
+    (output, record)
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn case<'a>(record: &'a Value, id_part: &str) -> &'a Value {
+    record["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"].as_str().unwrap().contains(id_part))
+        .unwrap_or_else(|| panic!("no case like {id_part} in {record}"))
+}
+
+#[test]
+fn load_over_tcp_holds_its_connections_and_records_both_latencies() {
+    let plan = format!(
+        r#"
+name = "load-test"
+repetitions = 1
+warmup = "200ms"
+duration = "1s"
+cores = {}
+
+[[scenario]]
+kind = "load"
+transports = ["tcp", "pipe"]
+message_bytes = 256
+connections = 200
+rate_per_connection_hz = 20
+"#,
+        cores()
+    );
+    let (output, record) = run_plan(&plan);
+    assert!(output.status.success(), "{}", text(&output));
+    let tcp = case(&record, "load/tcp");
+    assert_eq!(tcp["status"], "ok", "{}", tcp["reason"]);
+    assert_eq!(tcp["connections"], 200);
+    let trial = &tcp["trials"][0];
+    for key in ["latency_ns", "latency_corrected_ns"] {
+        let l = &trial[key];
+        let get = |k: &str| l[k].as_f64().unwrap_or_else(|| panic!("{key}.{k} missing: {trial}"));
+        assert!(
+            get("p50") > 0.0 && get("p50") <= get("p99") && get("p99") <= get("p999"),
+            "{l}"
+        );
+    }
+    assert!(trial["histogram_v2"].is_string() && trial["histogram_corrected_v2"].is_string());
+    // A reply is never earlier than its request left, so the corrected median is no smaller.
+    assert!(trial["latency_corrected_ns"]["p50"].as_f64() >= trial["latency_ns"]["p50"].as_f64());
+    let extra = &trial["extra"];
+    assert_eq!(extra["connections_held"], 200.0);
+    assert_eq!(extra["target_messages_per_s"], 4000.0);
+    // 200 connections at 20 msg/s with uniform phases: exactly 20 sends each in 1 s.
+    assert_eq!(extra["scheduled_messages"], 4000.0);
+    assert!(extra["achieved_messages_per_s"].as_f64().unwrap() > 0.0);
+    assert!(trial["messages"].as_u64().unwrap() > 0);
+    assert!(trial["server"]["user_ns"].is_u64());
+    assert!(tcp["extra"]["achieved_messages_per_s"].is_f64());
+    let pipe = case(&record, "load/pipe");
+    assert_eq!(pipe["status"], "unsupported");
+    assert!(
+        pipe["reason"].as_str().unwrap().contains("event-loop"),
+        "{}",
+        pipe["reason"]
+    );
+}
+
+/// A server that stalls once for 100 ms during an open-loop run: the requests scheduled
+/// during the stall wait behind it, so the corrected p99.9 (from the intended send time)
+/// shows the stall, while the uncorrected p99.9 (from the actual, late, send time) does not.
+///
+/// Four connections at 1000 msg/s each for 3 s make 12,000 samples. The stall holds the one
+/// request in flight on each connection (4 samples of up to 100 ms, under the 12 that p99.9
+/// may skip), and about 100 scheduled sends per connection queue behind it: about 400 samples
+/// whose corrected latency spreads up to 100 ms. The thresholds are about the deliberate stall,
+/// not about the machine's speed.
+#[test]
+fn one_stall_shows_in_corrected_but_not_in_uncorrected_p999() {
+    let plan = format!(
+        r#"
+name = "stall"
+repetitions = 1
+warmup = "300ms"
+duration = "3s"
+cores = {}
+
+[[scenario]]
+kind = "load"
+transports = ["tcp"]
+message_bytes = 64
+connections = 4
+rate_per_connection_hz = 1000
+"#,
+        cores()
+    );
+    let plan = Plan::parse("stall", &plan, &Overrides::default(), n_cores().max(2)).unwrap();
+    let case = &plan.cases[0];
+    let dir = tempfile::tempdir().unwrap();
+    let peer_command = PeerCommand {
+        program: env!("CARGO_BIN_EXE_ipcbench").into(),
+        args: vec!["peer".into()],
+    };
+    let ctx = TrialContext {
+        work_dir: dir.path(),
+        peer_command: &peer_command,
+        trial_idx: 0,
+    };
+    // Warm-up is 1,200 messages; stall about one second into the measured phase.
+    let stall = Stall {
+        after_messages: 1_200 + 4_000,
+        stall_ms: 100,
+    };
+    // The trial pins the calling thread: this test's own thread.
+    let output = load::run_trial_with(ipcbench_tcp::TcpTransport::default(), case, &ctx, Some(stall))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let raw = output.trial.latency_ns.unwrap();
+    let corrected = output.trial.latency_corrected_ns.unwrap();
+    assert!(output.trial.messages > 10_000, "{}", output.trial.messages);
+    assert!(
+        corrected.p999 >= 50e6,
+        "corrected p99.9 {} ns should show the 100 ms stall",
+        corrected.p999
+    );
+    assert!(
+        raw.p999 < 50e6,
+        "uncorrected p99.9 {} ns should not show the stall",
+        raw.p999
+    );
+    // The stall itself is in both maxima: the requests in flight waited it out.
+    assert!(raw.max >= 90e6 && corrected.max >= 90e6, "{raw:?} {corrected:?}");
+}
+
+#[test]
+fn too_many_connections_for_the_fd_limit_are_refused_with_the_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan_path,
+        r#"
+name = "fd-limit"
+repetitions = 1
+warmup = "10ms"
+duration = "100ms"
+
+[[scenario]]
+kind = "load"
+transports = ["tcp"]
+message_bytes = 64
+connections = 1000
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    // `ulimit -n` in sh sets both the soft and the hard limit.
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 256 && exec \"$0\" run \"$1\" --out \"$2\"")
+        .arg(env!("CARGO_BIN_EXE_ipcbench"))
+        .arg(&plan_path)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let record: Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let case = case(&record, "load/tcp");
+    assert_eq!(case["status"], "unsupported");
+    let reason = case["reason"].as_str().unwrap();
+    assert!(reason.contains("1000 connections"), "{reason}");
+    assert!(reason.contains("hard limit RLIMIT_NOFILE"), "{reason}");
+    assert!(reason.contains("is 256"), "{reason}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("RLIMIT_NOFILE"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn proxy_uds_to_tcp_reports_the_hop_with_and_without_text_conversion() {
+    let plan = format!(
+        r#"
+name = "proxy-test"
+repetitions = 1
+warmup = "50ms"
+duration = "300ms"
+cores = {}
+
+[[scenario]]
+kind = "proxy"
+front = ["uds"]
+back = ["tcp"]
+message_bytes = 64
+convert = ["none", "text"]
+"#,
+        cores()
+    );
+    let (output, record) = run_plan(&plan);
+    assert!(output.status.success(), "{}", text(&output));
+    for (id, text_framing) in [("proxy/uds->tcp/64B/c", false), ("proxy/uds->tcp/64B/text", true)] {
+        let case = case(&record, id);
+        assert_eq!(case["status"], "ok", "{id}: {}", case["reason"]);
+        assert_eq!(case["transport"], "uds->tcp");
+        let trial = &case["trials"][0];
+        let extra = &trial["extra"];
+        let proxied_p50 = trial["latency_ns"]["p50"].as_f64().unwrap();
+        let direct_p50 = extra["direct_p50_ns"].as_f64().unwrap();
+        assert!(direct_p50 > 0.0 && proxied_p50 > 0.0);
+        assert_eq!(extra["hop_added_p50_ns"].as_f64().unwrap(), proxied_p50 - direct_p50);
+        assert!(extra["hop_added_p99_ns"].is_f64());
+        assert!(extra["direct_messages"].as_f64().unwrap() > 0.0);
+        assert_eq!(
+            extra["relay_messages"].as_f64().unwrap(),
+            trial["messages"].as_f64().unwrap()
+        );
+        assert!(extra["relay_cpu_ns_per_message"].as_f64().unwrap() > 0.0);
+        let (bytes_in, bytes_out) = (
+            extra["relay_in_bytes_per_s"].as_f64().unwrap(),
+            extra["relay_out_bytes_per_s"].as_f64().unwrap(),
+        );
+        // The text header makes every relayed request longer on the back side.
+        if text_framing {
+            assert!(bytes_out > bytes_in, "{bytes_in} -> {bytes_out}");
+        } else {
+            assert_eq!(bytes_out, bytes_in);
+        }
+        assert!(case["extra"]["hop_added_p50_ns"].is_f64());
+        assert_eq!(case["extra"]["direct_transport"], "tcp");
+    }
+}
+
+#[test]
+fn conn_cost_fits_positive_bytes_per_connection_for_tcp() {
+    let plan = format!(
+        r#"
+name = "conn-cost-test"
+repetitions = 1
+cores = {}
+
+[[scenario]]
+kind = "conn-cost"
+transports = ["tcp"]
+message_bytes = 64
+connections = 3000
+step = 1000
+"#,
+        cores()
+    );
+    let (output, record) = run_plan(&plan);
+    assert!(output.status.success(), "{}", text(&output));
+    let case = case(&record, "conn-cost/tcp");
+    assert_eq!(case["status"], "ok", "{}", case["reason"]);
+    let extra = &case["trials"][0]["extra"];
+    for k in 0..4 {
+        assert_eq!(extra[format!("point{k}_connections")], (k * 1000) as f64);
+    }
+    let rss = extra["server_rss_bytes_per_connection"].as_f64().unwrap();
+    assert!(rss > 0.0, "server RSS per connection {rss}");
+    assert!(extra["server_rss_residual_bytes"].as_f64().unwrap() >= 0.0);
+    assert!(extra["kernel_slab_bytes_per_connection"].is_f64());
+    assert_eq!(case["extra"]["server_rss_bytes_per_connection"], rss);
+    assert_eq!(case["trials"][0]["messages"], 3000);
+}
+
+#[test]
+fn zero_connections_is_a_plan_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan_path,
+        "name = \"x\"\n[[scenario]]\nkind = \"load\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\nconnections = 0\n",
+    )
+    .unwrap();
+    let output = ipcbench()
+        .args(["run", plan_path.to_str().unwrap(), "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("`connections` must be at least 1"));
+}

@@ -1,0 +1,343 @@
+//! `conn-cost`: what an idle keep-alive connection costs the server, in bytes.
+//!
+//! The server is the event-loop echo server of `load` ([`super::echo_server`]), so the figure
+//! is what that server pays per connection. The measuring process opens connections in steps
+//! (0, `step`, 2 x `step`, ... up to `connections`; default step 1000), paced as in
+//! [`super::fleet`]. Each new connection carries one request and its echo (so every connection
+//! is known to work, and has been through the server's read and write path once), then stays
+//! idle. At every step, once the server has accepted them all, it samples (median of three
+//! samples 10 ms apart):
+//!
+//! - the server process's resident set (`VmRSS` of `/proc/<pid>/status`): the user-space cost
+//!   of a connection's state in the event loop;
+//! - the kernel's slab memory (`Slab` of `/proc/meminfo`): socket, inode, file, dentry and
+//!   epoll objects. It is machine-wide, so it counts **both ends** of each connection (the
+//!   client's socket lives in the same kernel) and anything else the machine allocates
+//!   meanwhile; the fit's residual shows how much that was;
+//! - `/proc/net/sockstat`: sockets in use and the pages TCP holds for socket buffers (idle
+//!   connections hold almost none).
+//!
+//! Each series is fitted by least squares against the connection count. Per trial, the figures
+//! go to `Trial.extra` (f64): `server_rss_bytes_per_connection`, `server_rss_intercept_bytes`,
+//! `server_rss_residual_bytes` (root mean square), `server_rss_r_squared`, the same four for
+//! `kernel_slab_*` (both ends), `tcp_mem_bytes_per_connection` (both ends),
+//! `sockets_per_connection` (2 for a loopback connection: both ends), and every sample as
+//! `point<k>_<field>`. The case's `extra` holds the medians over trials of the per-connection
+//! figures and residuals.
+
+use std::time::{Duration, Instant};
+
+use ipcbench_core::event_loop::{EventLoopTransport, EventStream};
+use ipcbench_core::payload::{Payload, verify};
+use ipcbench_core::{Channel, Transport};
+use mio::{Events, Poll, Token};
+
+use crate::config::Case;
+use crate::procstat::{self, Fit, least_squares};
+use crate::protocol::{self, PeerReport};
+use crate::record::{CaseRecord, Trial};
+use crate::rusage::Snapshot;
+use crate::scenario::echo_server::{FRAME_HEADER_BYTES, flush, send_bytes};
+use crate::scenario::fleet::{self, PeerRole};
+use crate::scenario::load::no_event_loop;
+use crate::stats;
+use crate::trial::{TrialContext, TrialError, TrialOutput, finish_trial};
+use crate::{affinity, fdlimit};
+
+/// Connections when the plan names none.
+pub const DEFAULT_CONNECTIONS: u64 = 5000;
+/// Connections added per step when the plan names no `step`.
+pub const DEFAULT_STEP: u64 = 1000;
+/// Samples per step (their median is kept).
+const SAMPLES: usize = 3;
+/// Pause between samples.
+const SAMPLE_PAUSE: Duration = Duration::from_millis(10);
+
+/// The figures fitted, by key prefix.
+const SERIES: [&str; 4] = ["server_rss", "kernel_slab", "tcp_mem", "sockets"];
+
+/// Runs one `conn-cost` trial over `transport`.
+///
+/// # Errors
+/// [`TrialError::Unsupported`] when the transport has no event-loop capability or the
+/// connections cannot fit the open-file limit; [`TrialError::Failed`] otherwise.
+pub fn run_trial<T: Transport + 'static>(
+    transport: T,
+    case: &Case,
+    ctx: &TrialContext<'_>,
+) -> Result<TrialOutput, TrialError> {
+    let capability = transport.event_loop().ok_or_else(|| no_event_loop(transport.name()))?;
+    let connections = case.connections.unwrap_or(DEFAULT_CONNECTIONS);
+    let step = case.step.unwrap_or(DEFAULT_STEP);
+    if step == 0 {
+        return Err(TrialError::Unsupported("`step` must be at least 1".into()));
+    }
+    fdlimit::ensure_open_files(connections).map_err(TrialError::Unsupported)?;
+    let client_cores = affinity::pin_current_thread(case.placement.client).map_err(TrialError::Failed)?;
+    let role = PeerRole::EventServer {
+        work_dir: ctx.work_dir.to_owned(),
+        stall: None,
+    };
+    let mut started = fleet::start_peer(&transport, case, ctx, "conn-cost", &role, true)?;
+    let address = started.listening.take().map(|l| l.address).unwrap_or_default();
+    let outcome = measure(
+        capability,
+        &address,
+        &mut started.control,
+        started.ready.pid,
+        case.message_bytes as usize,
+        &steps(connections, step),
+    );
+    let applied_options = started.ready.applied_options.clone();
+    let server_cores = started.ready.cores_applied.clone();
+    drop(started.control);
+    let peer_failure = started.process.finish(crate::trial::EXIT_TIMEOUT);
+    let (mut trial, report) = fleet::merge_failure(outcome, peer_failure)?;
+    trial.server = Some(report.rusage);
+    Ok(TrialOutput {
+        trial,
+        applied_options,
+        client_cores,
+        server_cores,
+    })
+}
+
+/// The connection counts sampled: 0, step, 2 x step, ..., always ending at `connections`.
+pub fn steps(connections: u64, step: u64) -> Vec<u64> {
+    let step = step.max(1);
+    let mut out: Vec<u64> = (0..=connections / step).map(|k| k * step).collect();
+    if out.last() != Some(&connections) {
+        out.push(connections);
+    }
+    out
+}
+
+/// One sample of every series.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    connections: u64,
+    values: [f64; SERIES.len()],
+}
+
+/// Samples the server's RSS and the kernel's figures, median of [`SAMPLES`].
+fn sample(pid: u32, connections: u64) -> Result<Point, TrialError> {
+    let mut samples: Vec<[f64; SERIES.len()]> = Vec::with_capacity(SAMPLES);
+    let page = procstat::page_size() as f64;
+    for idx in 0..SAMPLES {
+        if idx > 0 {
+            std::thread::sleep(SAMPLE_PAUSE);
+        }
+        let rss = procstat::vm_rss_bytes(pid).map_err(TrialError::Failed)?;
+        let slab = procstat::slab_bytes().map_err(TrialError::Failed)?;
+        let sockstat = procstat::sockstat().map_err(TrialError::Failed)?;
+        samples.push([
+            rss as f64,
+            slab as f64,
+            sockstat.tcp_mem_pages as f64 * page,
+            sockstat.sockets_used as f64,
+        ]);
+    }
+    let mut values = [0.0; SERIES.len()];
+    for (field, value) in values.iter_mut().enumerate() {
+        *value = stats::median(&samples.iter().map(|s| s[field]).collect::<Vec<_>>()).unwrap_or(0.0);
+    }
+    Ok(Point { connections, values })
+}
+
+/// Sends one request on each of `conns[from..]` and waits for every echo.
+fn exchange_once(
+    poll: &mut Poll,
+    conns: &mut [EventStream],
+    from: usize,
+    payload: &mut Payload,
+) -> Result<(), TrialError> {
+    let message_bytes = payload.len();
+    let frame_bytes = FRAME_HEADER_BYTES + message_bytes;
+    let header = (message_bytes as u32).to_le_bytes();
+    let mut tx: Vec<Vec<u8>> = vec![Vec::new(); conns.len() - from];
+    let mut rx: Vec<Vec<u8>> = vec![Vec::new(); conns.len() - from];
+    for (slot, stream) in conns[from..].iter_mut().enumerate() {
+        send_bytes(stream, &mut tx[slot], &[&header, payload.stamp(0)])
+            .map_err(|e| TrialError::Failed(format!("connection {}: send failed: {e}", from + slot)))?;
+    }
+    let mut waiting = conns.len() - from;
+    let deadline = Instant::now() + fleet::BATCH_TIMEOUT;
+    let mut events = Events::with_capacity(1024);
+    let mut scratch = vec![0u8; 64 * 1024];
+    while waiting > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(TrialError::Failed(format!(
+                "{waiting} connections got no echo within {:?}",
+                fleet::BATCH_TIMEOUT
+            )));
+        }
+        poll.poll(&mut events, Some(left))
+            .map_err(|e| TrialError::Failed(format!("poll failed: {e}")))?;
+        for event in events.iter() {
+            let Token(idx) = event.token();
+            if idx < from || idx >= conns.len() {
+                continue;
+            }
+            let slot = idx - from;
+            let stream = &mut conns[idx];
+            if event.is_writable() {
+                flush(stream, &mut tx[slot])
+                    .map_err(|e| TrialError::Failed(format!("connection {idx}: send failed: {e}")))?;
+            }
+            if rx[slot].len() == frame_bytes {
+                continue;
+            }
+            loop {
+                match std::io::Read::read(stream, &mut scratch) {
+                    Ok(0) => return Err(TrialError::Failed(format!("the server closed connection {idx}"))),
+                    Ok(n) => rx[slot].extend_from_slice(&scratch[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(TrialError::Failed(format!("connection {idx}: read failed: {e}"))),
+                }
+            }
+            if rx[slot].len() > frame_bytes {
+                return Err(TrialError::Failed(format!(
+                    "connection {idx}: more bytes than one echo"
+                )));
+            }
+            if rx[slot].len() == frame_bytes {
+                let len = u32::from_le_bytes(rx[slot][..FRAME_HEADER_BYTES].try_into().expect("4 bytes")) as usize;
+                if len != message_bytes {
+                    return Err(TrialError::Failed(format!(
+                        "connection {idx}: echo of {len} bytes, expected {message_bytes}"
+                    )));
+                }
+                verify(&rx[slot][FRAME_HEADER_BYTES..], message_bytes, 0)?;
+                waiting -= 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens the connections step by step, sampling at each step, and fits the series.
+fn measure<C: Channel>(
+    capability: &dyn EventLoopTransport,
+    address: &str,
+    control: &mut C,
+    server_pid: u32,
+    message_bytes: usize,
+    steps: &[u64],
+) -> Result<(Trial, PeerReport), TrialError> {
+    let mut buf = vec![0u8; protocol::CONTROL_BUF_BYTES];
+    let mut poll = Poll::new().map_err(|e| TrialError::Failed(format!("cannot create an event loop: {e}")))?;
+    let total = steps.last().copied().unwrap_or(0);
+    let mut conns: Vec<EventStream> = Vec::with_capacity(total as usize);
+    let mut payload = Payload::new(message_bytes);
+    let mut points = Vec::with_capacity(steps.len());
+    let usage_start = Snapshot::now();
+    let started = Instant::now();
+    for &target in steps {
+        let before = conns.len();
+        fleet::open_connections(capability, address, target, &mut poll, &mut conns, &mut || {
+            fleet::query_accepted(control, &mut buf)
+        })?;
+        if conns.len() > before {
+            exchange_once(&mut poll, &mut conns, before, &mut payload)?;
+        }
+        points.push(sample(server_pid, target)?);
+    }
+    let elapsed = started.elapsed();
+    let usage = usage_start.until(&Snapshot::now());
+    let report = fleet::end_and_report(control, &mut buf, false)?;
+    let mut trial = Trial {
+        messages: total,
+        bytes: total * 2 * message_bytes as u64,
+        ..Trial::default()
+    };
+    finish_trial(&mut trial, elapsed, usage);
+    for (name, fit) in fits(&points) {
+        let Some(fit) = fit else { continue };
+        let per = match name {
+            "sockets" => "sockets_per_connection".to_owned(),
+            other => format!("{other}_bytes_per_connection"),
+        };
+        trial.extra.insert(per, fit.slope);
+        let unit = if name == "sockets" { "" } else { "_bytes" };
+        trial.extra.insert(format!("{name}_intercept{unit}"), fit.intercept);
+        trial.extra.insert(format!("{name}_residual{unit}"), fit.residual_rms);
+        trial.extra.insert(format!("{name}_r_squared"), fit.r_squared);
+    }
+    for (k, point) in points.iter().enumerate() {
+        trial
+            .extra
+            .insert(format!("point{k}_connections"), point.connections as f64);
+        for (name, value) in SERIES.iter().zip(point.values) {
+            let unit = if *name == "sockets" { "_used" } else { "_bytes" };
+            trial.extra.insert(format!("point{k}_{name}{unit}"), value);
+        }
+    }
+    Ok((trial, report))
+}
+
+/// The least-squares fit of every series against the connection count.
+fn fits(points: &[Point]) -> Vec<(&'static str, Option<Fit>)> {
+    SERIES
+        .iter()
+        .enumerate()
+        .map(|(field, name)| {
+            let xy: Vec<(f64, f64)> = points.iter().map(|p| (p.connections as f64, p.values[field])).collect();
+            (*name, least_squares(&xy))
+        })
+        .collect()
+}
+
+/// The case-level figures of a `conn-cost` case: medians over trials (called after every
+/// trial, so it replaces what it set before).
+pub(crate) fn finish_case(case: &mut CaseRecord) {
+    let keys = [
+        "server_rss_bytes_per_connection",
+        "server_rss_residual_bytes",
+        "kernel_slab_bytes_per_connection",
+        "kernel_slab_residual_bytes",
+        "tcp_mem_bytes_per_connection",
+        "sockets_per_connection",
+    ];
+    for key in keys {
+        let values: Vec<f64> = case.trials.iter().filter_map(|t| t.extra.get(key).copied()).collect();
+        if let Some(median) = stats::median(&values) {
+            case.extra.insert(key.into(), median.into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_start_at_zero_and_end_at_the_total() {
+        assert_eq!(steps(3000, 1000), vec![0, 1000, 2000, 3000]);
+        assert_eq!(steps(2500, 1000), vec![0, 1000, 2000, 2500]);
+        assert_eq!(steps(500, 1000), vec![0, 500]);
+        assert_eq!(steps(0, 1000), vec![0]);
+    }
+
+    #[test]
+    fn every_series_is_fitted_by_name() {
+        let points: Vec<Point> = (0..4u64)
+            .map(|k| Point {
+                connections: k * 1000,
+                values: [
+                    1e6 + 500.0 * (k * 1000) as f64,
+                    2e8 + 4000.0 * (k * 1000) as f64,
+                    0.0,
+                    18.0 + 2.0 * (k * 1000) as f64,
+                ],
+            })
+            .collect();
+        let fitted = fits(&points);
+        let slope = |name: &str| fitted.iter().find(|f| f.0 == name).and_then(|f| f.1).map(|f| f.slope);
+        assert!((slope("server_rss").unwrap() - 500.0).abs() < 1e-6);
+        assert!((slope("kernel_slab").unwrap() - 4000.0).abs() < 1e-6);
+        assert!((slope("sockets").unwrap() - 2.0).abs() < 1e-9);
+        assert_eq!(slope("tcp_mem"), Some(0.0));
+    }
+}
