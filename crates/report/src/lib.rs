@@ -10,9 +10,9 @@
 //! `report.html` with the charts as inline SVG, `cases.csv` and one HdrHistogram `.hgrm`
 //! percentile file per latency case ([`hgrm`]).
 //!
-//! Charts per scenario: latency vs message size (p50 line, p99 band), percentile spectra,
-//! throughput vs message size (stream), throughput vs window with the bandwidth-delay bound
-//! (rpc), CPU per message and per byte. The comparison of two runs, for the regression gate,
+//! Charts per scenario: latency vs message size (p50 line, p99 band), latency vs connection
+//! count or offered load (load), percentile spectra, throughput vs message size (stream),
+//! throughput vs window with the bandwidth-delay bound (rpc), CPU per message and per byte. The comparison of two runs, for the regression gate,
 //! is [`render_comparison`] over [`ComparisonRow`]s.
 #![forbid(unsafe_code)]
 

@@ -179,6 +179,18 @@ fn rpc_runs_get_a_window_chart_with_bandwidth_delay_bounds() {
 }
 
 #[test]
+fn load_runs_get_a_latency_vs_connections_chart() {
+    let record = common::loads();
+    let stems = stems(&record);
+    assert_eq!(stems[0], "latency-vs-load-load");
+    let dir = render_checked(&record);
+    let svg = std::fs::read_to_string(dir.path().join("charts/latency-vs-load-load.svg")).unwrap();
+    assert!(svg.contains("Latency vs connection count (load)"));
+    assert!(svg.contains("connections, each sending 5 msg/s (log scale)"));
+    assert!(svg.contains("Latency timed from the"), "{svg}");
+}
+
+#[test]
 fn html_is_self_contained_and_embeds_every_chart() {
     let record = common::many();
     let html = ipcbench_report::html(&record).unwrap();

@@ -214,7 +214,9 @@ impl Axis {
                 .map(|e| 2f64.powi(e as i32))
                 .collect()
         };
-        let minor: Vec<f64> = if span >= 2.0 {
+        // Light lines at powers of two only help when the labels are powers of two too.
+        let powers_of_two = major.iter().all(|v| v.log2().fract().abs() < 1e-9);
+        let minor: Vec<f64> = if span >= 2.0 && powers_of_two {
             (lo.ceil() as i64..=hi.floor() as i64)
                 .map(|e| e as f64)
                 .filter(|e| !major.iter().any(|m| (m.log2() - e).abs() < 1e-9))

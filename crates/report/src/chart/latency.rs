@@ -26,6 +26,8 @@ struct Series {
 pub(crate) struct LatencyVsSize {
     pub info: ChartInfo,
     stamp: Stamp,
+    /// The cache-line round trip in axis coordinates: no message round trip can beat it.
+    floor: Option<f64>,
     x: Axis,
     y: Axis,
     series: Vec<Series>,
@@ -35,7 +37,15 @@ pub(crate) struct LatencyVsSize {
 
 impl LatencyVsSize {
     /// The chart for the request/reply cases of `scenario`, or `None` when it has none.
-    pub(crate) fn build(scenario: &str, cases: &[&CaseRecord], stamp: &Stamp, palette: &Palette) -> Option<Self> {
+    /// `floor_ns`, the measured cache-line round trip between the cores, is drawn as the
+    /// physical floor when known.
+    pub(crate) fn build(
+        scenario: &str,
+        cases: &[&CaseRecord],
+        stamp: &Stamp,
+        palette: &Palette,
+        floor_ns: Option<f64>,
+    ) -> Option<Self> {
         if !matches!(scenario, "pingpong" | "proxy") {
             return None;
         }
@@ -53,7 +63,13 @@ impl LatencyVsSize {
             return None;
         }
         let sizes: Vec<f64> = grouped.values().flatten().map(|p| p.0).collect();
-        let low = grouped.values().flatten().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let floor_ns = floor_ns.filter(|f| f.is_finite() && *f > 0.0);
+        let low = grouped
+            .values()
+            .flatten()
+            .map(|p| p.1)
+            .chain(floor_ns)
+            .fold(f64::INFINITY, f64::min);
         let high = grouped.values().flatten().map(|p| p.2).fold(0.0, f64::max);
         let x = Axis::log2(&sizes, format::bytes_approx);
         let y = Axis::log10(low, high, |v| format::time_ns(v, 3));
@@ -81,6 +97,16 @@ impl LatencyVsSize {
                     .collect(),
             });
         }
+        if let Some(floor) = floor_ns {
+            legend.push(LegendEntry {
+                label: format!("cache-line round trip ({})", format::time_ns(floor, 3)),
+                color: style::TEXT,
+                swatch: Swatch::Line {
+                    dashed: true,
+                    marker: None,
+                },
+            });
+        }
         legend.push(LegendEntry {
             label: "p50 to p99 (band)".to_owned(),
             color: style::MUTED,
@@ -99,6 +125,7 @@ impl LatencyVsSize {
                 scenario: scenario.to_owned(),
             },
             stamp: stamp.clone(),
+            floor: floor_ns.map(|f| y.t(f)),
             x,
             y,
             series,
@@ -150,6 +177,15 @@ impl LatencyVsSize {
                     )))?;
                 }
             }
+        }
+        if let Some(floor) = self.floor {
+            style::line(
+                &mut chart,
+                &[(self.x.lo, floor), (self.x.hi, floor)],
+                style::TEXT,
+                true,
+                1,
+            )?;
         }
         for s in &self.series {
             let p50: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();

@@ -9,6 +9,7 @@ pub(crate) mod comparison;
 mod cpu;
 pub(crate) mod frame;
 mod latency;
+mod load;
 mod spectrum;
 pub(crate) mod style;
 mod text;
@@ -61,6 +62,7 @@ pub(crate) struct Drawn {
 /// Every chart kind.
 pub(crate) enum Figure {
     Latency(latency::LatencyVsSize),
+    Load(load::LatencyVsLoad),
     Spectrum(spectrum::Spectrum),
     Throughput(throughput::ThroughputVsSize),
     Cpu(cpu::CpuBars),
@@ -72,6 +74,7 @@ impl Figure {
     pub(crate) fn info(&self) -> &ChartInfo {
         match self {
             Figure::Latency(f) => &f.info,
+            Figure::Load(f) => &f.info,
             Figure::Spectrum(f) => &f.info,
             Figure::Throughput(f) => &f.info,
             Figure::Cpu(f) => &f.info,
@@ -91,6 +94,7 @@ impl Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), DrawFailed> {
         match self {
             Figure::Latency(f) => f.draw(root),
+            Figure::Load(f) => f.draw(root),
             Figure::Spectrum(f) => f.draw(root),
             Figure::Throughput(f) => f.draw(root),
             Figure::Cpu(f) => f.draw(root),
@@ -101,7 +105,8 @@ impl Figure {
 }
 
 /// The charts of `record`, in the order the reports show them: per scenario (in plan order)
-/// latency vs size, percentile spectra, throughput vs size, throughput vs window, CPU cost.
+/// latency vs size, latency vs load, percentile spectra, throughput vs size, throughput vs
+/// window, CPU cost.
 ///
 /// # Errors
 /// [`ReportError::Histogram`] when a stored histogram cannot be decoded.
@@ -122,13 +127,19 @@ pub(crate) fn figures(record: &RunRecord) -> Result<Vec<Figure>, ReportError> {
         if of.is_empty() {
             continue;
         }
-        if let Some(f) = latency::LatencyVsSize::build(&scenario, &of, &stamp, &palette) {
+        let calibration = record.calibration.as_ref();
+        let cache_line = calibration.and_then(|c| c.cache_line_round_trip_ns);
+        let memcpy = calibration.and_then(|c| c.memcpy_bytes_per_s);
+        if let Some(f) = latency::LatencyVsSize::build(&scenario, &of, &stamp, &palette, cache_line) {
             out.push(Figure::Latency(f));
+        }
+        if let Some(f) = load::LatencyVsLoad::build(&scenario, &of, &stamp, &palette) {
+            out.push(Figure::Load(f));
         }
         for f in spectrum::Spectrum::build(&scenario, &of, &stamp, &palette)? {
             out.push(Figure::Spectrum(f));
         }
-        if let Some(f) = throughput::ThroughputVsSize::build(&scenario, &of, &stamp, &palette) {
+        if let Some(f) = throughput::ThroughputVsSize::build(&scenario, &of, &stamp, &palette, memcpy) {
             out.push(Figure::Throughput(f));
         }
         for f in window::WindowChart::build(&scenario, &of, &stamp) {
@@ -149,6 +160,35 @@ pub fn chart_list(record: &RunRecord) -> Result<Vec<ChartInfo>, ReportError> {
     Ok(figures(record)?.iter().map(|f| f.info().clone()).collect())
 }
 
+/// DejaVu Sans' ascent-to-descent height in em: ab_glyph scales that height to the nominal
+/// size, so the PNG's em is `size / 1.164`.
+const DEJAVU_HEIGHT_EM: f64 = 1.164;
+/// plotters' SVG backend writes `font-size = size / 1.24`.
+const PLOTTERS_SVG_EM: f64 = 1.24;
+
+/// Makes SVG text match the PNG: `font-size` scaled to the em the layout was measured with,
+/// and DejaVu Sans named first (any sans-serif face after it).
+fn tune_svg_text(svg: &str) -> String {
+    let scale = PLOTTERS_SVG_EM / DEJAVU_HEIGHT_EM;
+    let mut out = String::with_capacity(svg.len() + svg.len() / 16);
+    let mut rest = svg;
+    while let Some(at) = rest.find("font-size=\"") {
+        let (head, tail) = rest.split_at(at + "font-size=\"".len());
+        out.push_str(head);
+        let end = tail.find('"').unwrap_or(0);
+        match tail[..end].parse::<f64>() {
+            Ok(size) => out.push_str(&crate::format::significant(size * scale, 4)),
+            Err(_) => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out.replace(
+        "font-family=\"sans-serif\"",
+        "font-family=\"DejaVu Sans, Bitstream Vera Sans, Verdana, sans-serif\"",
+    )
+}
+
 /// Draws `figure`: PNG and SVG files into `dir` as asked, and the SVG text when `keep_svg`.
 pub(crate) fn draw(figure: &Figure, dir: &Path, png: bool, svg: bool, keep_svg: bool) -> Result<Drawn, ReportError> {
     font::register()?;
@@ -167,6 +207,7 @@ pub(crate) fn draw(figure: &Figure, dir: &Path, png: bool, svg: bool, keep_svg: 
             figure.draw(&root).map_err(|e| failed(e.0))?;
             root.present().map_err(|e| failed(e.to_string()))?;
         }
+        let text = tune_svg_text(&text);
         if svg {
             let path = dir.join(format!("{}.svg", info.stem));
             crate::write::atomically(&path, text.as_bytes())?;
@@ -197,4 +238,18 @@ pub(crate) fn draw(figure: &Figure, dir: &Path, png: bool, svg: bool, keep_svg: 
         svg: svg_text,
         files,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn svg_text_is_scaled_to_the_measured_em() {
+        let svg = r#"<text font-family="sans-serif" font-size="12.096774193548388">a</text>"#;
+        assert_eq!(
+            tune_svg_text(svg),
+            r#"<text font-family="DejaVu Sans, Bitstream Vera Sans, Verdana, sans-serif" font-size="12.89">a</text>"#
+        );
+    }
 }

@@ -27,6 +27,8 @@ struct Series {
 pub(crate) struct ThroughputVsSize {
     pub info: ChartInfo,
     stamp: Stamp,
+    /// Single-core memcpy bandwidth in axis coordinates.
+    limit: Option<f64>,
     x: Axis,
     y: Axis,
     series: Vec<Series>,
@@ -36,7 +38,15 @@ pub(crate) struct ThroughputVsSize {
 
 impl ThroughputVsSize {
     /// The chart for `scenario` when it is `stream` and has measured cases.
-    pub(crate) fn build(scenario: &str, cases: &[&CaseRecord], stamp: &Stamp, palette: &Palette) -> Option<Self> {
+    /// `limit`, the single-core memcpy bandwidth measured at start-up, is drawn as a reference
+    /// when known.
+    pub(crate) fn build(
+        scenario: &str,
+        cases: &[&CaseRecord],
+        stamp: &Stamp,
+        palette: &Palette,
+        limit: Option<f64>,
+    ) -> Option<Self> {
         if scenario != "stream" {
             return None;
         }
@@ -71,7 +81,8 @@ impl ThroughputVsSize {
             .map(|p| p.2)
             .filter(|v| *v > 0.0)
             .fold(f64::INFINITY, f64::min);
-        let high = grouped.values().flatten().map(|p| p.3).fold(0.0, f64::max);
+        let limit = limit.filter(|l| l.is_finite() && *l > 0.0);
+        let high = grouped.values().flatten().map(|p| p.3).chain(limit).fold(0.0, f64::max);
         let x = Axis::log2(&sizes, format::bytes_approx);
         let y = Axis::log10(low, high, |v| format::rate(v, "B/s", 3));
         let mut series = Vec::new();
@@ -98,6 +109,16 @@ impl ThroughputVsSize {
                     .collect(),
             });
         }
+        if let Some(limit) = limit {
+            legend.push(LegendEntry {
+                label: format!("memcpy, one core ({})", format::rate(limit, "B/s", 3)),
+                color: style::TEXT,
+                swatch: Swatch::Line {
+                    dashed: true,
+                    marker: None,
+                },
+            });
+        }
         Some(ThroughputVsSize {
             info: ChartInfo {
                 stem: format!("throughput-vs-size-{scenario}"),
@@ -105,6 +126,7 @@ impl ThroughputVsSize {
                 scenario: scenario.to_owned(),
             },
             stamp: stamp.clone(),
+            limit: limit.map(|l| y.t(l)),
             x,
             y,
             series,
@@ -134,6 +156,15 @@ impl ThroughputVsSize {
             "message size (bytes, log scale)",
             "throughput (bytes/s, log scale)",
         )?;
+        if let Some(limit) = self.limit {
+            style::line(
+                &mut chart,
+                &[(self.x.lo, limit), (self.x.hi, limit)],
+                style::TEXT,
+                true,
+                1,
+            )?;
+        }
         for s in &self.series {
             for p in s.points.iter().filter(|p| p.3 > p.2) {
                 style::whisker(&mut chart, p.0, p.2, p.3, false, s.color, 1)?;

@@ -141,6 +141,7 @@ pub fn summarize(case: &mut CaseRecord) {
         return;
     }
     let latency: Vec<Percentiles> = trials.iter().filter_map(|t| t.latency_ns).collect();
+    let corrected: Vec<Percentiles> = trials.iter().filter_map(|t| t.latency_corrected_ns).collect();
     let cpu = |t: &Trial| (t.client.unwrap_or_default().cpu_ns() + t.server.unwrap_or_default().cpu_ns()) as f64;
     let per_message: Vec<f64> = trials.iter().map(|t| cpu(t) / t.messages.max(1) as f64).collect();
     let per_byte: Vec<f64> = trials.iter().map(|t| cpu(t) / t.bytes.max(1) as f64).collect();
@@ -159,7 +160,7 @@ pub fn summarize(case: &mut CaseRecord) {
     interval("cpu_ns_per_message", per_message.clone());
     case.summary = Some(Summary {
         latency_ns: stats::median_percentiles(&latency),
-        latency_corrected_ns: None,
+        latency_corrected_ns: stats::median_percentiles(&corrected),
         messages_per_s: stats::median(&messages_per_s).unwrap_or(0.0),
         bytes_per_s: stats::median(&bytes_per_s).unwrap_or(0.0),
         cpu_ns_per_message: stats::median(&per_message),
@@ -273,7 +274,13 @@ pub fn many() -> RunRecord {
     cases.push(pingpong("shm", Some("wait=futex"), 64, false, 5_000.0));
     cases.push(failed("pipe", 1 << 20));
     cases.push(unsupported("shm", 64));
-    record("many", cases)
+    let mut record = record("many", cases);
+    record.calibration = Some(ipcbench_harness::record::Calibration {
+        cache_line_round_trip_ns: Some(180.0),
+        cache_line_cores: Some([0, 1]),
+        memcpy_bytes_per_s: Some(1.2e10),
+    });
+    record
 }
 
 /// One transport swept over every power of two from 1 B to 4 MiB.
@@ -297,7 +304,13 @@ pub fn streams() -> RunRecord {
             cases.push(stream(transport, size, false, rate));
         }
     }
-    record("streams", cases)
+    let mut record = record("streams", cases);
+    record.calibration = Some(ipcbench_harness::record::Calibration {
+        cache_line_round_trip_ns: Some(180.0),
+        cache_line_cores: Some([0, 1]),
+        memcpy_bytes_per_s: Some(1.2e10),
+    });
+    record
 }
 
 /// An rpc sweep: windows 1..64 at three delays, one delay without a stored RTT.
@@ -309,4 +322,45 @@ pub fn rpcs() -> RunRecord {
         }
     }
     record("rpcs", cases)
+}
+
+/// A completed load case: `connections` at `rate_hz` each; latency grows with the load, and
+/// the corrected latency (from the intended send time) is higher still.
+pub fn load(transport: &str, connections: u64, rate_hz: f64) -> CaseRecord {
+    let mut case = empty_case("load", transport, None, 256, false);
+    case.connections = Some(connections);
+    case.rate_per_connection_hz = Some(rate_hz);
+    case.id = format!("load/{transport}/256B/c{connections}/r{rate_hz}Hz/c0s1");
+    let base = 20_000.0 * (1.0 + connections as f64 * rate_hz / 20_000.0);
+    case.trials = (0..3)
+        .map(|i| {
+            let mut trial = latency_trial(seed_of(&case.id) + i, base, 1000, 512);
+            let scale = |p: Percentiles, f: f64| Percentiles {
+                min: p.min * f,
+                p50: p.p50 * f,
+                p90: p.p90 * f,
+                p99: p.p99 * f,
+                p999: p.p999 * f,
+                p9999: p.p9999 * f,
+                max: p.max * f,
+                mean: p.mean * f,
+                stdev: p.stdev * f,
+            };
+            trial.latency_corrected_ns = trial.latency_ns.map(|p| scale(p, 1.4));
+            trial
+        })
+        .collect();
+    summarize(&mut case);
+    case
+}
+
+/// The many-clients plan's shape: two transports, 1,000 to 10,000 connections at 5 Hz.
+pub fn loads() -> RunRecord {
+    let mut cases = Vec::new();
+    for transport in ["tcp", "uds"] {
+        for connections in [1000, 2000, 5000, 10000] {
+            cases.push(load(transport, connections, 5.0));
+        }
+    }
+    record("loads", cases)
 }
