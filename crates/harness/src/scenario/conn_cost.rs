@@ -22,8 +22,11 @@
 //! `server_rss_residual_bytes` (root mean square), `server_rss_r_squared`, the same four for
 //! `kernel_slab_*` (both ends), `tcp_mem_bytes_per_connection` (both ends),
 //! `sockets_per_connection` (2 for a loopback connection: both ends), and every sample as
-//! `point<k>_<field>`. The case's `extra` holds the medians over trials of the per-connection
-//! figures and residuals.
+//! `point<k>_<field>`. The case's `extra` holds the medians over trials of
+//! `server_rss_bytes_per_connection`, `server_rss_intercept_bytes`, `server_rss_residual_bytes`,
+//! the same three for `kernel_slab_*`, `tcp_mem_bytes_per_connection` and
+//! `sockets_per_connection`: the headline answer to "what does a connection cost the server" is
+//! `server_rss_bytes_per_connection` plus about half of `kernel_slab_bytes_per_connection`.
 
 use std::time::{Duration, Instant};
 
@@ -294,8 +297,10 @@ fn fits(points: &[Point]) -> Vec<(&'static str, Option<Fit>)> {
 pub(crate) fn finish_case(case: &mut CaseRecord) {
     let keys = [
         "server_rss_bytes_per_connection",
+        "server_rss_intercept_bytes",
         "server_rss_residual_bytes",
         "kernel_slab_bytes_per_connection",
+        "kernel_slab_intercept_bytes",
         "kernel_slab_residual_bytes",
         "tcp_mem_bytes_per_connection",
         "sockets_per_connection",

@@ -468,24 +468,15 @@ pub(crate) fn serve<T: Transport>(
     let result = control_loop(&mut control, &server.shared, n_loops);
     let stopped = server.stop();
     match (result, stopped) {
-        (Ok(Some((report, reply))), Ok(())) => {
-            // The report goes out only after the loops stopped cleanly.
-            control.send(&reply)?;
-            let _ = report;
-            Ok(())
-        }
+        // The report goes out only after the loops stopped cleanly.
+        (Ok(report), Ok(())) => Ok(control.send(&report)?),
         (_, Err(loop_error)) => Err(TrialError::Failed(format!("server: {loop_error}"))),
         (Err(e), Ok(())) => Err(e),
-        (Ok(None), Ok(())) => Ok(()),
     }
 }
 
-/// Answers control messages until `END`; returns the report and its encoded message.
-fn control_loop<C: Channel>(
-    control: &mut C,
-    shared: &Shared,
-    n_loops: usize,
-) -> Result<Option<(PeerReport, Vec<u8>)>, TrialError> {
+/// Answers control messages until `END`; returns the encoded `REPORT`.
+fn control_loop<C: Channel>(control: &mut C, shared: &Shared, n_loops: usize) -> Result<Vec<u8>, TrialError> {
     let mut buf = vec![0u8; protocol::CONTROL_BUF_BYTES];
     let mut usage_start = ProcessUsage::now();
     let mut messages_at_mark = 0;
@@ -519,8 +510,7 @@ fn control_loop<C: Channel>(
                     bytes: 0,
                     extra,
                 };
-                let reply = protocol::encode(protocol::REPORT, Some(&report));
-                return Ok(Some((report, reply)));
+                return Ok(protocol::encode(protocol::REPORT, Some(&report)));
             }
             other => return Err(TrialError::Failed(format!("unexpected control message {other}"))),
         }

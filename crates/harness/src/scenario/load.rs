@@ -663,11 +663,13 @@ pub(crate) fn finish_case(case: &mut crate::record::CaseRecord) {
         case.trials.iter().filter_map(|t| t.extra.get(key).copied()).collect()
     };
     let target = stats::median(&values(case, "target_messages_per_s"));
+    let scheduled = stats::median(&values(case, "scheduled_messages_per_s"));
     let achieved = stats::median(&values(case, "achieved_messages_per_s"));
     let held = stats::median(&values(case, "connections_held"));
     let worst = values(case, "rate_shortfall").into_iter().reduce(f64::max);
     for (key, value) in [
         ("target_messages_per_s", target),
+        ("scheduled_messages_per_s", scheduled),
         ("achieved_messages_per_s", achieved),
         ("rate_shortfall_max", worst),
         ("connections_held", held),
