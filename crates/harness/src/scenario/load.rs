@@ -130,6 +130,15 @@ pub fn run_trial_with<T: Transport + 'static>(
     }
     trial.extra.insert("server_messages".into(), report.messages as f64);
     trial.extra.insert("fd_soft_limit".into(), limits.soft as f64);
+    // How busy each side was over the measured phase (1.0 = one core's worth): which one
+    // could not keep up when the rate falls short.
+    let busy = |cpu_ns: u64| cpu_ns as f64 / trial.elapsed_ns.max(1) as f64;
+    if let Some(client) = trial.client {
+        trial.extra.insert("client_cpu_fraction".into(), busy(client.cpu_ns()));
+    }
+    trial
+        .extra
+        .insert("server_cpu_fraction".into(), busy(report.rusage.cpu_ns()));
     Ok(TrialOutput {
         trial,
         applied_options,
@@ -693,11 +702,14 @@ pub(crate) fn finish_case(case: &mut crate::record::CaseRecord) {
         let get = |key: &str| trial.extra.get(key).copied().unwrap_or(0.0);
         case.flags.push(format!(
             "{SHORTFALL_FLAG}: trial {} sent {:.0} msg/s, {:.1}% below the {:.0} msg/s the schedule intended \
-             (the generator or the server could not keep up; {} requests left late, {} still owed at the end)",
+             (the generator or the server could not keep up: generator CPU {:.0}%, server CPU {:.0}% of a \
+             core; {} requests left late, {} still owed at the end)",
             idx + 1,
             get("achieved_messages_per_s"),
             worst * 100.0,
             get("scheduled_messages_per_s"),
+            get("client_cpu_fraction") * 100.0,
+            get("server_cpu_fraction") * 100.0,
             get("late_sends"),
             get("unsent_messages"),
         ));
