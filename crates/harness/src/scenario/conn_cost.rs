@@ -160,7 +160,7 @@ fn exchange_once(
     let mut tx: Vec<Vec<u8>> = vec![Vec::new(); conns.len() - from];
     let mut rx: Vec<Vec<u8>> = vec![Vec::new(); conns.len() - from];
     for (slot, stream) in conns[from..].iter_mut().enumerate() {
-        send_bytes(stream, &mut tx[slot], &[&header, payload.stamp(0)])
+        send_bytes(stream, &mut tx[slot], &header, payload.stamp(0))
             .map_err(|e| TrialError::Failed(format!("connection {}: send failed: {e}", from + slot)))?;
     }
     let mut waiting = conns.len() - from;

@@ -363,20 +363,20 @@ fn handle_frames(conn: &mut ServerConn, data: &[u8], config: LoopConfig, shared:
         }
         verify(&frame[FRAME_HEADER_BYTES..], config.message_bytes, conn.seq).map_err(|e| e.to_string())?;
         conn.seq += 1;
-        send_bytes(&mut conn.stream, &mut conn.tx, &[frame]).map_err(|e| format!("write failed: {e}"))?;
+        send_bytes(&mut conn.stream, &mut conn.tx, frame, &[]).map_err(|e| format!("write failed: {e}"))?;
         used = end;
     }
     Ok(used)
 }
 
-/// Writes `parts` now if nothing is queued, keeping what the socket cannot take in `tx`.
-pub(crate) fn send_bytes(stream: &mut EventStream, tx: &mut Vec<u8>, parts: &[&[u8]]) -> io::Result<()> {
-    let total: usize = parts.iter().map(|p| p.len()).sum();
+/// Writes `head` then `body` now if nothing is queued (one vectored write, no allocation),
+/// keeping what the socket cannot take in `tx`.
+pub(crate) fn send_bytes(stream: &mut EventStream, tx: &mut Vec<u8>, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let total = head.len() + body.len();
     let mut written = 0;
     if tx.is_empty() {
-        let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
         loop {
-            match stream.write_vectored(&slices) {
+            match stream.write_vectored(&[IoSlice::new(head), IoSlice::new(body)]) {
                 Ok(n) => {
                     written = n;
                     break;
@@ -388,14 +388,11 @@ pub(crate) fn send_bytes(stream: &mut EventStream, tx: &mut Vec<u8>, parts: &[&[
         }
     }
     if written < total {
-        let mut skip = written;
-        for part in parts {
-            if skip >= part.len() {
-                skip -= part.len();
-                continue;
-            }
-            tx.extend_from_slice(&part[skip..]);
-            skip = 0;
+        if written < head.len() {
+            tx.extend_from_slice(&head[written..]);
+            tx.extend_from_slice(body);
+        } else {
+            tx.extend_from_slice(&body[written - head.len()..]);
         }
     }
     Ok(())
@@ -514,5 +511,111 @@ fn control_loop<C: Channel>(control: &mut C, shared: &Shared, n_loops: usize) ->
             }
             other => return Err(TrialError::Failed(format!("unexpected control message {other}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use ipcbench_core::payload::Payload;
+
+    use super::*;
+
+    fn pair() -> (EventStream, EventStream) {
+        let (a, b) = mio::net::UnixStream::pair().unwrap();
+        (EventStream::Unix(a), EventStream::Unix(b))
+    }
+
+    /// Reads from `stream` until `n` bytes arrived, flushing `tx` on `writer` meanwhile.
+    fn read_exactly(stream: &mut EventStream, n: usize, writer: &mut EventStream, tx: &mut Vec<u8>) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        while out.len() < n {
+            assert!(Instant::now() < deadline, "got {} of {n} bytes", out.len());
+            flush(writer, tx).unwrap();
+            match stream.read(&mut buf) {
+                Ok(0) => panic!("closed"),
+                Ok(k) => out.extend_from_slice(&buf[..k]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(1)),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn what_the_socket_cannot_take_is_queued_and_flushed_in_order() {
+        let (mut writer, mut reader) = pair();
+        let head = [1u8, 2, 3, 4];
+        let body: Vec<u8> = (0..4 << 20).map(|i| (i % 251) as u8).collect();
+        let mut tx = Vec::new();
+        send_bytes(&mut writer, &mut tx, &head, &body).unwrap();
+        assert!(!tx.is_empty(), "4 MiB cannot fit a socket buffer at once");
+        // Queued bytes go first: a second message waits behind them.
+        send_bytes(&mut writer, &mut tx, &[9], &[8]).unwrap();
+        let got = read_exactly(&mut reader, head.len() + body.len() + 2, &mut writer, &mut tx);
+        assert_eq!(&got[..4], &head);
+        assert!(got[4..4 + body.len()] == body[..]);
+        assert_eq!(&got[4 + body.len()..], &[9, 8]);
+        assert!(tx.is_empty());
+    }
+
+    fn conn(stream: EventStream) -> ServerConn {
+        ServerConn {
+            stream,
+            rx: Vec::new(),
+            tx: Vec::new(),
+            seq: 0,
+        }
+    }
+
+    fn config(message_bytes: usize) -> LoopConfig {
+        LoopConfig {
+            message_bytes,
+            core: 0,
+            stall: None,
+        }
+    }
+
+    fn frame(payload: &mut Payload, seq: u64) -> Vec<u8> {
+        let mut out = (payload.len() as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(payload.stamp(seq));
+        out
+    }
+
+    #[test]
+    fn frames_split_across_reads_are_checked_and_echoed_whole() {
+        let (server_side, mut client_side) = pair();
+        let mut conn = conn(server_side);
+        let shared = Shared::default();
+        let mut payload = Payload::new(100);
+        let mut bytes = frame(&mut payload, 0);
+        bytes.extend(frame(&mut payload, 1));
+        // Deliver the two frames in three uneven pieces.
+        for piece in [&bytes[..3], &bytes[3..150], &bytes[150..]] {
+            handle_bytes(&mut conn, piece, config(100), &shared).unwrap();
+        }
+        assert_eq!(conn.seq, 2);
+        assert!(conn.rx.is_empty());
+        assert_eq!(shared.messages.load(Ordering::Relaxed), 2);
+        let (mut idle, _) = pair();
+        let echoed = read_exactly(&mut client_side, bytes.len(), &mut idle, &mut Vec::new());
+        assert_eq!(echoed, bytes);
+    }
+
+    #[test]
+    fn wrong_length_or_sequence_fails_the_connection() {
+        let shared = Shared::default();
+        let mut payload = Payload::new(100);
+        let (stream, _peer) = pair();
+        let mut c = conn(stream);
+        let error = handle_bytes(&mut c, &frame(&mut payload, 0), config(64), &shared).unwrap_err();
+        assert!(error.contains("frame of 100 bytes, expected 64"), "{error}");
+        let (stream, _peer) = pair();
+        let mut c = conn(stream);
+        let error = handle_bytes(&mut c, &frame(&mut payload, 5), config(100), &shared).unwrap_err();
+        assert!(error.contains("expected message 0"), "{error}");
     }
 }

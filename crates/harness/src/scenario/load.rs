@@ -372,7 +372,7 @@ impl Generator<'_> {
         let msg = self.payload.stamp(seq);
         let header = (msg.len() as u32).to_le_bytes();
         let actual = self.epoch.elapsed().as_nanos() as u64;
-        send_bytes(&mut conn.stream, &mut conn.tx, &[&header, msg])
+        send_bytes(&mut conn.stream, &mut conn.tx, &header, msg)
             .map_err(|e| TrialError::Failed(format!("connection {idx}: send failed: {e}")))?;
         conn.in_flight = Some(InFlight { seq, intended, actual });
         if self.plan.in_window(actual) {
@@ -420,14 +420,23 @@ impl Generator<'_> {
     }
 
     fn on_bytes(&mut self, idx: usize, data: &[u8], received: u64) -> Result<(), TrialError> {
-        let frame_bytes = FRAME_HEADER_BYTES + self.plan.message_bytes;
         let mut pending = std::mem::take(&mut self.conns[idx].rx);
-        let bytes: &[u8] = if pending.is_empty() {
-            data
+        if pending.is_empty() {
+            // The usual case: whole replies straight from the read buffer, nothing copied.
+            let used = self.on_frames(idx, data, received)?;
+            pending.extend_from_slice(&data[used..]);
         } else {
             pending.extend_from_slice(data);
-            &pending
-        };
+            let used = self.on_frames(idx, &pending, received)?;
+            pending.drain(..used);
+        }
+        self.conns[idx].rx = pending;
+        Ok(())
+    }
+
+    /// Handles every whole reply at the start of `bytes`; returns the bytes used.
+    fn on_frames(&mut self, idx: usize, bytes: &[u8], received: u64) -> Result<usize, TrialError> {
+        let frame_bytes = FRAME_HEADER_BYTES + self.plan.message_bytes;
         let mut used = 0;
         while bytes.len() - used >= FRAME_HEADER_BYTES {
             let len = u32::from_le_bytes(bytes[used..used + FRAME_HEADER_BYTES].try_into().expect("4 bytes")) as usize;
@@ -443,11 +452,7 @@ impl Generator<'_> {
             self.on_reply(idx, &bytes[used + FRAME_HEADER_BYTES..used + frame_bytes], received)?;
             used += frame_bytes;
         }
-        let rest = bytes[used..].to_vec();
-        pending.clear();
-        pending.extend_from_slice(&rest);
-        self.conns[idx].rx = pending;
-        Ok(())
+        Ok(used)
     }
 
     fn on_reply(&mut self, idx: usize, msg: &[u8], received: u64) -> Result<(), TrialError> {
