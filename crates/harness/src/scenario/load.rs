@@ -775,6 +775,42 @@ mod tests {
     }
 
     #[test]
+    fn timer_slack_is_tight_while_held_and_restored_after() {
+        std::thread::spawn(|| {
+            let before = rustix::thread::current_timer_slack().unwrap();
+            {
+                let _slack = TimerSlack::tight();
+                assert_eq!(rustix::thread::current_timer_slack().unwrap(), 1);
+            }
+            assert_eq!(rustix::thread::current_timer_slack().unwrap(), before);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn timer_fires_at_its_absolute_time() {
+        // `started` is read first, so it is no later than the epoch the timer counts from.
+        let started = Instant::now();
+        let epoch = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let mut timer = Timer::new(epoch).unwrap();
+        timer.arm(20_000_000).unwrap();
+        let mut poll = Poll::new().unwrap();
+        poll.registry()
+            .register(&mut SourceFd(&timer.fd.as_raw_fd()), TIMER, Interest::READABLE)
+            .unwrap();
+        let mut events = Events::with_capacity(4);
+        while events.is_empty() {
+            poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+            assert!(started.elapsed() < Duration::from_secs(5), "the timer never fired");
+        }
+        // Never early: the expiry is an absolute time 20 ms after the epoch.
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        timer.clear();
+        assert_eq!(timer.armed, NEVER);
+    }
+
+    #[test]
     fn uniform_gaps_are_the_period() {
         let mut rng = SplitMix64::new(7);
         assert_eq!(gap_ns(Schedule::Uniform, 5.0, &mut rng), 200_000_000);
