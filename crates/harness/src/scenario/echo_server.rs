@@ -49,9 +49,8 @@ struct Shared {
     /// Messages echoed so far. Relaxed: a count, as above; `fetch_add` hands each message a
     /// unique number, which is all the stall diagnostic needs.
     messages: AtomicU64,
-    /// Set by the control thread at `END`. Relaxed: each loop reads it after its `Waker` woke
-    /// it, and the wake-up (a write to the loop's eventfd) already orders the store before
-    /// the read; nothing else is published through it.
+    /// Set by the control thread at `END` (Release), read by each loop after its `Waker` woke
+    /// it (Acquire); nothing else is published through it.
     stop: AtomicBool,
     /// The first failure of any loop.
     error: Mutex<Option<String>>,
@@ -137,7 +136,8 @@ impl EchoServer {
 
     /// Stops and joins every loop; returns the first failure of any loop.
     fn stop(mut self) -> Result<(), String> {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        // Release pairs with the Acquire load in each loop after its wake-up.
+        self.shared.stop.store(true, Ordering::Release);
         for handle in &self.loops {
             let _ = handle.waker.wake();
         }
@@ -204,7 +204,8 @@ impl LoopState {
                         while let Ok(stream) = self.inbox.try_recv() {
                             self.add(stream)?;
                         }
-                        if self.shared.stop.load(Ordering::Relaxed) {
+                        // Acquire pairs with the Release store in `EchoServer::stop`.
+                        if self.shared.stop.load(Ordering::Acquire) {
                             return Ok(());
                         }
                     }
@@ -229,6 +230,7 @@ impl LoopState {
                 None => return Ok(()),
             };
             let Some(stream) = accepted else { return Ok(()) };
+            // Relaxed: a count for reports; it publishes nothing.
             self.shared.accepted.fetch_add(1, Ordering::Relaxed);
             let target = self.next_peer;
             self.next_peer = (self.next_peer + 1) % self.peers.len();
@@ -268,6 +270,7 @@ impl LoopState {
         if let Some(mut conn) = self.conns.get_mut(idx).and_then(Option::take) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.free.push(idx);
+            // Relaxed: a count for reports; it publishes nothing.
             self.shared.closed.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -355,6 +358,7 @@ fn handle_frames(conn: &mut ServerConn, data: &[u8], config: LoopConfig, shared:
             break;
         }
         let frame = &data[used..end];
+        // Relaxed: a count; the unique value it returns is all the stall needs.
         let served = shared.messages.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(stall) = config.stall
             && served == stall.after_messages
@@ -484,6 +488,7 @@ fn control_loop<C: Channel>(control: &mut C, shared: &Shared, n_loops: usize) ->
         };
         match command {
             fleet::ACCEPTED => {
+                // Relaxed loads: counts for the report, possibly a moment old; the client polls again.
                 let answer = Accepted {
                     accepted: shared.accepted.load(Ordering::Relaxed),
                     closed: shared.closed.load(Ordering::Relaxed),
@@ -492,10 +497,12 @@ fn control_loop<C: Channel>(control: &mut C, shared: &Shared, n_loops: usize) ->
             }
             protocol::MARK => {
                 usage_start = ProcessUsage::now();
+                // Relaxed: a count; a message or two in flight at MARK may land on either side.
                 messages_at_mark = shared.messages.load(Ordering::Relaxed);
                 control.send(&buf[..n])?;
             }
             protocol::END => {
+                // Relaxed loads: the counts for the report, as above.
                 let messages = shared.messages.load(Ordering::Relaxed) - messages_at_mark;
                 let mut extra = std::collections::BTreeMap::new();
                 extra.insert("loops".to_owned(), n_loops as f64);
