@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use ipcbench_core::baseline::{InprocTransport, NullTransport};
-use ipcbench_harness::config::{TransportSettings, UdsAddress, UdsKind};
+use ipcbench_harness::config::{ShmWait, TransportSettings, UdsAddress, UdsKind};
 use ipcbench_harness::dispatch::{Dispatch, TransportVisitor};
 use ipcbench_pipe::PipeTransport;
+use ipcbench_shm::{ShmTransport, WaitStrategy};
 use ipcbench_tcp::TcpTransport;
 use ipcbench_uds::UdsTransport;
 
@@ -47,7 +48,14 @@ impl Dispatch for CliDispatch {
             TransportSettings::Pipe { pipe_buffer_bytes } => visitor.visit(PipeTransport {
                 pipe_buffer_bytes: size(pipe_buffer_bytes),
             }),
-            TransportSettings::Shm { .. } => return Err("transport `shm` is not available in this build yet".into()),
+            TransportSettings::Shm { ring_bytes, wait } => visitor.visit(ShmTransport::new(
+                usize::try_from(ring_bytes).unwrap_or(usize::MAX),
+                match wait {
+                    ShmWait::Spin => WaitStrategy::Spin,
+                    ShmWait::Hybrid => WaitStrategy::Hybrid,
+                    ShmWait::Futex => WaitStrategy::Futex,
+                },
+            )),
             TransportSettings::Inproc { delay_ns } => {
                 visitor.visit(InprocTransport::with_delay(Duration::from_nanos(delay_ns)))
             }

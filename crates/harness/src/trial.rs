@@ -267,6 +267,9 @@ pub fn run_trial<T: Transport + 'static>(
             case.scenario.as_str()
         )));
     }
+    // Pin before the endpoint exists, so a transport can see both sides' placement when the
+    // channel is set up (shm's hybrid wait skips spinning when both share one core).
+    affinity::pin_current_thread(case.placement.client).map_err(TrialError::Failed)?;
     let transport = Arc::new(transport);
     let endpoint = Endpoint::new(format!("case{}-trial{}", case.index, ctx.trial_idx), ctx.work_dir);
     let mut listener = transport.bind(&endpoint)?;

@@ -18,8 +18,8 @@ use rustix::process::{Pid, PidfdFlags};
 pub(crate) enum PeerWatch {
     /// The peer is a thread of this process.
     SameProcess,
-    /// A pidfd of the peer process.
-    Pidfd(OwnedFd),
+    /// A pidfd of the peer process, and its pid.
+    Pidfd(OwnedFd, Pid),
     /// Only the pid (kernels without pidfds).
     Pid(Pid),
     /// The process was already gone when we looked.
@@ -36,9 +36,31 @@ impl PeerWatch {
             return PeerWatch::SameProcess;
         }
         match rustix::process::pidfd_open(pid, PidfdFlags::empty()) {
-            Ok(fd) => PeerWatch::Pidfd(fd),
+            Ok(fd) => PeerWatch::Pidfd(fd, pid),
             Err(Errno::SRCH) => PeerWatch::Gone,
             Err(_) => PeerWatch::Pid(pid),
+        }
+    }
+
+    /// True when this thread and the peer process (its main thread) are both confined to the
+    /// same single core, so neither can run while the other spins.
+    pub(crate) fn shares_our_only_core(&self) -> bool {
+        let pid = match self {
+            PeerWatch::Pid(pid) | PeerWatch::Pidfd(_, pid) => *pid,
+            PeerWatch::SameProcess | PeerWatch::Gone => return false,
+        };
+        let only_core = |set: &rustix::thread::CpuSet| {
+            let mut cores = (0..rustix::thread::CpuSet::MAX_CPU).filter(|&c| set.is_set(c));
+            match (cores.next(), cores.next()) {
+                (Some(core), None) => Some(core),
+                _ => None,
+            }
+        };
+        let ours = rustix::thread::sched_getaffinity(None).ok();
+        let theirs = rustix::thread::sched_getaffinity(Some(pid)).ok();
+        match (ours.as_ref().and_then(only_core), theirs.as_ref().and_then(only_core)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
         }
     }
 
@@ -47,7 +69,7 @@ impl PeerWatch {
         match self {
             PeerWatch::SameProcess => true,
             PeerWatch::Gone => false,
-            PeerWatch::Pidfd(fd) => {
+            PeerWatch::Pidfd(fd, _) => {
                 let mut fds = [PollFd::new(fd, PollFlags::IN)];
                 let zero = rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 };
                 match rustix::event::poll(&mut fds, Some(&zero)) {

@@ -383,6 +383,13 @@ struct RxSide {
 
 impl ShmChannel {
     fn new(region: Arc<Region>, role: Role, wait: WaitStrategy, watch: PeerWatch, peer_sleeps: bool) -> Self {
+        // Spinning while the peer needs our only core just burns the time slice it needs:
+        // `hybrid` then waits like `futex`. (`spin` on a shared core is refused by the harness.)
+        let wait = if wait == WaitStrategy::Hybrid && watch.shares_our_only_core() {
+            WaitStrategy::Futex
+        } else {
+            wait
+        };
         // SAFETY: each role is held by one channel: the server's by the channel `accept` hands
         // out once (it then drops the descriptor), the client's by the one `connect` whose
         // compare-and-swap of the client pid succeeded. A role produces only into `tx_ring` and
