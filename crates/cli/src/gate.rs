@@ -324,15 +324,28 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     write_file(path, &json)
 }
 
-/// Draws `comparison.png` / `comparison.svg` into `dir` and returns the files written.
-///
-/// The chart comes from the report crate (`ipcbench_report::render_comparison`), which has not
-/// landed yet; until it does this writes nothing. The rows it will get: every case's p50 plus
-/// each metric the gate did not call unchanged, from [`chart_rows`].
+/// Draws `comparison.png` / `comparison.svg` into `dir` (the report crate's chart: the ratio per
+/// case with its interval, regressions red) and returns the files written. The rows: every
+/// case's p50 plus each metric the gate did not call unchanged, from [`chart_rows`].
 fn render_chart(comparison: &Comparison, old: &RunRecord, new: &RunRecord, dir: &Path) -> Result<Vec<PathBuf>> {
-    let rows = chart_rows(comparison);
-    let _ = (rows, old, new, dir);
-    Ok(Vec::new())
+    let rows: Vec<ipcbench_report::ComparisonRow> = chart_rows(comparison)
+        .into_iter()
+        .map(|row| ipcbench_report::ComparisonRow {
+            case_id: row.case,
+            metric: row.metric.key().to_owned(),
+            ratio: row.ratio,
+            ci_low: row.low,
+            ci_high: row.high,
+            regressed: row.verdict == Verdict::Regressed,
+            improved: row.verdict == Verdict::Improved,
+        })
+        .collect();
+    let stamp = ipcbench_report::Stamp::comparison(old, new);
+    Ok(ipcbench_report::render_comparison(
+        &rows,
+        &stamp,
+        &dir.join("comparison"),
+    )?)
 }
 
 /// The rows worth a bar on the chart: p50 of every case, and every metric that regressed,

@@ -1,10 +1,18 @@
-//! The regression gate end to end, with known answers: two runs of one unchanged plan pass, the
-//! same plan with a slowdown injected on purpose (`delay_ns` of `null` and `inproc`) fails and
-//! names the slowed case, and bad input exits 2 with one clear message.
+//! The regression gate end to end, with known answers: an unchanged plan passes, the same plan
+//! with a slowdown injected on purpose (`delay_ns` of `null` and `inproc`) fails and names the
+//! slowed cases, and bad input exits 2 with one clear message.
 //!
-//! Only `null` and `inproc` run here: they need no other process, so a run of the tiny plan
-//! takes about a second. Everything runs in one test function, one run after another, so the
-//! runs do not compete with each other for the cores.
+//! Only `null` and `inproc` run here, both on one core: they need no other process, so a run of
+//! the tiny plan takes well under a second, and same-core `inproc` has steady latencies (across
+//! cores, its wake-ups are bimodal on a busy machine). Everything runs in one test function, one
+//! run after another, so the runs do not compete with each other for the cores.
+//!
+//! The A/A known answer goes through `ipcbench ci`, the way the gate is used: it runs the plan
+//! again and re-runs whatever it flags before deciding, and it is judged on p50 latency. A bare
+//! `compare` of two separate runs, on every metric, sees the machine's load change between them,
+//! and on a shared machine that fails now and then however the statistics are tuned (seen here at
+//! load 5 on 2 cores: `null` throughput -54% between two runs 3 s apart); measuring that rate is
+//! the job of `scripts/gate-known-answers.sh` on a quiet machine, not of a unit test.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -33,14 +41,11 @@ fn describe(output: &Output) -> String {
 
 const NULL_CASE: &str = "pingpong/null/64B/c0";
 
+const INPROC_CASE: &str = "pingpong/inproc/64B/c0s0";
+
 fn tiny_plan(extra: &str) -> String {
-    let cores = if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
-        "[0, 1]"
-    } else {
-        "[0, 0]"
-    };
     format!(
-        "name = \"gate-test\"\nrepetitions = 5\nwarmup = \"10ms\"\nduration = \"60ms\"\ncores = {cores}\n\n\
+        "name = \"gate-test\"\nrepetitions = 5\nwarmup = \"10ms\"\nduration = \"60ms\"\ncores = [0, 0]\n\n\
          [[scenario]]\nkind = \"pingpong\"\ntransports = [\"null\", \"inproc\"]\nmessage_bytes = 64\n{extra}"
     )
 }
@@ -89,14 +94,34 @@ fn gate_passes_an_unchanged_plan_and_names_an_injected_slowdown() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let a = run_plan(dir, "a", &tiny_plan(""));
-    let b = run_plan(dir, "b", &tiny_plan(""));
 
-    // A run against itself, and A against B (A/A): no regression.
+    // A run against itself: no regression.
     let same = compare(&a, &a, &[]);
     assert_eq!(same.status.code(), Some(0), "{}", describe(&same));
     assert!(text(&same.stdout).contains("verdict: PASS"), "{}", describe(&same));
-    let a_a = compare(&a, &b, &[]);
+
+    // A/A through `ci`: run B of the unchanged plan, compared with A, flagged cases re-run;
+    // judged on p50. The other metrics measure the machine's load as much as the code: on a
+    // shared machine a p99 or a wall-clock throughput moves between runs a few seconds apart
+    // (seen here at load 6 on 2 cores: same-core inproc p99 15 us in one run, 190 us in the next).
+    let out = dir.join("ci-a-a");
+    let a_a = ipcbench()
+        .args([
+            "ci",
+            "--threshold",
+            "p99=10,throughput=0.99,cpu_per_message=10",
+            "--baseline",
+        ])
+        .arg(&a)
+        .arg(dir.join("a.toml"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert_eq!(a_a.status.code(), Some(0), "A/A: {}", describe(&a_a));
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.starts_with("## ✅ ipcbench regression gate: PASS"), "{summary}");
+    assert!(out.join("run.json").is_file());
 
     // The same plan ~30% slower: delay_ns set from this machine's own p50 (null adds the delay
     // once per round trip, inproc on both sides; the busy-wait's own clock reads add more).
@@ -130,11 +155,9 @@ fn gate_passes_an_unchanged_plan_and_names_an_injected_slowdown() {
     );
     assert_eq!(slower.status.code(), Some(1), "slowdown: {}", describe(&slower));
     let stdout = text(&slower.stdout);
-    assert!(
-        stdout.contains(&format!("REGRESSED {NULL_CASE}")),
-        "{}",
-        describe(&slower)
-    );
+    for case in [NULL_CASE, INPROC_CASE] {
+        assert!(stdout.contains(&format!("REGRESSED {case}")), "{}", describe(&slower));
+    }
     assert!(stdout.contains("injected delay_ns differs"), "{stdout}");
 
     // The Markdown summary leads with the verdict, then the regressions with size and interval.
@@ -147,6 +170,9 @@ fn gate_passes_an_unchanged_plan_and_names_an_injected_slowdown() {
         summary[regressions..details].contains(&format!("`{NULL_CASE}` | p50")),
         "{summary}"
     );
+    // The comparison chart, next to the summary, is linked from it.
+    assert!(dir.join("summary/comparison.svg").is_file() && dir.join("summary/comparison.png").is_file());
+    assert!(summary.contains("![comparison](comparison.svg)"), "{summary}");
 
     // The JSON comparison names the case and the size of its change.
     let comparison = read_json(&json);

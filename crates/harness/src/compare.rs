@@ -758,6 +758,15 @@ pub fn compare(old: &RunRecord, new: &RunRecord, options: &CompareOptions) -> Re
         notes.push("the runs used different plan files; only cases with the same id are compared".into());
     }
     for (which, run) in [("old", old), ("new", new)] {
+        let env = &run.environment;
+        let per_core = env.load_average_1m / env.cores.max(1) as f64;
+        if per_core > 0.5 {
+            notes.push(format!(
+                "the {which} run started at load average {:.2} on {} cores: other work competed for the CPUs, \
+                 and wall-clock figures (throughput, p99) may show it",
+                env.load_average_1m, env.cores
+            ));
+        }
         if run.interrupted {
             notes.push(format!(
                 "the {which} run was interrupted: only its completed cases are compared"
