@@ -40,6 +40,8 @@ pub(crate) struct SeriesKey {
     pub transport: String,
     /// `cross-core`, `same-core`, `no-peer`.
     pub placement: String,
+    /// The numbers behind `extra`, so that `10 conn` sorts before `200 conn`.
+    order: Vec<u64>,
     /// Further dimensions (`reply 12 B`, `w8`), already formatted.
     pub extra: Vec<String>,
 }
@@ -49,29 +51,36 @@ impl SeriesKey {
     /// and delay): the other dimensions go into the label.
     pub(crate) fn of(case: &CaseRecord, axes_show: &[Dimension]) -> SeriesKey {
         let mut extra = Vec::new();
+        let mut order = Vec::new();
         if let Some(reply) = case.reply_bytes
             && reply != case.message_bytes
         {
             extra.push(format!("reply {}", format::bytes(reply)));
+            order.push(reply);
         }
         if !axes_show.contains(&Dimension::Size) {
             extra.push(format::bytes(case.message_bytes));
+            order.push(case.message_bytes);
         }
         if let Some(window) = case.window
             && !axes_show.contains(&Dimension::Window)
         {
             extra.push(format!("window {window}"));
+            order.push(window);
         }
         if let Some(delay) = case.delay_ms
             && !axes_show.contains(&Dimension::Delay)
         {
             extra.push(format!("delay {} ms", format::significant(delay, 3)));
+            order.push((delay.max(0.0) * 1000.0) as u64);
         }
         if let Some(connections) = case.connections {
             extra.push(format!("{connections} conn"));
+            order.push(connections);
         }
         if let Some(rate) = case.rate_per_connection_hz {
             extra.push(format!("{} Hz/conn", format::significant(rate, 3)));
+            order.push((rate.max(0.0) * 1000.0) as u64);
         }
         if case.id.ends_with("/text") || case.id.contains("/text/") {
             extra.push("text".to_owned());
@@ -84,6 +93,7 @@ impl SeriesKey {
             rank,
             transport: transport_label(case),
             placement: case.cores.label.clone(),
+            order,
             extra,
         }
     }

@@ -191,6 +191,17 @@ fn load_runs_get_a_latency_vs_connections_chart() {
 }
 
 #[test]
+fn conn_cost_runs_get_a_memory_chart_and_no_cpu_chart() {
+    let record = common::conn_costs();
+    assert_eq!(stems(&record), ["memory-vs-connections-conn-cost"]);
+    let dir = render_checked(&record);
+    let svg = std::fs::read_to_string(dir.path().join("charts/memory-vs-connections-conn-cost.svg")).unwrap();
+    assert!(svg.contains("tcp · cross-core: RSS 250"), "{svg}");
+    assert!(svg.contains("B/conn, slab 5.86 KiB/conn"));
+    assert!(svg.contains(">\n0.5 MiB\n<"), "ticks in one unit");
+}
+
+#[test]
 fn html_is_self_contained_and_embeds_every_chart() {
     let record = common::many();
     let html = ipcbench_report::html(&record).unwrap();

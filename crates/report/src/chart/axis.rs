@@ -60,10 +60,13 @@ impl Axis {
 
     /// The plotters coordinate: the range with our ticks bound to it.
     pub fn coord(&self) -> Ticks {
+        // plotters draws grid lines even outside the range; keep only those inside.
+        let slack = (self.hi - self.lo).abs() * 1e-9;
+        let inside = |t: &f64| *t >= self.lo - slack && *t <= self.hi + slack;
         Ticks {
             range: (self.lo..self.hi).into(),
-            bold: self.major.iter().map(|(t, _)| *t).collect(),
-            light: self.minor.clone(),
+            bold: self.major.iter().map(|(t, _)| *t).filter(inside).collect(),
+            light: self.minor.iter().copied().filter(inside).collect(),
         }
     }
 
@@ -74,6 +77,19 @@ impl Axis {
             .find(|(tick, _)| (tick - t).abs() < 1e-9)
             .map(|(_, label)| label.clone())
             .unwrap_or_default()
+    }
+
+    /// Keeps every k-th labelled tick so that at most `n` remain (for narrow panels); the
+    /// dropped ones stay as light grid lines.
+    pub fn thin(mut self, n: usize) -> Axis {
+        let len = self.major.len();
+        if n > 0 && len > n {
+            let step = len.div_ceil(n);
+            let (keep, drop): (Vec<_>, Vec<_>) = self.major.into_iter().enumerate().partition(|(i, _)| i % step == 0);
+            self.major = keep.into_iter().map(|(_, m)| m).collect();
+            self.minor.extend(drop.into_iter().map(|(_, (t, _))| t));
+        }
+        self
     }
 
     /// A log10 axis over values in `[min, max]` (both > 0): decades when the data spans
@@ -160,9 +176,39 @@ impl Axis {
 
     /// A linear axis from 0 (or `min` when it is negative) to a round number above `max`.
     pub fn linear_from_zero(min: f64, max: f64, format: impl Fn(f64) -> String) -> Axis {
+        Axis::linear_in_units(min, max, 1.0, format)
+    }
+
+    /// A linear axis of byte counts from 0 (or below, for negative values), with ticks at
+    /// round numbers of B, KiB, MiB or GiB.
+    pub fn linear_bytes(min: f64, max: f64) -> Axis {
+        let top = max.abs().max(min.abs());
+        let (unit, name) = [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+            .into_iter()
+            .map(|(u, name)| (u as f64, name))
+            .find(|(u, _)| top >= *u)
+            .unwrap_or((1.0, "B"));
+        let label = move |v: f64| {
+            if v == 0.0 {
+                "0 B".to_owned()
+            } else {
+                format!("{} {name}", crate::format::significant(v / unit, 3))
+            }
+        };
+        Axis::linear_in_units(min, max, unit, label)
+    }
+
+    /// A linear axis whose ticks are round multiples of `unit`.
+    fn linear_in_units(min: f64, max: f64, unit: f64, format: impl Fn(f64) -> String) -> Axis {
+        // A dip of a few percent below zero (noise in a growth figure) does not earn a tick.
+        let min = if min < 0.0 && -min < 0.02 * max.abs() { 0.0 } else { min };
         let lo = min.min(0.0);
-        let hi = if max > lo { max } else { lo + 1.0 };
-        let ticks = linear_steps(lo, hi, 6);
+        let hi = if max > lo { max } else { lo + unit };
+        let ticks: Vec<f64> = linear_steps(lo / unit, hi / unit, 6)
+            .into_iter()
+            .map(|t| t * unit)
+            .collect();
+        let lo = ticks.first().copied().unwrap_or(lo).min(lo);
         let hi = ticks.last().copied().unwrap_or(hi).max(hi);
         Axis {
             scale: Scale::Linear,

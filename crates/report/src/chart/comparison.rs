@@ -171,9 +171,9 @@ impl Comparison {
         let area = frame.draw(root)?;
         let (width, _) = area.dim_in_pixel();
         let mut y = self.y_axis();
-        let label_width = (style::widest_label(&area, &y) + 16).min(width / 2);
+        let label_width = (style::widest_label(&area, &y) + 30).min(width / 2);
         for (_, label) in &mut y.major {
-            *label = style::fit(&area, label, LABEL_SIZE, label_width - 14);
+            *label = style::fit(&area, label, LABEL_SIZE, label_width - 28);
         }
         let change_column = 80;
         let mut chart = ChartBuilder::on(&area)

@@ -135,8 +135,11 @@ impl CpuBars {
         };
         let area = frame.draw(root)?;
         let (width, _) = area.dim_in_pixel();
-        let y = self.y_axis();
-        let label_width = (style::widest_label(&area, &y) + 16).min(width * 2 / 5);
+        let mut y = self.y_axis();
+        let label_width = (style::widest_label(&area, &y) + 30).min(width * 2 / 5);
+        for (_, label) in &mut y.major {
+            *label = style::fit(&area, label, LABEL_SIZE, label_width - 28);
+        }
         let (left, right) = area.split_horizontally(label_width + (width - label_width) / 2);
         let per_message = |v: &(f64, f64)| v.0;
         let per_byte = |v: &(f64, f64)| v.1;
@@ -156,7 +159,7 @@ impl CpuBars {
         let all: Vec<f64> = self.values.iter().flatten().flatten().map(&pick).collect();
         let low = all.iter().copied().fold(f64::INFINITY, f64::min);
         let high = all.iter().copied().fold(0.0, f64::max);
-        let mut x = Axis::auto(low, high, |v| format::time_ns(v, 3));
+        let mut x = Axis::auto(low, high, |v| format::time_ns(v, 3)).thin(5);
         // Room for the value labels right of the longest bar.
         x.hi += (x.hi - x.lo) * 0.16;
         let mut chart = ChartBuilder::on(area)

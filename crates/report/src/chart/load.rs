@@ -178,6 +178,7 @@ impl LatencyVsLoad {
             style::line(&mut chart, &p50, s.color, true, 2)?;
             style::line(&mut chart, &p99, s.color, false, 2)?;
             style::markers(&mut chart, &p99, s.marker, s.color)?;
+            style::markers(&mut chart, &p50, s.marker, s.color)?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 
 pub(crate) mod axis;
 pub(crate) mod comparison;
+mod conn_cost;
 mod cpu;
 pub(crate) mod frame;
 mod latency;
@@ -68,6 +69,7 @@ pub(crate) enum Figure {
     Cpu(cpu::CpuBars),
     Window(window::WindowChart),
     Comparison(comparison::Comparison),
+    ConnCost(conn_cost::ConnCost),
 }
 
 impl Figure {
@@ -80,6 +82,7 @@ impl Figure {
             Figure::Cpu(f) => &f.info,
             Figure::Window(f) => &f.info,
             Figure::Comparison(f) => &f.info,
+            Figure::ConnCost(f) => &f.info,
         }
     }
 
@@ -100,13 +103,14 @@ impl Figure {
             Figure::Cpu(f) => f.draw(root),
             Figure::Window(f) => f.draw(root),
             Figure::Comparison(f) => f.draw(root),
+            Figure::ConnCost(f) => f.draw(root),
         }
     }
 }
 
 /// The charts of `record`, in the order the reports show them: per scenario (in plan order)
 /// latency vs size, latency vs load, percentile spectra, throughput vs size, throughput vs
-/// window, CPU cost.
+/// window, memory per connection (conn-cost), CPU cost.
 ///
 /// # Errors
 /// [`ReportError::Histogram`] when a stored histogram cannot be decoded.
@@ -145,7 +149,13 @@ pub(crate) fn figures(record: &RunRecord) -> Result<Vec<Figure>, ReportError> {
         for f in window::WindowChart::build(&scenario, &of, &stamp) {
             out.push(Figure::Window(f));
         }
-        if let Some(f) = cpu::CpuBars::build(&scenario, &of, &stamp) {
+        if let Some(f) = conn_cost::ConnCost::build(&scenario, &of, &stamp, &palette) {
+            out.push(Figure::ConnCost(f));
+        }
+        // conn-cost's "messages" are connection set-ups; CPU per message would mislead.
+        if scenario != "conn-cost"
+            && let Some(f) = cpu::CpuBars::build(&scenario, &of, &stamp)
+        {
             out.push(Figure::Cpu(f));
         }
     }

@@ -77,7 +77,9 @@ impl Palette {
             if assigned.iter().any(|(l, _)| l == label) {
                 continue;
             }
-            let index = preferred(label).filter(|i| !used[*i]);
+            // `tcp->uds` and `shm [wait=spin]` take the colour of their first transport if free.
+            let base = label.split(['-', ' ', '[']).next().unwrap_or(label);
+            let index = preferred(base).filter(|i| !used[*i]);
             if let Some(i) = index {
                 used[i] = true;
             }

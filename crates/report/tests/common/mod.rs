@@ -364,3 +364,69 @@ pub fn loads() -> RunRecord {
     }
     record("loads", cases)
 }
+
+/// A conn-cost case: memory sampled at 0..=400 connections in steps of 100, growing by
+/// `rss_per_connection` (server) and `slab_per_connection` (kernel) bytes per connection.
+pub fn conn_cost(transport: &str, same_core: bool, rss_per_connection: f64, slab_per_connection: f64) -> CaseRecord {
+    let mut case = empty_case("conn-cost", transport, None, 64, same_core);
+    case.connections = Some(400);
+    case.id = format!("conn-cost/{transport}/64B/c400/c0s{}", u8::from(!same_core));
+    case.trials = (0..3)
+        .map(|i| {
+            let mut rng = SplitMix64::new(seed_of(&case.id) + i);
+            let mut extra = BTreeMap::new();
+            for k in 0..5u32 {
+                let n = f64::from(k * 100);
+                let noise = |rng: &mut SplitMix64| (rng.unit() - 0.5) * 8192.0;
+                extra.insert(format!("point{k}_connections"), n);
+                extra.insert(
+                    format!("point{k}_server_rss_bytes"),
+                    5e6 + n * rss_per_connection + noise(&mut rng),
+                );
+                extra.insert(
+                    format!("point{k}_kernel_slab_bytes"),
+                    4e8 + n * slab_per_connection + noise(&mut rng),
+                );
+            }
+            for (field, slope, intercept) in [
+                ("server_rss", rss_per_connection, 5e6),
+                ("kernel_slab", slab_per_connection, 4e8),
+            ] {
+                extra.insert(format!("{field}_bytes_per_connection"), slope);
+                extra.insert(format!("{field}_intercept_bytes"), intercept);
+            }
+            Trial {
+                messages: 400,
+                bytes: 400 * 128,
+                elapsed_ns: 50_000_000,
+                messages_per_s: 8000.0,
+                bytes_per_s: 1_024_000.0,
+                extra,
+                ..Default::default()
+            }
+        })
+        .collect();
+    summarize(&mut case);
+    case.extra.insert(
+        "server_rss_bytes_per_connection".to_owned(),
+        serde_json::json!(rss_per_connection),
+    );
+    case.extra.insert(
+        "kernel_slab_bytes_per_connection".to_owned(),
+        serde_json::json!(slab_per_connection),
+    );
+    case
+}
+
+/// The conn-cost plan's shape: tcp and uds, both placements.
+pub fn conn_costs() -> RunRecord {
+    record(
+        "conn-costs",
+        vec![
+            conn_cost("tcp", false, 250.0, 6000.0),
+            conn_cost("tcp", true, 245.0, 6100.0),
+            conn_cost("uds", false, 115.0, 3000.0),
+            conn_cost("uds", true, 118.0, 3100.0),
+        ],
+    )
+}
