@@ -25,12 +25,16 @@ impl Dispatch for CliDispatch {
                 nodelay,
                 send_buffer_bytes,
                 recv_buffer_bytes,
-            } => visitor.visit(TcpTransport {
-                nodelay,
-                send_buffer_bytes: size(send_buffer_bytes),
-                recv_buffer_bytes: size(recv_buffer_bytes),
-                ..TcpTransport::default()
-            }),
+                listen_ip,
+            } => {
+                let default = TcpTransport::default();
+                visitor.visit(TcpTransport {
+                    nodelay,
+                    send_buffer_bytes: size(send_buffer_bytes),
+                    recv_buffer_bytes: size(recv_buffer_bytes),
+                    listen_ip: listen_ip.unwrap_or(default.listen_ip),
+                })
+            }
             TransportSettings::Uds {
                 kind,
                 address,

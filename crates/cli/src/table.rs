@@ -38,18 +38,50 @@ pub fn format_bytes(bytes: u64) -> String {
     }
 }
 
+/// A throughput in bytes/s with a decimal prefix (`3.45 GB/s`).
+pub fn format_throughput(bytes_per_s: f64) -> String {
+    if bytes_per_s >= 1e9 {
+        format!("{:.2} GB/s", bytes_per_s / 1e9)
+    } else if bytes_per_s >= 1e6 {
+        format!("{:.1} MB/s", bytes_per_s / 1e6)
+    } else if bytes_per_s >= 1e3 {
+        format!("{:.1} kB/s", bytes_per_s / 1e3)
+    } else {
+        format!("{bytes_per_s:.0} B/s")
+    }
+}
+
+/// The transport and the options that differ from its defaults, from the case id; a buffer
+/// size the kernel changed is shown with the value it applied (`sndbuf=1024→4608`).
 fn transport_label(case: &CaseRecord) -> String {
     let options: Vec<String> = case
         .id
         .split('/')
         .nth(1)
         .and_then(|t| t.split_once('[').map(|(_, rest)| rest.trim_end_matches(']').to_owned()))
-        .into_iter()
-        .collect();
+        .map(|label| label.split(',').map(|option| with_applied(case, option)).collect())
+        .unwrap_or_default();
     if options.is_empty() {
         case.transport.clone()
     } else {
         format!("{} [{}]", case.transport, options.join(","))
+    }
+}
+
+/// `sndbuf=1024` becomes `sndbuf=1024→4608` when the kernel applied 4608.
+fn with_applied(case: &CaseRecord, option: &str) -> String {
+    let Some((name, asked)) = option.split_once('=') else {
+        return option.to_owned();
+    };
+    let key = match name {
+        "sndbuf" => "send_buffer_bytes",
+        "rcvbuf" => "recv_buffer_bytes",
+        "pipebuf" => "pipe_buffer_bytes",
+        _ => return option.to_owned(),
+    };
+    match case.applied_options.get(key).and_then(|v| v.as_u64()) {
+        Some(applied) if applied.to_string() != asked => format!("{option}→{applied}"),
+        _ => option.to_owned(),
     }
 }
 
@@ -62,67 +94,42 @@ fn size_label(case: &CaseRecord) -> String {
     }
 }
 
-/// Renders the summary table: one row per case, grouped by scenario.
-pub fn render(record: &RunRecord) -> String {
-    let header = [
-        "scenario",
-        "transport",
-        "placement",
-        "size",
-        "p50",
-        "p99",
-        "p99.9",
-        "max",
-        "msgs/s",
-        "CPU/msg",
-        "status",
-    ];
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    for case in &record.cases {
-        let summary = case.summary.as_ref();
-        let latency = summary.and_then(|s| s.latency_ns);
-        let cell = |f: fn(&ipcbench_harness::record::Percentiles) -> f64| {
-            latency.map(|l| format_ns(f(&l))).unwrap_or_else(|| "-".into())
-        };
-        let placement = match case.cores.server {
-            Some(server) => format!("{} {}/{}", case.cores.label, case.cores.client, server),
-            None => format!("{} {}", case.cores.label, case.cores.client),
-        };
-        let status = match case.status {
-            Status::Ok if !case.flags.is_empty() => "ok*".to_owned(),
-            Status::Ok => "ok".to_owned(),
-            Status::Unsupported => "unsupported".to_owned(),
-            Status::Failed => "FAILED".to_owned(),
-        };
-        rows.push(vec![
-            case.scenario.clone(),
-            transport_label(case),
-            placement,
-            size_label(case),
-            cell(|l| l.p50),
-            cell(|l| l.p99),
-            cell(|l| l.p999),
-            cell(|l| l.max),
-            summary
-                .map(|s| format_rate(s.messages_per_s))
-                .unwrap_or_else(|| "-".into()),
-            summary
-                .and_then(|s| s.cpu_ns_per_message)
-                .map(format_ns)
-                .unwrap_or_else(|| "-".into()),
-            status,
-        ]);
+fn placement_label(case: &CaseRecord) -> String {
+    match case.cores.server {
+        Some(server) => format!("{} {}/{}", case.cores.label, case.cores.client, server),
+        None => format!("{} {}", case.cores.label, case.cores.client),
     }
+}
+
+fn status_label(case: &CaseRecord) -> String {
+    match case.status {
+        Status::Ok if !case.flags.is_empty() => "ok*".to_owned(),
+        Status::Ok => "ok".to_owned(),
+        Status::Unsupported => "unsupported".to_owned(),
+        Status::Failed => "FAILED".to_owned(),
+    }
+}
+
+fn or_dash(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "-".into())
+}
+
+/// A fraction as a percentage (`41%`).
+fn percent(fraction: f64) -> String {
+    format!("{:.0}%", fraction * 100.0)
+}
+
+/// Lays out one table; columns whose index `numeric` accepts are right-aligned.
+fn layout(header: &[&str], rows: &[Vec<String>], numeric: impl Fn(usize) -> bool) -> String {
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
                 .map(|r| r[i].chars().count())
-                .chain([header[i].len()])
+                .chain([header[i].chars().count()])
                 .max()
                 .unwrap_or(0)
         })
         .collect();
-    let numeric = |i: usize| (4..=9).contains(&i);
     let line = |cells: &[String]| -> String {
         cells
             .iter()
@@ -140,13 +147,158 @@ pub fn render(record: &RunRecord) -> String {
             .to_owned()
     };
     let mut out = String::new();
-    out.push_str(&line(&header.map(String::from)));
+    out.push_str(&line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>()));
     out.push('\n');
     out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
     out.push('\n');
-    for row in &rows {
+    for row in rows {
         out.push_str(&line(row));
         out.push('\n');
+    }
+    out
+}
+
+/// Latency scenarios (pingpong and every scenario without a table of its own).
+fn latency_table(cases: &[&CaseRecord]) -> String {
+    let header = [
+        "scenario",
+        "transport",
+        "placement",
+        "size",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "msgs/s",
+        "CPU/msg",
+        "status",
+    ];
+    let rows: Vec<Vec<String>> = cases
+        .iter()
+        .map(|case| {
+            let summary = case.summary.as_ref();
+            let latency = summary.and_then(|s| s.latency_ns);
+            let cell =
+                |f: fn(&ipcbench_harness::record::Percentiles) -> f64| or_dash(latency.map(|l| format_ns(f(&l))));
+            vec![
+                case.scenario.clone(),
+                transport_label(case),
+                placement_label(case),
+                size_label(case),
+                cell(|l| l.p50),
+                cell(|l| l.p99),
+                cell(|l| l.p999),
+                cell(|l| l.max),
+                or_dash(summary.map(|s| format_rate(s.messages_per_s))),
+                or_dash(summary.and_then(|s| s.cpu_ns_per_message).map(format_ns)),
+                status_label(case),
+            ]
+        })
+        .collect();
+    layout(&header, &rows, |i| (4..=9).contains(&i))
+}
+
+/// `stream`: throughput, CPU per byte on each side, and the fraction of memcpy bandwidth.
+fn stream_table(cases: &[&CaseRecord]) -> String {
+    let header = [
+        "scenario",
+        "transport",
+        "placement",
+        "size",
+        "total",
+        "throughput",
+        "msgs/s",
+        "CPU/B client",
+        "CPU/B server",
+        "of memcpy",
+        "status",
+    ];
+    let per_byte = |ns: Option<f64>| or_dash(ns.map(|ns| format!("{ns:.3} ns")));
+    let rows: Vec<Vec<String>> = cases
+        .iter()
+        .map(|case| {
+            let summary = case.summary.as_ref();
+            vec![
+                case.scenario.clone(),
+                transport_label(case),
+                placement_label(case),
+                format_bytes(case.message_bytes),
+                or_dash(case.total_bytes.map(format_bytes)),
+                or_dash(summary.map(|s| format_throughput(s.bytes_per_s))),
+                or_dash(summary.map(|s| format_rate(s.messages_per_s))),
+                per_byte(summary.and_then(|s| s.client_cpu_ns_per_byte)),
+                per_byte(summary.and_then(|s| s.server_cpu_ns_per_byte)),
+                or_dash(summary.and_then(|s| s.fraction_of_limit).map(percent)),
+                status_label(case),
+            ]
+        })
+        .collect();
+    layout(&header, &rows, |i| (4..=9).contains(&i))
+}
+
+/// `rpc`: throughput per window and delay, round trips, and the bandwidth-delay bound.
+fn rpc_table(cases: &[&CaseRecord]) -> String {
+    let header = [
+        "scenario",
+        "transport",
+        "placement",
+        "size",
+        "window",
+        "delay",
+        "p50",
+        "p99",
+        "req/s",
+        "throughput",
+        "of BDP",
+        "status",
+    ];
+    let rows: Vec<Vec<String>> = cases
+        .iter()
+        .map(|case| {
+            let summary = case.summary.as_ref();
+            let latency = summary.and_then(|s| s.latency_ns);
+            vec![
+                case.scenario.clone(),
+                transport_label(case),
+                placement_label(case),
+                size_label(case),
+                case.window.unwrap_or(1).to_string(),
+                or_dash(case.delay_ms.map(|d| format!("{d} ms"))),
+                or_dash(latency.map(|l| format_ns(l.p50))),
+                or_dash(latency.map(|l| format_ns(l.p99))),
+                or_dash(summary.map(|s| format_rate(s.messages_per_s))),
+                or_dash(summary.map(|s| format_throughput(s.bytes_per_s))),
+                or_dash(case.extra.get("fraction_of_bdp").and_then(|v| v.as_f64()).map(percent)),
+                status_label(case),
+            ]
+        })
+        .collect();
+    layout(&header, &rows, |i| (4..=10).contains(&i))
+}
+
+/// Renders the summary: one table per kind of scenario (latency, stream, rpc), each with the
+/// columns that matter for it, then notes on flagged, failed and unsupported cases.
+pub fn render(record: &RunRecord) -> String {
+    let of = |kind: &str| -> Vec<&CaseRecord> { record.cases.iter().filter(|c| c.scenario == kind).collect() };
+    let latency: Vec<&CaseRecord> = record
+        .cases
+        .iter()
+        .filter(|c| c.scenario != "stream" && c.scenario != "rpc")
+        .collect();
+    let tables = [
+        (latency, latency_table as fn(&[&CaseRecord]) -> String),
+        (of("stream"), stream_table),
+        (of("rpc"), rpc_table),
+    ];
+    let mut out = String::new();
+    for (cases, table) in tables {
+        if cases.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&table(&cases));
     }
     let notes: Vec<String> = record
         .cases
@@ -178,5 +330,7 @@ mod tests {
         assert_eq!(format_bytes(65536), "64 KiB");
         assert_eq!(format_bytes(26), "26 B");
         assert_eq!(format_rate(1_250_000.0), "1.25 M");
+        assert_eq!(format_throughput(3_454_000_000.0), "3.45 GB/s");
+        assert_eq!(format_throughput(819_200.0), "819.2 kB/s");
     }
 }

@@ -340,9 +340,14 @@ impl ScenarioKind {
                 "request of message_bytes, reply of reply_bytes, one at a time: round-trip latency"
             }
             ScenarioKind::Stream => {
-                "one-way bulk of total_bytes in messages of message_bytes: throughput, CPU per byte"
+                "one-way bulk of total_bytes (else for the duration) in messages of message_bytes, confirmed by \
+                 the receiver: throughput, CPU per byte per side"
             }
-            ScenarioKind::Rpc => "window requests in flight, optional delay_ms link: throughput vs bandwidth-delay",
+            ScenarioKind::Rpc => {
+                "window requests in flight (1 = stop-and-wait), replies of reply_bytes; delay_ms (one-way) and \
+                 rate_mbit put tcp's peer behind a netem link in a network namespace (root): throughput vs \
+                 bandwidth-delay, round trips"
+            }
             ScenarioKind::Load => "connections x rate_per_connection_hz open-loop: corrected and raw latency",
             ScenarioKind::Proxy => "client -> relay -> server (front/back transports, convert): cost of a hop",
             ScenarioKind::ConnCost => "idle connections opened in steps: server bytes per connection",
@@ -514,6 +519,10 @@ pub enum TransportSettings {
         send_buffer_bytes: Option<u64>,
         /// SO_RCVBUF to ask for.
         recv_buffer_bytes: Option<u64>,
+        /// The address the client listens on; `None` is loopback. Not a plan key: the runner
+        /// sets it to the host end of a delayed link (`crate::netns`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        listen_ip: Option<std::net::IpAddr>,
     },
     /// Unix domain sockets.
     Uds {
@@ -584,6 +593,7 @@ impl TransportSettings {
                 nodelay,
                 send_buffer_bytes,
                 recv_buffer_bytes,
+                ..
             } => {
                 if !nodelay {
                     parts.push("nagle".into());
@@ -696,6 +706,7 @@ impl TransportTables {
                                 nodelay,
                                 send_buffer_bytes: send.bytes(),
                                 recv_buffer_bytes: recv.bytes(),
+                                listen_ip: None,
                             });
                         }
                     }
@@ -1176,7 +1187,7 @@ impl Plan {
             let timeout = file
                 .timeout
                 .map(|d| d.0)
-                .unwrap_or_else(|| default_timeout(warmup, measure));
+                .unwrap_or_else(|| default_timeout(warmup, measure) + slow_phase_allowance(spec, warmup, measure));
 
             let transports: Vec<(TransportSettings, Option<TransportSettings>)> = if kind == ScenarioKind::Proxy {
                 let fronts = spec.front.clone().unwrap_or_default();
@@ -1235,6 +1246,9 @@ impl Plan {
             }
             if delays.iter().flatten().any(|d| !(0.0..=10_000.0).contains(d)) {
                 return Err(source.error(Some(span.clone()), "`delay_ms` must be between 0 and 10000"));
+            }
+            if spec.rate_mbit.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+                return Err(source.error(Some(span.clone()), "`rate_mbit` must be a positive number"));
             }
             if connections.contains(&Some(0)) {
                 return Err(source.error(Some(span.clone()), "`connections` must be at least 1"));
@@ -1318,17 +1332,49 @@ impl Plan {
 
 /// What one trial of `case` is expected to take.
 pub fn estimate_trial(case: &Case) -> Duration {
+    // A message count at a delay takes at least a round trip per window of messages.
+    let round_trip = Duration::from_secs_f64(2.0 * case.delay_ms.unwrap_or(0.0).max(0.0) / 1e3);
+    let window = case.window.unwrap_or(1).max(1);
     let phase = |amount: Amount| match amount {
         Amount::Time(d) => d,
         // Assume about 20 µs per message when only a count is given.
-        Amount::Messages(n) => Duration::from_micros(20 * n),
+        Amount::Messages(n) => {
+            Duration::from_micros(20 * n) + round_trip * u32::try_from(n / window).unwrap_or(u32::MAX)
+        }
     };
-    let mut estimate = phase(case.warmup) + phase(case.measure) + Duration::from_millis(30);
-    if let Some(total) = case.total_bytes {
-        // Stream trials run until `total_bytes` moved: assume 1 GB/s.
-        estimate += Duration::from_secs_f64(total as f64 / 1e9);
+    let measured = match case.total_bytes {
+        // Stream trials run until `total_bytes` moved: assume 1 GB/s, and 1 µs per message.
+        Some(total) if case.scenario == ScenarioKind::Stream => {
+            Duration::from_secs_f64(total as f64 / 1e9 + total.div_ceil(case.message_bytes.max(1)) as f64 * 1e-6)
+        }
+        _ => phase(case.measure),
+    };
+    let mut estimate = phase(case.warmup) + measured + Duration::from_millis(30);
+    if case.delay_ms.is_some() || case.rate_mbit.is_some() {
+        // Making and removing the namespace, the veth pair and the qdiscs.
+        estimate += Duration::from_millis(100);
     }
     estimate
+}
+
+/// Extra time a trial may take beyond [`default_timeout`]: moving `total_bytes` at a slow
+/// 20 MB/s, and message counts at a round trip per message over a delayed link.
+fn slow_phase_allowance(spec: &ScenarioSpec, warmup: Amount, measure: Amount) -> Duration {
+    let mut allowance = Duration::ZERO;
+    if let Some(total) = spec.total_bytes {
+        allowance += Duration::from_secs_f64(total.0 as f64 / 20e6);
+    }
+    let max_delay_ms = spec
+        .delay_ms
+        .as_ref()
+        .map(|d| d.to_vec().into_iter().fold(0.0f64, f64::max))
+        .unwrap_or(0.0);
+    let messages = |amount: Amount| match amount {
+        Amount::Messages(n) => n,
+        Amount::Time(_) => 0,
+    };
+    let n = messages(warmup).saturating_add(messages(measure));
+    allowance + Duration::from_secs_f64((2.0 * max_delay_ms / 1e3 * n as f64).min(86_400.0))
 }
 
 fn default_timeout(warmup: Amount, measure: Amount) -> Duration {

@@ -11,12 +11,14 @@
 #![forbid(unsafe_code)]
 
 pub mod affinity;
+pub mod calibration;
 pub mod clock;
 pub mod compare;
 pub mod config;
 pub mod dispatch;
 pub mod env;
 pub mod fdlimit;
+pub mod netns;
 pub mod peer;
 pub mod procstat;
 pub mod protocol;

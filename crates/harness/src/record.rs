@@ -289,8 +289,16 @@ pub struct Summary {
     /// Both sides' CPU time per payload byte, median over trials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ns_per_byte: Option<f64>,
-    /// The case's headline figure as a fraction of the matching physical limit
-    /// (cache-line round trip for pingpong, memcpy bandwidth for stream).
+    /// The client side's CPU time per payload byte, median over trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cpu_ns_per_byte: Option<f64>,
+    /// The server side's CPU time per payload byte, median over trials (absent without a peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_ns_per_byte: Option<f64>,
+    /// The case's headline figure against the matching physical limit in the run's
+    /// `calibration`, as limit-relative speed: **1.0 = at the physical limit, smaller = further
+    /// from it**. Pingpong: cache-line round trip / p50 round trip (only for the pair of cores
+    /// the round trip was measured between). Stream: bytes/s / single-core memcpy bytes/s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fraction_of_limit: Option<f64>,
     /// 95% bootstrap interval of the median, per metric: `latency_p50_ns`, `latency_p99_ns`,

@@ -20,7 +20,7 @@ use crate::env::{self, BuildInfo};
 use crate::record::{CaseRecord, Placement, RunRecord, SCHEMA, Status, Summary, Trial};
 use crate::stats::{self, SplitMix64};
 use crate::trial::{PeerCommand, TrialContext, TrialError, TrialOutput, run_trial};
-use crate::{clock, record};
+use crate::{calibration, clock, record};
 
 /// What a run needs besides its plan.
 #[derive(Debug, Clone)]
@@ -164,6 +164,7 @@ pub fn run<D: Dispatch>(
     let mut clock_info = clock::calibrate();
     let first_client = plan.cases.first().map(|c| c.placement.client).unwrap_or(0);
     clock_info.null_floor_ns = null_floor_ns(options, first_client);
+    let limits = calibration::measure(plan);
     let mut record = RunRecord {
         schema: SCHEMA.into(),
         name: plan.name.clone(),
@@ -174,7 +175,7 @@ pub fn run<D: Dispatch>(
         config_sha256: plan.sha256.clone(),
         environment,
         clock: clock_info,
-        calibration: None,
+        calibration: Some(limits),
         warnings: Vec::new(),
         interrupted: false,
         cases: plan.cases.iter().map(empty_record).collect(),
@@ -199,17 +200,20 @@ pub fn run<D: Dispatch>(
             }
             let case = &plan.cases[case_idx];
             if record.cases[case_idx].status == Status::Ok {
-                let ctx = TrialContext {
-                    work_dir: &options.work_dir,
-                    peer_command: &options.peer_command,
-                    trial_idx: round,
-                };
-                let result = match &case.back_transport {
-                    // A proxy case needs both of its transports (scenario/proxy.rs).
-                    Some(back) => crate::scenario::proxy::dispatch_trial(dispatch, case, back, ctx),
-                    None => dispatch.dispatch(&case.transport, TrialVisitor { case, ctx }),
-                }
-                .unwrap_or_else(|reason| Err(TrialError::Unsupported(reason)));
+                // A case with `delay_ms` runs its peer behind a delayed link (crate::netns).
+                let result = crate::netns::with_link(case, &options.peer_command, |case, peer_command| {
+                    let ctx = TrialContext {
+                        work_dir: &options.work_dir,
+                        peer_command,
+                        trial_idx: round,
+                    };
+                    match &case.back_transport {
+                        // A proxy case needs both of its transports (scenario/proxy.rs).
+                        Some(back) => crate::scenario::proxy::dispatch_trial(dispatch, case, back, ctx),
+                        None => dispatch.dispatch(&case.transport, TrialVisitor { case, ctx }),
+                    }
+                    .unwrap_or_else(|reason| Err(TrialError::Unsupported(reason)))
+                });
                 let case_record = &mut record.cases[case_idx];
                 match result {
                     Ok(output) => {
@@ -234,6 +238,13 @@ pub fn run<D: Dispatch>(
                 }
                 summarize(case_record, record.clock.overhead_ns);
                 crate::scenario::finish_case(case_record);
+                if let Some(limits) = &record.calibration {
+                    let fraction = calibration::fraction_of_limit(case_record, limits);
+                    if let Some(summary) = case_record.summary.as_mut() {
+                        summary.fraction_of_limit = fraction;
+                    }
+                }
+                crate::scenario::rpc::link_figures(case_record, case.rate_mbit);
             }
             done += 1;
             record.finished_at = now_rfc3339();
@@ -287,6 +298,13 @@ pub fn summarize(case: &mut CaseRecord, clock_overhead_ns: f64) {
     let cpu_per_byte = collect(trials, |t| {
         cpu(t).filter(|_| t.bytes > 0).map(|c| c as f64 / t.bytes as f64)
     });
+    let side_per_byte = |side: fn(&Trial) -> Option<crate::record::Rusage>| {
+        stats::median(&collect(trials, |t| {
+            side(t)
+                .filter(|_| t.bytes > 0)
+                .map(|u| u.cpu_ns() as f64 / t.bytes as f64)
+        }))
+    };
     let messages_per_s = collect(trials, |t| Some(t.messages_per_s));
     let bytes_per_s = collect(trials, |t| Some(t.bytes_per_s));
     let mut ci95 = std::collections::BTreeMap::new();
@@ -307,6 +325,8 @@ pub fn summarize(case: &mut CaseRecord, clock_overhead_ns: f64) {
         bytes_per_s: stats::median(&bytes_per_s).unwrap_or(0.0),
         cpu_ns_per_message: stats::median(&cpu_per_message),
         cpu_ns_per_byte: stats::median(&cpu_per_byte),
+        client_cpu_ns_per_byte: side_per_byte(|t| t.client),
+        server_cpu_ns_per_byte: side_per_byte(|t| t.server),
         fraction_of_limit: case.summary.as_ref().and_then(|s| s.fraction_of_limit),
         ci95,
         n_trials: trials.len(),

@@ -383,5 +383,5 @@ pub(crate) fn finish_trial(trial: &mut Trial, elapsed: Duration, client: Rusage)
 
 /// True for scenarios whose client is the generic channel loop of [`scenario::run_client`].
 pub fn channel_scenario(kind: ScenarioKind) -> bool {
-    matches!(kind, ScenarioKind::Pingpong)
+    matches!(kind, ScenarioKind::Pingpong | ScenarioKind::Stream | ScenarioKind::Rpc)
 }

@@ -15,12 +15,19 @@ pub mod fleet;
 pub mod load;
 pub mod pingpong;
 pub mod proxy;
+pub mod rpc;
+pub mod stream;
 
 /// True when this build can run `kind`.
 pub fn supported(kind: ScenarioKind) -> bool {
     matches!(
         kind,
-        ScenarioKind::Pingpong | ScenarioKind::Load | ScenarioKind::Proxy | ScenarioKind::ConnCost
+        ScenarioKind::Pingpong
+            | ScenarioKind::Stream
+            | ScenarioKind::Rpc
+            | ScenarioKind::Load
+            | ScenarioKind::Proxy
+            | ScenarioKind::ConnCost
     )
 }
 
@@ -32,6 +39,8 @@ pub(crate) fn run_client<C: Channel>(
 ) -> Result<ClientOutcome, TrialError> {
     match case.scenario {
         ScenarioKind::Pingpong => pingpong::client(channel, case, mode),
+        ScenarioKind::Stream => stream::client(channel, case, mode),
+        ScenarioKind::Rpc => rpc::client(channel, case, mode),
         other => Err(TrialError::Unsupported(format!(
             "scenario `{}` is not implemented yet",
             other.as_str()
@@ -43,6 +52,9 @@ pub(crate) fn run_client<C: Channel>(
 pub(crate) fn run_server<C: Channel>(channel: &mut C, case: &Case) -> Result<PeerReport, TrialError> {
     match case.scenario {
         ScenarioKind::Pingpong => pingpong::server(channel, case),
+        ScenarioKind::Stream => stream::server(channel, case),
+        // The rpc server answers each request in order, exactly as pingpong's does.
+        ScenarioKind::Rpc => pingpong::server(channel, case),
         other => Err(TrialError::Unsupported(format!(
             "scenario `{}` is not implemented yet",
             other.as_str()
