@@ -327,3 +327,39 @@ fn zero_connections_is_a_plan_error() {
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("`connections` must be at least 1"));
 }
+
+#[test]
+fn proxy_pairs_are_cases_of_their_own_down_to_the_back_options() {
+    let plan = Plan::parse(
+        "pairs",
+        r#"
+name = "pairs"
+cores = [0, 0]
+
+[[scenario]]
+kind = "proxy"
+front = ["tcp", "uds"]
+back = ["shm", "tcp"]
+message_bytes = 64
+convert = ["none", "text"]
+
+[transport.shm]
+wait = ["hybrid", "futex"]
+"#,
+        &Overrides::default(),
+        2,
+    )
+    .unwrap();
+    let ids: Vec<&str> = plan.cases.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "proxy/tcp->shm[back.wait=hybrid]/64B/c0s0",
+            "proxy/tcp->shm[back.wait=hybrid]/64B/text/c0s0",
+            "proxy/tcp->shm[back.wait=futex]/64B/c0s0",
+            "proxy/tcp->shm[back.wait=futex]/64B/text/c0s0",
+            "proxy/uds->tcp/64B/c0s0",
+            "proxy/uds->tcp/64B/text/c0s0",
+        ]
+    );
+}

@@ -919,7 +919,17 @@ impl Case {
         if let Some(back) = &self.back_transport {
             id.push_str(&format!("->{}", back.kind()));
         }
-        let label = self.transport.label();
+        let mut label = self.transport.label();
+        // A proxy's back options join the front's, prefixed, so every pair has its own id.
+        if let Some(back) = &self.back_transport {
+            for option in back.label().split(',').filter(|o| !o.is_empty()) {
+                if !label.is_empty() {
+                    label.push(',');
+                }
+                label.push_str("back.");
+                label.push_str(option);
+            }
+        }
         if !label.is_empty() {
             id.push_str(&format!("[{label}]"));
         }
