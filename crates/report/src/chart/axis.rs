@@ -138,8 +138,20 @@ impl Axis {
         let span = max.log10() - min.log10();
         let margin = 10f64.powf((span * 0.08).max(0.01));
         let (lo, hi) = ((min / margin).log10(), (max * margin).log10());
-        let above = [1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0];
-        let below = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15];
+        // Over more than a decade, 1-2-5 steps read best; closer in, percent-like steps.
+        let (above, below): (&[f64], &[f64]) = if hi - lo > 1.0 {
+            // 1-2-5 steps lie at least log10(2) apart; when that is too tight, decades.
+            if 2f64.log10() >= (hi - lo) / 12.0 {
+                (&[1.0, 2.0, 5.0], &[0.5, 0.2, 0.1])
+            } else {
+                (&[1.0], &[0.1])
+            }
+        } else {
+            (
+                &[1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0],
+                &[0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15],
+            )
+        };
         let mut candidates: Vec<f64> = Vec::new();
         for d in 0..=4 {
             let decade = 10f64.powi(d);
@@ -165,12 +177,17 @@ impl Axis {
         }
         ticks.extend(below.into_iter().skip(1));
         ticks.sort_by(f64::total_cmp);
+        // Light lines at the 1-2-5 steps that did not get a label.
+        let minor = (-4..=4)
+            .flat_map(|d| [1.0, 2.0, 5.0].map(|m: f64| (m * 10f64.powi(d)).log10()))
+            .filter(|t| *t >= lo && *t <= hi && !ticks.iter().any(|v| (v.log10() - t).abs() < 1e-9))
+            .collect();
         Axis {
             scale: Scale::Log10,
             lo,
             hi,
             major: ticks.iter().map(|v| (v.log10(), format(*v))).collect(),
-            minor: Vec::new(),
+            minor,
         }
     }
 
@@ -455,6 +472,13 @@ mod tests {
         }
         let wide = Axis::ratio(0.1, 30.0, |v| format!("{v}"));
         assert!(wide.major.len() <= 13, "{:?}", wide.major);
+        for (t, _) in &wide.major {
+            let mantissa = 10f64.powf(t - t.floor());
+            assert!(
+                [1.0, 2.0, 5.0].iter().any(|m| (m - mantissa).abs() < 1e-6),
+                "{mantissa} is not a 1-2-5 step"
+            );
+        }
         assert!(wide.major.iter().any(|(t, _)| t.abs() < 1e-12), "1x is always labelled");
     }
 
