@@ -31,7 +31,7 @@ figcaption { font-size: 0.86rem; color: #555; }
   body { max-width: none; padding: 0; font-size: 10pt; }
   .wide { overflow: visible; }
   table { font-size: 7.5pt; }
-  figure, table, .warnings { break-inside: avoid; }
+  figure, .warnings, tr { break-inside: avoid; }
   h2 { break-after: avoid; }
   a { color: inherit; text-decoration: none; }
 }
