@@ -50,6 +50,8 @@ fn header() -> Vec<String> {
         "bytes_per_s",
         "cpu_ns_per_message",
         "cpu_ns_per_byte",
+        "client_cpu_ns_per_byte",
+        "server_cpu_ns_per_byte",
         "fraction_of_limit",
     ] {
         h.push(m.to_owned());
@@ -121,6 +123,8 @@ fn row(case: &CaseRecord) -> Vec<String> {
     r.push(number(summary.map(|s| s.bytes_per_s)));
     r.push(number(summary.and_then(|s| s.cpu_ns_per_message)));
     r.push(number(summary.and_then(|s| s.cpu_ns_per_byte)));
+    r.push(number(summary.and_then(|s| s.client_cpu_ns_per_byte)));
+    r.push(number(summary.and_then(|s| s.server_cpu_ns_per_byte)));
     r.push(number(summary.and_then(|s| s.fraction_of_limit)));
     for m in CI_METRICS {
         let interval = summary.and_then(|s| s.ci95.get(m));

@@ -1,12 +1,13 @@
 //! Throughput vs window (rpc), one line per added delay, with the bandwidth-delay bound.
 //!
-//! With `W` requests of `S` bytes in flight and a round trip of `RTT`, no protocol can move
-//! more than `W * S / RTT` bytes per second: the dashed line of each delay. The RTT of a delay
-//! is read from the record when the scenario stored it (`extra["rtt_ns"]` of the case, else
-//! the median of the trials' `extra["rtt_ns"]`), else taken as twice the added one-way delay
-//! (`2 * delay_ms`), which ignores the transport's own round trip; a delay of 0 without a
-//! stored RTT gets no line. The bound counts request payload bytes (`message_bytes`), so it
-//! compares with `bytes_per_s` as the rpc scenario reports it.
+//! With `W` requests in flight, each moving `S` bytes (request plus reply, as the rpc
+//! scenario counts `bytes_per_s`), and a round trip of `RTT`, no protocol moves more than
+//! `W * S / RTT` bytes per second: the dashed line of each delay. The RTT of a delay is, in
+//! order of preference: a round trip the scenario stored (`extra["rtt_ns"]` of the case or the
+//! median of its trials'); the median round trip measured at `W = 1` at that delay (the
+//! stop-and-wait case, nothing queued); the round-trip floor the scenario stored
+//! (`extra["round_trip_floor_ms"]`) or twice the added one-way delay, which ignores the
+//! transport's own round trip. The legend says which one each line uses.
 
 use std::collections::BTreeMap;
 
@@ -22,10 +23,10 @@ use super::{ChartInfo, DrawFailed};
 use crate::cases::{Dimension, SeriesKey};
 use crate::{Stamp, format};
 
-/// The round trip of a case, ns, and whether it was measured (else derived from the delay).
-pub(crate) fn round_trip_ns(case: &CaseRecord) -> Option<(f64, bool)> {
+/// A round trip the scenario stored for `case`, ns.
+fn stored_round_trip_ns(case: &CaseRecord) -> Option<f64> {
     if let Some(rtt) = case.extra.get("rtt_ns").and_then(|v| v.as_f64()).filter(|v| *v > 0.0) {
-        return Some((rtt, true));
+        return Some(rtt);
     }
     let trials: Vec<f64> = case
         .trials
@@ -33,14 +34,31 @@ pub(crate) fn round_trip_ns(case: &CaseRecord) -> Option<(f64, bool)> {
         .filter_map(|t| t.extra.get("rtt_ns").copied())
         .filter(|v| *v > 0.0)
         .collect();
-    if let Some(rtt) = stats::median(&trials) {
-        return Some((rtt, true));
-    }
-    case.delay_ms.filter(|d| *d > 0.0).map(|d| (2.0 * d * 1e6, false))
+    stats::median(&trials)
 }
 
-/// (window, bytes/s, round trip) of the cases at one delay.
-type Points = Vec<(f64, f64, Option<(f64, bool)>)>;
+/// The round-trip floor of a delayed link, ns.
+fn floor_ns(case: &CaseRecord) -> Option<f64> {
+    case.extra
+        .get("round_trip_floor_ms")
+        .and_then(|v| v.as_f64())
+        .or(case.delay_ms.map(|d| 2.0 * d))
+        .filter(|ms| *ms > 0.0)
+        .map(|ms| ms * 1e6)
+}
+
+/// One case on the chart.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    window: f64,
+    bytes_per_s: f64,
+    stored_rtt_ns: Option<f64>,
+    p50_ns: Option<f64>,
+    floor_ns: Option<f64>,
+}
+
+/// The cases at one delay.
+type Points = Vec<Point>;
 
 struct DelayLine {
     color: RGBColor,
@@ -72,51 +90,70 @@ impl WindowChart {
         if scenario != "rpc" {
             return Vec::new();
         }
-        let mut groups: BTreeMap<(SeriesKey, u64), BTreeMap<u64, Points>> = BTreeMap::new();
+        let mut groups: BTreeMap<(SeriesKey, u64, u64), BTreeMap<u64, Points>> = BTreeMap::new();
         for case in cases {
             let Some(summary) = &case.summary else { continue };
             if summary.bytes_per_s.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
                 continue;
             }
             let key = SeriesKey::of(case, &[Dimension::Size, Dimension::Window, Dimension::Delay]);
+            let per_request = case.message_bytes + case.reply_bytes.unwrap_or(case.message_bytes);
             groups
-                .entry((key, case.message_bytes))
+                .entry((key, case.message_bytes, per_request))
                 .or_default()
                 .entry(delay_key(case.delay_ms))
                 .or_default()
-                .push((
-                    case.window.unwrap_or(1) as f64,
-                    summary.bytes_per_s,
-                    round_trip_ns(case),
-                ));
+                .push(Point {
+                    window: case.window.unwrap_or(1) as f64,
+                    bytes_per_s: summary.bytes_per_s,
+                    stored_rtt_ns: stored_round_trip_ns(case),
+                    p50_ns: summary.latency_ns.map(|l| l.p50).filter(|v| *v > 0.0),
+                    floor_ns: floor_ns(case),
+                });
         }
         groups
             .into_iter()
-            .map(|((key, size), delays)| WindowChart::one(scenario, &key, size, delays, stamp))
+            .map(|((key, size, per_request), delays)| {
+                WindowChart::one(scenario, &key, size, per_request, delays, stamp)
+            })
             .collect()
     }
 
-    fn one(scenario: &str, key: &SeriesKey, size: u64, delays: BTreeMap<u64, Points>, stamp: &Stamp) -> WindowChart {
-        let windows: Vec<f64> = delays.values().flatten().map(|p| p.0).collect();
-        let low = delays.values().flatten().map(|p| p.1).fold(f64::INFINITY, f64::min);
-        let high = delays.values().flatten().map(|p| p.1).fold(0.0, f64::max);
+    fn one(
+        scenario: &str,
+        key: &SeriesKey,
+        size: u64,
+        per_request: u64,
+        delays: BTreeMap<u64, Points>,
+        stamp: &Stamp,
+    ) -> WindowChart {
+        let windows: Vec<f64> = delays.values().flatten().map(|p| p.window).collect();
+        let low = delays
+            .values()
+            .flatten()
+            .map(|p| p.bytes_per_s)
+            .fold(f64::INFINITY, f64::min);
+        let high = delays.values().flatten().map(|p| p.bytes_per_s).fold(0.0, f64::max);
         let x = Axis::log2(&windows, |v| format::significant(v, 3));
         // Leave room above the data for the bounds, which usually lie above the measurements.
         let y = Axis::log10(low, high * 4.0, |v| format::rate(v, "B/s", 3));
         let mut lines = Vec::new();
         let mut legend = Vec::new();
-        let mut derived = false;
         for (i, (delay, mut points)) in delays.into_iter().enumerate() {
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            points.sort_by(|a, b| a.window.total_cmp(&b.window));
             let color = Palette::nth(i);
             let delay_text = format!("{} ms", format::significant(delay as f64 / 1000.0, 3));
-            let rtts: Vec<f64> = points.iter().filter_map(|p| p.2.map(|r| r.0)).collect();
-            let rtt = stats::median(&rtts);
-            let measured = points.iter().all(|p| p.2.is_none_or(|r| r.1));
-            derived |= !measured;
-            let bound = rtt.and_then(|rtt| {
-                // bytes/s = window * size / rtt: a straight line on log-log axes; clip its ends.
-                let per_window = size as f64 / (rtt * 1e-9);
+            let stored: Vec<f64> = points.iter().filter_map(|p| p.stored_rtt_ns).collect();
+            let floors: Vec<f64> = points.iter().filter_map(|p| p.floor_ns).collect();
+            let stop_and_wait = points.iter().find(|p| p.window == 1.0).and_then(|p| p.p50_ns);
+            let rtt = stats::median(&stored)
+                .map(|r| (r, "measured"))
+                .or(stop_and_wait.map(|r| (r, "p50 at W = 1")))
+                .or(stats::median(&floors).map(|r| (r, "2 × delay")));
+            let bound = rtt.and_then(|(rtt, _)| {
+                // bytes/s = window * bytes per request / rtt: a straight line on log-log axes;
+                // clip its ends to the plot.
+                let per_window = per_request as f64 / (rtt * 1e-9);
                 let (w_lo, w_hi) = (2f64.powf(x.lo), 2f64.powf(x.hi));
                 let (y_lo, y_hi) = (10f64.powf(y.lo), 10f64.powf(y.hi));
                 let start = w_lo.max(y_lo / per_window);
@@ -131,16 +168,9 @@ impl WindowChart {
                     marker: Some(style::Marker::Circle),
                 },
             });
-            if let Some(rtt) = rtt.filter(|_| bound.is_some()) {
+            if let Some((rtt, source)) = rtt.filter(|_| bound.is_some()) {
                 legend.push(LegendEntry {
-                    label: if measured {
-                        format!(
-                            "delay {delay_text}: W × size / {} (measured RTT)",
-                            format::time_ns(rtt, 3)
-                        )
-                    } else {
-                        format!("delay {delay_text}: W × size / {} (2 × delay)", format::time_ns(rtt, 3))
-                    },
+                    label: format!("delay {delay_text}: bound, RTT {} ({source})", format::time_ns(rtt, 3)),
                     color,
                     swatch: Swatch::Line {
                         dashed: true,
@@ -150,18 +180,18 @@ impl WindowChart {
             }
             lines.push(DelayLine {
                 color,
-                points: points.iter().map(|p| (x.t(p.0), y.t(p.1))).collect(),
+                points: points.iter().map(|p| (x.t(p.window), y.t(p.bytes_per_s))).collect(),
                 bound,
             });
         }
-        let mut notes =
-            vec!["Dashed: the bandwidth-delay bound, at most W requests of this size per round trip.".to_owned()];
-        if derived {
-            notes.push(
-                "Where the run stored no RTT, the bound takes it as 2 × the added delay, ignoring the transport's own round trip."
-                    .to_owned(),
-            );
-        }
+        let notes = vec![
+            format!(
+                "Dashed: the bandwidth-delay bound W × {} / RTT, at most W requests (request + reply) per round trip.",
+                format::bytes(per_request)
+            ),
+            "RTT: stored by the run (measured), else the median round trip at W = 1, else 2 × the added delay."
+                .to_owned(),
+        ];
         let label = key.label();
         WindowChart {
             info: ChartInfo {
