@@ -182,11 +182,17 @@ delay_ms = [0, 5]
             let min = delayed["summary"]["latency_ns"]["min"].as_f64().unwrap();
             assert!(min >= 10e6, "round trip {min} ns is below twice the delay");
             assert!(delayed["extra"]["bdp_bytes_per_s"].as_f64().unwrap() > 0.0);
+            // netem (0) or the user-space delay line (1), recorded either way.
+            let user_space = delayed["trials"][0]["extra"]["link_user_space"].as_f64().unwrap();
+            eprintln!(
+                "delayed link over {}",
+                if user_space > 0.0 { "user space" } else { "netem" }
+            );
         }
         "unsupported" => {
             let reason = delayed["reason"].as_str().unwrap();
             eprintln!("delayed link unsupported here: {reason}");
-            assert!(reason.contains("netem"), "{reason}");
+            assert!(reason.contains("TUN") || reason.contains("netem"), "{reason}");
         }
         other => panic!("{other}: {}", delayed["reason"]),
     }

@@ -15,6 +15,7 @@ pub mod calibration;
 pub mod clock;
 pub mod compare;
 pub mod config;
+pub mod delay_line;
 pub mod dispatch;
 pub mod env;
 pub mod fdlimit;

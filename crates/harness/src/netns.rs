@@ -3,6 +3,12 @@
 //! with netem on both ends. ipcbench sets the link up before the trial and tears it down after,
 //! even when the trial fails ([`Link`]'s `Drop`).
 //!
+//! On a kernel without netem (`CONFIG_NET_SCH_NETEM` unset, as on this project's own machines),
+//! the link is a pair of TUN devices with the delay applied by forwarding threads in user space
+//! instead ([`crate::delay_line`]; same addresses, same one-way semantics). Which one a case ran
+//! over is recorded per trial (`extra.link_user_space`: 0 for netem, 1 for the user-space line)
+//! and the user-space line is flagged on the case.
+//!
 //! ```text
 //!  host namespace                               namespace ipcb-<pid>-<n>
 //!  client (listens on 198.18.0.1)               peer (ip netns exec ..., dials 198.18.0.1)
@@ -25,19 +31,20 @@
 //!   process that no longer exists (killed before its `Drop` ran) are removed when the next
 //!   link is made.
 //!
-//! Where the link cannot be made (not root, no `ip`/`tc`, no network namespaces, a kernel
-//! without `sch_netem`), the case is reported unsupported with the reason: it never runs
-//! without the delay it asked for. Only `tcp` crosses a network; other transports with a delay
-//! are unsupported too.
+//! Where the link cannot be made (not root, no `ip`/`tc`, no network namespaces, neither netem
+//! nor a TUN device), the case is reported unsupported with the reason: it never runs without
+//! the delay it asked for. Only `tcp` crosses a network; other transports with a delay are
+//! unsupported too.
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
-use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::config::{Case, TransportKind, TransportSettings};
+use crate::delay_line::{self, DelayLine};
 use crate::trial::{PeerCommand, TrialError, TrialOutput};
 
 /// The host end's address: the client listens here.
@@ -93,11 +100,25 @@ impl LinkSpec {
     }
 }
 
-/// A namespace with a veth pair to the host and netem on both ends; removed when dropped.
+/// How a link carries its delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkMethod {
+    /// A veth pair without a qdisc (no delay and no rate asked for).
+    Plain,
+    /// A veth pair with netem on both ends.
+    Netem,
+    /// Two TUN devices with forwarding threads in user space ([`crate::delay_line`]).
+    UserSpace,
+}
+
+/// A namespace joined to the host by a link with the asked-for delay; removed when dropped.
 #[derive(Debug)]
 pub struct Link {
     namespace: String,
     host_if: String,
+    method: LinkMethod,
+    // Dropped after `Drop::drop` removed the devices, which ends the threads' reads.
+    delay_line: Option<DelayLine>,
 }
 
 impl Link {
@@ -123,9 +144,24 @@ impl Link {
         // Interface names have at most 15 characters: hex keeps these at 14 or fewer.
         let host_if = format!("ib{pid:x}-{n:x}h");
         let peer_if = format!("ib{pid:x}-{n:x}n");
+        let method = match spec.netem_args() {
+            None => LinkMethod::Plain,
+            Some(_) if netem_available() => LinkMethod::Netem,
+            Some(_) => LinkMethod::UserSpace,
+        };
         run(&["ip", "netns", "add", &namespace])?;
         // From here on, dropping `link` removes the namespace (and with it the veth pair).
-        let link = Link { namespace, host_if };
+        let mut link = Link {
+            namespace,
+            host_if,
+            method,
+            delay_line: None,
+        };
+        if method == LinkMethod::UserSpace {
+            link.delay_line = Some(DelayLine::start(&link.host_if, &peer_if, spec.delay, spec.rate_mbit)?);
+            link.configure_tun(&peer_if)?;
+            return Ok(link);
+        }
         let ns = link.namespace.as_str();
         let host_address = format!("{HOST_ADDRESS}/{PREFIX_LEN}");
         let peer_address = format!("{PEER_ADDRESS}/{PREFIX_LEN}");
@@ -147,7 +183,7 @@ impl Link {
         run(&["ip", "-n", ns, "addr", "add", &peer_address, "dev", &peer_if])?;
         run(&["ip", "-n", ns, "link", "set", &peer_if, "up"])?;
         run(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
-        if let Some(netem) = spec.netem_args() {
+        if let Some(netem) = spec.netem_args().filter(|_| method == LinkMethod::Netem) {
             let netem: Vec<&str> = netem.iter().map(String::as_str).collect();
             for (prefix, device) in [
                 (vec!["tc"], link.host_if.as_str()),
@@ -168,9 +204,27 @@ impl Link {
         Ok(link)
     }
 
+    /// Moves the peer's TUN device into the namespace and gives both ends their addresses.
+    fn configure_tun(&self, peer_if: &str) -> Result<(), String> {
+        let ns = self.namespace.as_str();
+        let mtu = delay_line::MTU_BYTES.to_string();
+        let (host, peer) = (HOST_ADDRESS.to_string(), PEER_ADDRESS.to_string());
+        run(&["ip", "link", "set", peer_if, "netns", ns])?;
+        run(&["ip", "addr", "add", &host, "peer", &peer, "dev", &self.host_if])?;
+        run(&["ip", "link", "set", &self.host_if, "mtu", &mtu, "up"])?;
+        run(&["ip", "-n", ns, "addr", "add", &peer, "peer", &host, "dev", peer_if])?;
+        run(&["ip", "-n", ns, "link", "set", peer_if, "mtu", &mtu, "up"])?;
+        run(&["ip", "-n", ns, "link", "set", "lo", "up"])
+    }
+
     /// The namespace's name.
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// How this link carries its delay.
+    pub fn method(&self) -> LinkMethod {
+        self.method
     }
 
     /// `command` run inside the namespace (`ip netns exec <ns> <command>`).
@@ -225,9 +279,12 @@ pub fn with_link(
         *listen_ip = Some(IpAddr::V4(HOST_ADDRESS));
     }
     let mut output = run(&linked, &link.wrap(peer_command))?;
+    let method = link.method();
     drop(link);
     let extra = &mut output.trial.extra;
     extra.insert("link_one_way_delay_ms".into(), spec.delay.as_secs_f64() * 1e3);
+    let user_space = if method == LinkMethod::UserSpace { 1.0 } else { 0.0 };
+    extra.insert("link_user_space".into(), user_space);
     if let Some(rate) = spec.rate_mbit {
         extra.insert("link_rate_mbit".into(), rate);
     }
@@ -276,6 +333,24 @@ fn run(args: &[&str]) -> Result<(), String> {
     })
 }
 
+/// True when this kernel has netem: tried once per process on the loopback device of a
+/// namespace made for the purpose (never on one of the host's own devices).
+fn netem_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let namespace = format!("{NAMESPACE_PREFIX}{}-probe", std::process::id());
+        if run(&["ip", "netns", "add", &namespace]).is_err() {
+            return false;
+        }
+        let available = run(&[
+            "tc", "-n", &namespace, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
+        ])
+        .is_ok();
+        let _ = run(&["ip", "netns", "del", &namespace]);
+        available
+    })
+}
+
 /// Removes `ipcb-<pid>-<n>` namespaces whose process no longer exists.
 fn remove_stale_namespaces() {
     let Ok(output) = Command::new("ip")
@@ -301,7 +376,9 @@ fn remove_stale_namespaces() {
 fn owner_pid(name: &str) -> Option<u32> {
     let rest = name.strip_prefix(NAMESPACE_PREFIX)?;
     let (pid, n) = rest.split_once('-')?;
-    n.parse::<u64>().ok()?;
+    if n != "probe" {
+        n.parse::<u64>().ok()?;
+    }
     pid.parse().ok()
 }
 
@@ -348,6 +425,8 @@ mod tests {
         let link = Link {
             namespace: "ipcb-1-0".into(),
             host_if: "never-created".into(),
+            method: LinkMethod::Plain,
+            delay_line: None,
         };
         let wrapped = link.wrap(&PeerCommand {
             program: "/bin/ipcbench".into(),
@@ -383,6 +462,12 @@ mod tests {
             match Link::create(spec) {
                 Ok(link) => {
                     assert_eq!(own_namespaces(), [link.namespace().to_owned()]);
+                    let expected: &[LinkMethod] = if delay_ms == 0 {
+                        &[LinkMethod::Plain]
+                    } else {
+                        &[LinkMethod::Netem, LinkMethod::UserSpace]
+                    };
+                    assert!(expected.contains(&link.method()), "{:?}", link.method());
                     drop(link);
                 }
                 Err(reason) => eprintln!("skipped: no {delay_ms} ms link here: {reason}"),

@@ -262,6 +262,9 @@ pub(crate) fn client<C: Channel>(channel: &mut C, case: &Case, mode: PeerMode) -
     Ok(outcome)
 }
 
+/// The start of the flag on cases that ran over the user-space delay line.
+const USER_SPACE_FLAG: &str = "delay emulated in user space";
+
 /// The bandwidth-delay bound of an `rpc` case over a delayed link, stored in the case's
 /// `extra` map after each summary:
 ///
@@ -272,8 +275,19 @@ pub(crate) fn client<C: Channel>(channel: &mut C, case: &Case, mode: PeerMode) -
 ///   only limit; lower = the link, the buffers or the hosts limit first);
 /// - `link_rate_bytes_per_s`: the link rate per direction when `rate_mbit` is set.
 ///
-/// Nothing is stored for cases without a delay or with a delay of 0.
+/// Nothing is stored for cases without a delay or with a delay of 0. A case whose trials ran
+/// over the user-space delay line ([`crate::delay_line`]) gets a flag saying so.
 pub fn link_figures(case: &mut CaseRecord, rate_mbit: Option<f64>) {
+    let user_space = case
+        .trials
+        .iter()
+        .any(|t| t.extra.get("link_user_space").is_some_and(|v| *v > 0.0));
+    if user_space && !case.flags.iter().any(|f| f.starts_with(USER_SPACE_FLAG)) {
+        case.flags.push(format!(
+            "{USER_SPACE_FLAG}: this kernel has no netem, so TUN devices and forwarding threads carry the \
+             delay, adding tens of microseconds per packet and some CPU load"
+        ));
+    }
     for key in [
         "round_trip_floor_ms",
         "bdp_bytes_per_s",
