@@ -172,11 +172,10 @@ fn rpc_runs_get_a_window_chart_with_bandwidth_delay_bounds() {
     assert_eq!(stems(&record), ["window-rpc-tcp-cross-core-16384B", "cpu-rpc"]);
     let dir = render_checked(&record);
     let svg = std::fs::read_to_string(dir.path().join("charts/window-rpc-tcp-cross-core-16384B.svg")).unwrap();
-    // A bound per delay: stored RTTs for 0 and 1 ms, the stop-and-wait round trip for 10 ms.
+    // A bound per delay: stored RTTs for 0 and 1 ms, the link's floor (2 x delay) for 10 ms.
     assert!(svg.contains("delay 0 ms: bound, RTT 30 µs (measured)"), "{svg}");
     assert!(svg.contains("delay 1 ms: bound, RTT 2.03 ms (measured)"));
-    assert!(svg.contains("delay 10 ms: bound, RTT "), "{svg}");
-    assert!(svg.contains(" (p50 at W = 1)"));
+    assert!(svg.contains("delay 10 ms: bound, RTT 20 ms (2 × delay)"), "{svg}");
     assert!(svg.contains("W × 32 KiB / RTT"), "request + reply bytes per round trip");
 }
 

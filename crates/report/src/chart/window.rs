@@ -1,13 +1,13 @@
 //! Throughput vs window (rpc), one line per added delay, with the bandwidth-delay bound.
 //!
 //! With `W` requests in flight, each moving `S` bytes (request plus reply, as the rpc
-//! scenario counts `bytes_per_s`), and a round trip of `RTT`, no protocol moves more than
-//! `W * S / RTT` bytes per second: the dashed line of each delay. The RTT of a delay is, in
-//! order of preference: a round trip the scenario stored (`extra["rtt_ns"]` of the case or the
-//! median of its trials'); the median round trip measured at `W = 1` at that delay (the
-//! stop-and-wait case, nothing queued); the round-trip floor the scenario stored
-//! (`extra["round_trip_floor_ms"]`) or twice the added one-way delay, which ignores the
-//! transport's own round trip. The legend says which one each line uses.
+//! scenario counts `bytes_per_s`), and a round trip of at least `RTT`, no protocol moves more
+//! than `W * S / RTT` bytes per second: the dashed line of each delay. `RTT` must be a floor
+//! for the bound to hold, so it is a round trip the scenario stored (`extra["rtt_ns"]` of the
+//! case or the median of its trials'), else the floor of the delayed link: the scenario's
+//! `extra["round_trip_floor_ms"]`, or twice the added one-way delay. Without an added delay
+//! there is no floor (the round trip is mostly wake-ups, which a window overlaps), so a delay
+//! of 0 gets no bound unless the run stored a round trip. The legend says which RTT a line uses.
 
 use std::collections::BTreeMap;
 
@@ -53,7 +53,6 @@ struct Point {
     window: f64,
     bytes_per_s: f64,
     stored_rtt_ns: Option<f64>,
-    p50_ns: Option<f64>,
     floor_ns: Option<f64>,
 }
 
@@ -107,7 +106,6 @@ impl WindowChart {
                     window: case.window.unwrap_or(1) as f64,
                     bytes_per_s: summary.bytes_per_s,
                     stored_rtt_ns: stored_round_trip_ns(case),
-                    p50_ns: summary.latency_ns.map(|l| l.p50).filter(|v| *v > 0.0),
                     floor_ns: floor_ns(case),
                 });
         }
@@ -145,10 +143,8 @@ impl WindowChart {
             let delay_text = format!("{} ms", format::significant(delay as f64 / 1000.0, 3));
             let stored: Vec<f64> = points.iter().filter_map(|p| p.stored_rtt_ns).collect();
             let floors: Vec<f64> = points.iter().filter_map(|p| p.floor_ns).collect();
-            let stop_and_wait = points.iter().find(|p| p.window == 1.0).and_then(|p| p.p50_ns);
             let rtt = stats::median(&stored)
                 .map(|r| (r, "measured"))
-                .or(stop_and_wait.map(|r| (r, "p50 at W = 1")))
                 .or(stats::median(&floors).map(|r| (r, "2 × delay")));
             let bound = rtt.and_then(|(rtt, _)| {
                 // bytes/s = window * bytes per request / rtt: a straight line on log-log axes;
@@ -187,9 +183,9 @@ impl WindowChart {
         let notes = vec![
             format!(
                 "Dashed: the bandwidth-delay bound W × {} / RTT, at most W requests (request + reply) per round trip.",
-                format::bytes(per_request)
+                format::bytes_approx(per_request as f64)
             ),
-            "RTT: stored by the run (measured), else the median round trip at W = 1, else 2 × the added delay."
+            "RTT: a round trip the run stored, else the link's floor, 2 × the added one-way delay; no bound without either."
                 .to_owned(),
         ];
         let label = key.label();
