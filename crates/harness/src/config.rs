@@ -345,8 +345,8 @@ impl ScenarioKind {
             }
             ScenarioKind::Rpc => {
                 "window requests in flight (1 = stop-and-wait), replies of reply_bytes; delay_ms (one-way) and \
-                 rate_mbit put tcp's peer behind a netem link in a network namespace (root): throughput vs \
-                 bandwidth-delay, round trips"
+                 rate_mbit put tcp's peer behind a delayed link in a network namespace (root; netem, or a \
+                 user-space delay line without it): throughput vs bandwidth-delay, round trips"
             }
             ScenarioKind::Load => "connections x rate_per_connection_hz open-loop: corrected and raw latency",
             ScenarioKind::Proxy => "client -> relay -> server (front/back transports, convert): cost of a hop",
