@@ -113,6 +113,11 @@ rate_per_connection_hz = 20
         "{}",
         pipe["reason"]
     );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("p99.9 corr") && stdout.contains("achieved/s"),
+        "{stdout}"
+    );
 }
 
 /// A server that stalls once for 100 ms during an open-loop run: the requests scheduled
