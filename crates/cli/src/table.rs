@@ -276,6 +276,165 @@ fn rpc_table(cases: &[&CaseRecord]) -> String {
     layout(&header, &rows, |i| (4..=10).contains(&i))
 }
 
+/// A case's numeric extra figure.
+fn extra(case: &CaseRecord, key: &str) -> Option<f64> {
+    case.extra.get(key).and_then(|v| v.as_f64())
+}
+
+/// A difference of latencies, which noise can make negative (`-1.20 us`).
+fn format_signed_ns(ns: f64) -> String {
+    if ns < 0.0 {
+        format!("-{}", format_ns(-ns))
+    } else {
+        format_ns(ns)
+    }
+}
+
+/// `load`: corrected (from the intended send time) and uncorrected latency, achieved rate
+/// against the target (the sends the schedule intended in the measured phase, per second:
+/// `connections x rate` for the uniform schedule); a shortfall over 1% is marked in the table
+/// and explained in the notes.
+fn load_table(cases: &[&CaseRecord]) -> String {
+    let header = [
+        "scenario",
+        "transport",
+        "placement",
+        "size",
+        "conns",
+        "target/s",
+        "achieved/s",
+        "vs target",
+        "p50 corr",
+        "p99 corr",
+        "p99.9 corr",
+        "p50 raw",
+        "p99 raw",
+        "p99.9 raw",
+        "status",
+    ];
+    let rows: Vec<Vec<String>> = cases
+        .iter()
+        .map(|case| {
+            let summary = case.summary.as_ref();
+            let raw = summary.and_then(|s| s.latency_ns);
+            let corrected = summary.and_then(|s| s.latency_corrected_ns);
+            let versus = extra(case, "rate_shortfall_max").map(|s| {
+                if s > 0.01 {
+                    format!("-{:.1}% SHORT", s * 100.0)
+                } else {
+                    format!("-{:.1}%", s * 100.0)
+                }
+            });
+            vec![
+                case.scenario.clone(),
+                transport_label(case),
+                placement_label(case),
+                size_label(case),
+                or_dash(case.connections.map(|c| c.to_string())),
+                or_dash(extra(case, "scheduled_messages_per_s").map(format_rate)),
+                or_dash(extra(case, "achieved_messages_per_s").map(format_rate)),
+                or_dash(versus),
+                or_dash(corrected.map(|l| format_ns(l.p50))),
+                or_dash(corrected.map(|l| format_ns(l.p99))),
+                or_dash(corrected.map(|l| format_ns(l.p999))),
+                or_dash(raw.map(|l| format_ns(l.p50))),
+                or_dash(raw.map(|l| format_ns(l.p99))),
+                or_dash(raw.map(|l| format_ns(l.p999))),
+                status_label(case),
+            ]
+        })
+        .collect();
+    layout(&header, &rows, |i| (4..=13).contains(&i))
+}
+
+/// `proxy`: the direct round trip, the one through the relay, and the hop's cost between them.
+fn proxy_table(cases: &[&CaseRecord]) -> String {
+    let header = [
+        "scenario",
+        "front->back",
+        "convert",
+        "placement",
+        "size",
+        "direct p50",
+        "proxied p50",
+        "hop p50",
+        "direct p99",
+        "proxied p99",
+        "hop p99",
+        "relay CPU/msg",
+        "relay in / out",
+        "status",
+    ];
+    let rows: Vec<Vec<String>> = cases
+        .iter()
+        .map(|case| {
+            let proxied = case.summary.as_ref().and_then(|s| s.latency_ns);
+            let ns = |key: &str| or_dash(extra(case, key).map(format_signed_ns));
+            let in_out = match (
+                extra(case, "relay_in_bytes_per_s"),
+                extra(case, "relay_out_bytes_per_s"),
+            ) {
+                (Some(i), Some(o)) => format!("{} / {}", format_throughput(i), format_throughput(o)),
+                _ => "-".into(),
+            };
+            vec![
+                case.scenario.clone(),
+                transport_label(case),
+                if case.id.contains("/text") { "text" } else { "none" }.into(),
+                placement_label(case),
+                size_label(case),
+                ns("direct_p50_ns"),
+                or_dash(proxied.map(|l| format_ns(l.p50))),
+                ns("hop_added_p50_ns"),
+                ns("direct_p99_ns"),
+                or_dash(proxied.map(|l| format_ns(l.p99))),
+                ns("hop_added_p99_ns"),
+                ns("relay_cpu_ns_per_message"),
+                in_out,
+                status_label(case),
+            ]
+        })
+        .collect();
+    layout(&header, &rows, |i| (5..=12).contains(&i))
+}
+
+/// `conn-cost`: bytes per connection fitted over the connection count.
+fn conn_cost_table(cases: &[&CaseRecord]) -> String {
+    let header = [
+        "scenario",
+        "transport",
+        "placement",
+        "conns",
+        "server RSS/conn",
+        "RSS residual",
+        "kernel slab/conn",
+        "slab residual",
+        "sockets/conn",
+        "status",
+    ];
+    let bytes = |v: Option<f64>| or_dash(v.map(|b| format!("{b:.0} B")));
+    let rows: Vec<Vec<String>> = cases
+        .iter()
+        .map(|case| {
+            vec![
+                case.scenario.clone(),
+                transport_label(case),
+                placement_label(case),
+                or_dash(case.connections.map(|c| c.to_string())),
+                bytes(extra(case, "server_rss_bytes_per_connection")),
+                bytes(extra(case, "server_rss_residual_bytes")),
+                bytes(extra(case, "kernel_slab_bytes_per_connection")),
+                bytes(extra(case, "kernel_slab_residual_bytes")),
+                or_dash(extra(case, "sockets_per_connection").map(|s| format!("{s:.2}"))),
+                status_label(case),
+            ]
+        })
+        .collect();
+    let mut out = layout(&header, &rows, |i| (3..=8).contains(&i));
+    out.push_str("(kernel slab and sockets count both ends of each loopback connection)\n");
+    out
+}
+
 /// Renders the summary: one table per kind of scenario (latency, stream, rpc), each with the
 /// columns that matter for it, then notes on flagged, failed and unsupported cases.
 pub fn render(record: &RunRecord) -> String {
@@ -283,12 +442,15 @@ pub fn render(record: &RunRecord) -> String {
     let latency: Vec<&CaseRecord> = record
         .cases
         .iter()
-        .filter(|c| c.scenario != "stream" && c.scenario != "rpc")
+        .filter(|c| !["stream", "rpc", "load", "proxy", "conn-cost"].contains(&c.scenario.as_str()))
         .collect();
     let tables = [
         (latency, latency_table as fn(&[&CaseRecord]) -> String),
         (of("stream"), stream_table),
         (of("rpc"), rpc_table),
+        (of("load"), load_table),
+        (of("proxy"), proxy_table),
+        (of("conn-cost"), conn_cost_table),
     ];
     let mut out = String::new();
     for (cases, table) in tables {
@@ -332,5 +494,70 @@ mod tests {
         assert_eq!(format_rate(1_250_000.0), "1.25 M");
         assert_eq!(format_throughput(3_454_000_000.0), "3.45 GB/s");
         assert_eq!(format_throughput(819_200.0), "819.2 kB/s");
+    }
+
+    fn case(id: &str, scenario: &str, transport: &str, extra: serde_json::Value) -> CaseRecord {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "scenario": scenario, "transport": transport, "peer_mode": "process",
+            "transport_options": {}, "message_bytes": 256, "connections": 10000,
+            "cores": {"client": 0, "server": 1, "label": "cross-core"},
+            "status": "ok", "trials": [], "extra": extra,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn load_rows_show_the_rate_against_the_target_and_flag_a_shortfall() {
+        let short = case(
+            "load/tcp/256B/c10000/r5Hz/c0s1",
+            "load",
+            "tcp",
+            serde_json::json!({"scheduled_messages_per_s": 50000.0, "achieved_messages_per_s": 24600.0,
+                               "rate_shortfall_max": 0.508}),
+        );
+        let fine = case(
+            "load/uds/256B/c10000/r5Hz/c0s1",
+            "load",
+            "uds",
+            serde_json::json!({"scheduled_messages_per_s": 50000.0, "achieved_messages_per_s": 49990.0,
+                               "rate_shortfall_max": 0.0002}),
+        );
+        let table = load_table(&[&short, &fine]);
+        assert!(table.contains("p99.9 corr") && table.contains("p99.9 raw"), "{table}");
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert!(
+            rows[0].contains("-50.8% SHORT") && rows[0].contains("24.6 k"),
+            "{table}"
+        );
+        assert!(rows[1].contains("-0.0%") && !rows[1].contains("SHORT"), "{table}");
+    }
+
+    #[test]
+    fn proxy_and_conn_cost_rows_show_their_figures() {
+        let proxy = case(
+            "proxy/uds->tcp/64B/text/c0s1",
+            "proxy",
+            "uds->tcp",
+            serde_json::json!({"direct_p50_ns": 40000.0, "hop_added_p50_ns": 9500.0, "hop_added_p99_ns": -1200.0}),
+        );
+        let table = proxy_table(&[&proxy]);
+        assert!(table.contains("uds->tcp") && table.contains("text"), "{table}");
+        assert!(
+            table.contains("40.00 us") && table.contains("9.50 us") && table.contains("-1.20 us"),
+            "{table}"
+        );
+        let cost = case(
+            "conn-cost/tcp/64B/c10000/c0s1",
+            "conn-cost",
+            "tcp",
+            serde_json::json!({"server_rss_bytes_per_connection": 73.2, "kernel_slab_bytes_per_connection": 8691.0,
+                               "sockets_per_connection": 2.0}),
+        );
+        let table = conn_cost_table(&[&cost]);
+        assert!(
+            table.contains("73 B") && table.contains("8691 B") && table.contains("2.00"),
+            "{table}"
+        );
+        assert!(table.contains("both ends"), "{table}");
     }
 }
