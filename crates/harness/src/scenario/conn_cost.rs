@@ -1,6 +1,6 @@
 //! `conn-cost`: what an idle keep-alive connection costs the server, in bytes.
 //!
-//! The server is the event-loop echo server of `load` ([`super::echo_server`]), so the figure
+//! The server is the event-loop echo server of `load` (`scenario/echo_server.rs`), so the figure
 //! is what that server pays per connection. The measuring process opens connections in steps
 //! (0, `step`, 2 x `step`, ... up to `connections`; default step 1000), paced as in
 //! [`super::fleet`]. Each new connection carries one request and its echo (so every connection

@@ -9,7 +9,7 @@
 //! 2. The peer pins itself, raises its open-file limit, opens an event-loop listener
 //!    ([`ipcbench_core::event_loop::EventListener`]) with a large backlog, starts its event
 //!    loops, and sends `READY` followed by [`LISTENING`] with the listener's address.
-//! 3. The measuring process opens the connections in batches ([`open_connections`]): each
+//! 3. The measuring process opens the connections in batches (`open_connections`): each
 //!    batch is at most half the accept backlog, and the next batch starts only once the
 //!    server reports ([`ACCEPTED`]) that it accepted every connection so far, so the kernel's
 //!    accept queue (`somaxconn`) never overflows and no handshake is silently dropped.

@@ -1,6 +1,6 @@
 //! `load`: `connections` keep-alive connections, each sending `message_bytes` at
 //! `rate_per_connection_hz` on an open-loop schedule, against an event-loop echo server in its
-//! own process ([`super::echo_server`]).
+//! own process (`scenario/echo_server.rs`).
 //!
 //! The load generator is the measuring process itself: one thread, one mio `Poll`, every
 //! connection on it (never a thread per connection). The process structure, the control
