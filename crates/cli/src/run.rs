@@ -113,7 +113,7 @@ pub fn load_plan(config: Option<&PathBuf>, overrides: &Overrides) -> Result<Plan
         }
         None => ("built-in default".to_owned(), DEFAULT_PLAN.to_owned()),
     };
-    let n_cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let n_cores = ipcbench_harness::affinity::online_cores();
     Plan::parse(&name, &text, overrides, n_cores).map_err(|e| usage(e.to_string()))
 }
 

@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn cache_line_bounces_between_two_cores() {
-        let n_cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let n_cores = crate::affinity::online_cores();
         if n_cores < 2 {
             eprintln!("skipped: one core only, and a cache line needs two cores to bounce between");
             return;

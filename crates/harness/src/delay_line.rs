@@ -113,7 +113,7 @@ impl Pacing {
 /// Lets the forwarding threads run on any core: they are spawned from the runner's thread, which
 /// may still be pinned to the client's core from an earlier trial.
 fn unpin() {
-    let n_cores = thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let n_cores = crate::affinity::online_cores();
     let mut set = rustix::thread::CpuSet::new();
     for core in 0..n_cores.min(rustix::thread::CpuSet::MAX_CPU) {
         set.set(core);

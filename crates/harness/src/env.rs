@@ -76,7 +76,7 @@ pub fn collect(build: &BuildInfo) -> Environment {
     Environment {
         hostname: uname.nodename().to_string_lossy().into_owned(),
         cpu_model,
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cores: crate::affinity::online_cores(),
         kernel: uname.release().to_string_lossy().into_owned(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
         virtualization: detect_virtualization(&cpuinfo),

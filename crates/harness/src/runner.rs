@@ -153,7 +153,26 @@ fn null_floor_ns(options: &RunOptions, client_core: usize) -> f64 {
 }
 
 /// Runs every case of `plan`; `on_progress` sees each finished trial and the record so far.
+///
+/// Trials pin the calling thread to each case's client core; its affinity is restored before
+/// this returns, so a second run in the same process starts as the first did.
 pub fn run<D: Dispatch>(
+    plan: &Plan,
+    dispatch: &D,
+    options: &RunOptions,
+    on_progress: &mut dyn FnMut(Progress<'_>, &RunRecord),
+) -> RunRecord {
+    let original_affinity = crate::affinity::current_affinity();
+    let record = run_pinned(plan, dispatch, options, on_progress);
+    if !original_affinity.is_empty() {
+        // Best effort: a thread that cannot widen its affinity again keeps the last pin, which
+        // the record of a later run shows in its placement read-back.
+        let _ = crate::affinity::set_affinity(&original_affinity);
+    }
+    record
+}
+
+fn run_pinned<D: Dispatch>(
     plan: &Plan,
     dispatch: &D,
     options: &RunOptions,
