@@ -76,7 +76,7 @@ pub struct CiArgs {
     baseline: PathBuf,
     /// The plan to run [default: bench-configs/ci.toml].
     config: Option<PathBuf>,
-    /// Write results here instead of results/<name>-<UTC time>/.
+    /// Write results here instead of results/NAME-UTCTIME/.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Re-runs of the flagged cases before a regression counts (0: no confirmation). The

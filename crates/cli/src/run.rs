@@ -45,7 +45,7 @@ pub struct RunArgs {
     /// Replace the warm-up's length (e.g. 100ms).
     #[arg(long)]
     warmup: Option<String>,
-    /// Write results here instead of results/<name>-<UTC time>/.
+    /// Write results here instead of results/NAME-UTCTIME/.
     #[arg(long)]
     out: Option<PathBuf>,
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`Transport`], [`Listener`] and [`Channel`]: a blocking, message-oriented connection
 //!   between exactly two peers. The contract is written on [`transport`] and checked by the
-//!   [`conformance`] suite (feature `conformance`), which every transport runs from its own tests.
+//!   `conformance` suite (feature `conformance`), which every transport runs from its own tests.
 //! - [`TransportError`]: what a transport can fail with, named so the harness can act on it.
 //! - [`framing`]: length-prefixed frames for byte-stream transports (TCP, Unix stream sockets,
 //!   FIFOs).

@@ -1,6 +1,6 @@
 //! The `Transport`, `Listener` and `Channel` traits and their contract.
 //!
-//! Every transport promises the following; the [`crate::conformance`] suite has one test per
+//! Every transport promises the following; the `conformance` suite (feature `conformance`) has one test per
 //! item and every transport crate runs it:
 //!
 //! 1. **Whole, in order, exactly once.** A message passed to [`Channel::send`] arrives as one

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, bounded};
 use ipcbench_core::{Channel, Endpoint, Listener, PeerMode, Transport, TransportError};
 
-use crate::config::{Case, ScenarioKind};
+use crate::config::Case;
 use crate::protocol::{self, PeerReport, PeerSpec, Ready};
 use crate::record::{Rusage, Trial};
 use crate::{affinity, peer, scenario};
@@ -379,9 +379,4 @@ pub(crate) fn finish_trial(trial: &mut Trial, elapsed: Duration, client: Rusage)
     trial.messages_per_s = trial.messages as f64 / seconds;
     trial.bytes_per_s = trial.bytes as f64 / seconds;
     trial.client = Some(client);
-}
-
-/// True for scenarios whose client is the generic channel loop of [`scenario::run_client`].
-pub fn channel_scenario(kind: ScenarioKind) -> bool {
-    matches!(kind, ScenarioKind::Pingpong | ScenarioKind::Stream | ScenarioKind::Rpc)
 }
