@@ -11,6 +11,17 @@ use crate::record::Rusage;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Snapshot(Rusage);
 
+/// `VmHWM` of this process (its own peak resident set), from `/proc/self/status`.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kib| kib * 1024)
+}
+
 fn timeval_ns(tv: nix::sys::time::TimeVal) -> u64 {
     (tv.tv_sec() as u64) * 1_000_000_000 + (tv.tv_usec() as u64) * 1_000
 }
@@ -26,8 +37,11 @@ impl Snapshot {
                 system_ns: timeval_ns(t.system_time()),
                 voluntary_csw: t.voluntary_context_switches() as u64,
                 involuntary_csw: t.involuntary_context_switches() as u64,
-                // ru_maxrss is in KiB on Linux.
-                max_rss_bytes: process.map(|p| p.max_rss() as u64 * 1024).unwrap_or(0),
+                // Peak RSS from VmHWM: ru_maxrss survives fork and exec, so a peer would report
+                // its parent's peak; VmHWM belongs to this process's own address space.
+                max_rss_bytes: peak_rss_bytes()
+                    .or(process.map(|p| p.max_rss() as u64 * 1024))
+                    .unwrap_or(0),
             }),
             None => Snapshot::default(),
         }
