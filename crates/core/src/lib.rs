@@ -28,6 +28,8 @@ pub mod event_loop;
 pub mod framing;
 pub mod payload;
 pub mod transport;
+#[cfg(unix)]
+pub mod wait;
 
 pub use endpoint::Endpoint;
 pub use error::TransportError;

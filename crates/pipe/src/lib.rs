@@ -28,7 +28,6 @@
 mod channel;
 mod fifo;
 mod transport;
-mod wait;
 
 pub use channel::PipeChannel;
 pub use transport::{PipeListener, PipeTransport};

@@ -30,7 +30,7 @@ use rustix::event::PollFlags;
 
 use crate::channel::PipeChannel;
 use crate::fifo::{End, FifoFile, check_pipe_bytes, open_end, pipe_bytes, set_blocking, set_pipe_bytes};
-use crate::wait::{Deadline, poll_readable};
+use ipcbench_core::wait::{Deadline, poll_readable};
 
 /// Suffix of the FIFO the client writes and the server reads.
 const TO_SERVER: &str = ".to-server.fifo";

@@ -22,7 +22,6 @@
 mod channel;
 mod event;
 mod transport;
-mod wait;
 
 pub use channel::TcpChannel;
 pub use transport::{TcpListener, TcpTransport};

@@ -8,7 +8,7 @@ use ipcbench_core::{Endpoint, Listener, Options, Transport, TransportError};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::channel::TcpChannel;
-use crate::wait::{Deadline, wait_readable};
+use ipcbench_core::wait::{Deadline, wait_readable};
 
 /// How long `connect` pauses between attempts while nobody listens yet.
 const RETRY_PAUSE: Duration = Duration::from_millis(5);

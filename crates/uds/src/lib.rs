@@ -28,7 +28,6 @@ mod channel;
 mod event;
 mod seqpacket;
 mod transport;
-mod wait;
 
 pub use channel::UdsChannel;
 pub use transport::{UdsKind, UdsListener, UdsTransport};

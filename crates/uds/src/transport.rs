@@ -14,7 +14,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::address::UdsAddress;
 use crate::channel::UdsChannel;
 use crate::seqpacket::SeqpacketChannel;
-use crate::wait::{Deadline, wait_readable};
+use ipcbench_core::wait::{Deadline, wait_readable};
 
 /// How long `connect` pauses between attempts while nobody listens yet.
 const RETRY_PAUSE: Duration = Duration::from_millis(5);
