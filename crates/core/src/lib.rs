@@ -26,6 +26,8 @@ mod endpoint;
 mod error;
 pub mod event_loop;
 pub mod framing;
+#[cfg(unix)]
+pub mod nosignal;
 pub mod payload;
 pub mod transport;
 #[cfg(unix)]

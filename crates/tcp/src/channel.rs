@@ -1,11 +1,10 @@
 //! The established connection: frames over a `TcpStream`, plus the options read back from it.
 
-use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
 
 use ipcbench_core::framing::FramedStream;
+use ipcbench_core::nosignal::NoSignalWriter;
 use ipcbench_core::{Channel, Halves, Options, TransportError};
-use rustix::net::{SendAncillaryBuffer, SendFlags, send, sendmsg};
 
 /// One end of a TCP connection: 4-byte length-prefixed frames over a `TcpStream`.
 ///
@@ -13,7 +12,7 @@ use rustix::net::{SendAncillaryBuffer, SendFlags, send, sendmsg};
 /// the channel closes the connection and the peer's next `recv` sees end of stream.
 #[derive(Debug)]
 pub struct TcpChannel {
-    frames: FramedStream<TcpStream, NoSignalWriter>,
+    frames: FramedStream<TcpStream, NoSignalWriter<TcpStream>>,
 }
 
 impl TcpChannel {
@@ -51,29 +50,5 @@ impl Channel for TcpChannel {
 
     fn split(&mut self) -> Option<Halves<'_>> {
         self.frames.split()
-    }
-}
-
-/// The writing half of the socket. It sends with `MSG_NOSIGNAL`, so writing to a closed peer
-/// returns `EPIPE` instead of raising `SIGPIPE` (std's `write_vectored` is a plain `writev`).
-#[derive(Debug)]
-struct NoSignalWriter(TcpStream);
-
-impl Write for NoSignalWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(send(&self.0, buf, SendFlags::NOSIGNAL)?)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        Ok(sendmsg(
-            &self.0,
-            bufs,
-            &mut SendAncillaryBuffer::default(),
-            SendFlags::NOSIGNAL,
-        )?)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

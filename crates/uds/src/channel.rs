@@ -1,11 +1,10 @@
 //! The established connection: stream frames or seqpackets, plus the options read back.
 
-use std::io::{self, IoSlice, Write};
 use std::os::unix::net::UnixStream;
 
 use ipcbench_core::framing::FramedStream;
+use ipcbench_core::nosignal::NoSignalWriter;
 use ipcbench_core::{Channel, Halves, Options, TransportError};
-use rustix::net::{SendAncillaryBuffer, SendFlags, send, sendmsg};
 
 use crate::seqpacket::SeqpacketChannel;
 
@@ -20,7 +19,7 @@ pub struct UdsChannel {
 
 #[derive(Debug)]
 enum Inner {
-    Stream(FramedStream<UnixStream, NoSignalWriter>),
+    Stream(FramedStream<UnixStream, NoSignalWriter<UnixStream>>),
     Seqpacket(SeqpacketChannel),
 }
 
@@ -72,29 +71,5 @@ impl Channel for UdsChannel {
             Inner::Stream(frames) => frames.split(),
             Inner::Seqpacket(packets) => packets.split(),
         }
-    }
-}
-
-/// The writing half of a stream socket. It sends with `MSG_NOSIGNAL`, so writing to a closed
-/// peer returns `EPIPE` instead of raising `SIGPIPE` (plain `write`/`writev` would raise it).
-#[derive(Debug)]
-struct NoSignalWriter(UnixStream);
-
-impl Write for NoSignalWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(send(&self.0, buf, SendFlags::NOSIGNAL)?)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        Ok(sendmsg(
-            &self.0,
-            bufs,
-            &mut SendAncillaryBuffer::default(),
-            SendFlags::NOSIGNAL,
-        )?)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
