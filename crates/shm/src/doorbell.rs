@@ -2,7 +2,8 @@
 //!
 //! A [`Doorbell`] is one `u32` in shared memory: `AWAKE` (0) or `ASLEEP` (1). It is also the
 //! futex word the sleeper waits on. The protocol, for a consumer waiting for data (a producer
-//! waiting for space is the same with `head` for `tail`):
+//! waiting for space is the same with `head` for `tail`; a consumer waiting for the next record
+//! checks its commit word, which the producer stores before `tail`, the same way):
 //!
 //! ```text
 //! sleeper (consumer)                      waker (producer)

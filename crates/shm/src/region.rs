@@ -40,7 +40,7 @@ use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering};
 /// "IPCBSHM" and a zero byte, read as a little-endian `u64`.
 const MAGIC: u64 = u64::from_le_bytes(*b"IPCBSHM\0");
 /// Bumped whenever the layout changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Bytes before the first data area: the header, padded to a page.
 pub(crate) const HEADER_BYTES: u64 = 4096;
 /// The name every memfd of ours carries (it shows in `/proc/PID/fd` as `/memfd:NAME`).
@@ -244,6 +244,13 @@ impl Region {
         self.capacity
     }
 
+    /// The endpoint's random token (the key of its records' commit words).
+    pub(crate) fn token(&self) -> u64 {
+        // Relaxed: written by the creator before its Release store of the magic, which `open`
+        // loaded with Acquire (or we are the creator), and never written again.
+        self.header().control.0.token.load(Ordering::Relaxed)
+    }
+
     fn header(&self) -> &SharedHeader {
         // SAFETY: the mapping is at least HEADER_BYTES long (checked by `create`'s sizing and
         // `open`'s length check) and page aligned, which satisfies `SharedHeader`'s size and
@@ -320,6 +327,17 @@ unsafe impl Storage for MappedRing {
         // holds published bytes the producer does not touch now; `dst` is local memory.
         unsafe { ptr::copy_nonoverlapping(self.data.as_ptr().add(offset), dst.as_mut_ptr(), dst.len()) }
     }
+
+    unsafe fn word(&self, offset: usize) -> &AtomicU64 {
+        // SAFETY: the caller guarantees `offset` is a multiple of 8 with `offset + 8 <=
+        // capacity`; the data area starts on a page, so the pointer is inside it and aligned
+        // for a `u64`, the size and alignment of `AtomicU64`, for which any bytes are a valid
+        // value. The mapping outlives `&self` (invariant). The word is accessed atomically
+        // whenever the other side may access it at the same time (the caller's contract); its
+        // non-atomic accesses (as body bytes of another record) are ordered before or after
+        // those by the counters' Release/Acquire pairs.
+        unsafe { &*self.data.as_ptr().add(offset).cast::<AtomicU64>() }
+    }
 }
 
 #[cfg(test)]
@@ -327,7 +345,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::ring::tests::{check_against_model, ops};
+    use crate::ring::tests::{check_against_model, check_records, ops};
     use crate::ring::{Consumer, Producer};
 
     fn fresh(capacity: u64, token: u64) -> (Region, File) {
@@ -347,6 +365,20 @@ mod tests {
             let (mut producer, mut consumer) =
                 unsafe { (Producer::new(region.ring(0)), Consumer::new(region.ring(0))) };
             check_against_model(&mut producer, &mut consumer, &ops);
+        }
+
+        /// Records over a real mapping, where a commit word shares its bytes with the bodies of
+        /// earlier laps: leftover bodies must never pass for a commit.
+        #[test]
+        fn mapped_records_come_back_whole_and_in_order(
+            sizes in proptest::collection::vec(0usize..3000, 0..200),
+        ) {
+            let (region, _file) = fresh(4096, 7);
+            let region = Arc::new(region);
+            // SAFETY: a fresh region and a single producer/consumer pair for ring 1.
+            let (mut producer, mut consumer) =
+                unsafe { (Producer::new(region.ring(1)), Consumer::new(region.ring(1))) };
+            check_records(&mut producer, &mut consumer, &sizes);
         }
     }
 

@@ -42,6 +42,31 @@
 //! Nothing here is a pointer: counters are numbers and positions are offsets into the data
 //! area, so the two processes may map the area at different addresses.
 //!
+//! # Records and commit words
+//!
+//! The transport sends messages as records ([`Producer::try_write_record`],
+//! [`Consumer::header`]). Every record starts on a cache line (its counter is a multiple of
+//! [`RECORD_ALIGN`]) with a 16-byte header, the *commit word* and the body's length, and is
+//! padded to the next line:
+//!
+//! ```text
+//! at      commit word  u64: commit_word(at, key) when the whole record is here, that ^ PIECES
+//!                      when only the header is and the body follows through `tail`
+//! at + 8  length       u64 little-endian
+//! at + 16 body, then padding up to the next multiple of RECORD_ALIGN
+//! ```
+//!
+//! The producer writes the body and the length, then stores the commit word with `Release`;
+//! the consumer polls the commit word at its `head` with `Acquire`. A small message then
+//! arrives on the lines the consumer already polls, without a trip to the `tail` line first:
+//! on the 2-vCPU KVM build machine that took the 64-byte spin round-trip p50 from 530 to 487 ns
+//! (0 bytes: 332 to 320 ns), against a floor of 248 ns for any two lines (`calibration`).
+//! (`tail` is still stored after every record, and is what a body sent in pieces is read by.)
+//! `commit_word(at, key) = at ^ key` is different for every counter value, so a commit word
+//! left over from an earlier lap never matches; `key` is the region's random token (with bit
+//! 62 set, so a fresh, zeroed area never matches either), so leftover *body* bytes match only
+//! by a 2^-64 accident.
+//!
 //! # Robustness against a broken peer
 //!
 //! The counters live in memory that another process can write. The free and available counts
@@ -52,6 +77,45 @@
 #[cfg(any(test, loom))]
 use crate::sync::UnsafeCell;
 use crate::sync::{AtomicU64, Ordering};
+
+/// Every record starts at a counter that is a multiple of this: on a cache line of its own.
+pub(crate) const RECORD_ALIGN: u64 = 64;
+/// Bytes of a record's header: the commit word and the body's length.
+pub(crate) const RECORD_HEADER_BYTES: u64 = 16;
+/// The body bytes that share the header's cache line.
+const FIRST_LINE_BODY: usize = (RECORD_ALIGN - RECORD_HEADER_BYTES) as usize;
+/// Flipped in the commit word of a record whose body follows in pieces.
+const PIECES: u64 = 1 << 63;
+
+/// The ring bytes a record with a body of `len` bytes takes, padding included (saturating: a
+/// body that large never fits anyway).
+pub(crate) fn record_bytes(len: u64) -> u64 {
+    RECORD_HEADER_BYTES
+        .saturating_add(len)
+        .checked_next_multiple_of(RECORD_ALIGN)
+        .unwrap_or(!(RECORD_ALIGN - 1))
+}
+
+/// The commit word of a whole record starting at counter `at`.
+fn commit_word(at: u64, key: u64) -> u64 {
+    at ^ key
+}
+
+/// Turns a region token into a commit key: bit 62 set, so `commit_word(at, key)` is not 0 (a
+/// fresh area) for any counter a run can reach, and bit 63 clear, so no whole-record word of
+/// one counter is the pieces word of another one that near.
+pub(crate) fn commit_key(token: u64) -> u64 {
+    (token | 1 << 62) & !PIECES
+}
+
+/// What [`Consumer::header`] found at the start of the next record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// The whole record is there: a body of this many bytes, and its padding.
+    Whole(u64),
+    /// Only the header is there: a body of this many bytes follows in pieces through `tail`.
+    Pieces(u64),
+}
 
 /// Ring size in bytes: a power of two, so a position is `counter & (capacity - 1)`.
 ///
@@ -133,6 +197,16 @@ pub(crate) unsafe trait Storage {
     /// `offset + dst.len() <= capacity`, and the range is published data owned by the
     /// consumer: the producer does not touch it until a later `head` store releases it.
     unsafe fn copy_out(&self, offset: usize, dst: &mut [u8]);
+
+    /// The 8 bytes at `offset` as an atomic word (a record's commit word).
+    ///
+    /// # Safety
+    ///
+    /// `offset` is a multiple of 8 and `offset + 8 <= capacity`; the word is only accessed
+    /// atomically while the other side may be looking at it (the producer stores it only after
+    /// the consumer released its bytes, and the consumer reads the bytes after it non-atomically
+    /// only after an `Acquire` load of it saw the producer's `Release` store).
+    unsafe fn word(&self, offset: usize) -> &AtomicU64;
 }
 
 // SAFETY: an `Arc` forwards to one shared `T`, so the values and the data area it names are
@@ -154,6 +228,11 @@ unsafe impl<T: Storage> Storage for crate::sync::Arc<T> {
     unsafe fn copy_out(&self, offset: usize, dst: &mut [u8]) {
         // SAFETY: the caller's guarantees are passed on unchanged.
         unsafe { (**self).copy_out(offset, dst) }
+    }
+
+    unsafe fn word(&self, offset: usize) -> &AtomicU64 {
+        // SAFETY: the caller's guarantees are passed on unchanged.
+        unsafe { (**self).word(offset) }
     }
 }
 
@@ -263,6 +342,82 @@ impl<S: Storage> Producer<S> {
         self.storage.counters().tail.0.store(self.tail, Ordering::Release);
         self.published = self.tail;
     }
+
+    /// Copies `bytes` into free space `skip` bytes past the write position, without advancing.
+    fn write_ahead(&mut self, skip: u64, bytes: &[u8]) {
+        let len = bytes.len() as u64;
+        assert!(
+            skip.saturating_add(len) <= self.cached_free(),
+            "ring write of {len} bytes at +{skip} exceeds the free space"
+        );
+        let start = self.capacity.offset(self.tail.wrapping_add(skip));
+        let first = bytes.len().min(self.capacity.bytes() as usize - start);
+        let (before_wrap, after_wrap) = bytes.split_at(first);
+        // SAFETY: as in `write`: both ranges lie in the data area, do not overlap, and are
+        // free space (the assert) that the consumer does not read until a later publication.
+        unsafe {
+            self.storage.copy_in(start, before_wrap);
+            self.storage.copy_in(0, after_wrap);
+        }
+    }
+
+    /// Moves the write position over `n` free bytes without writing them (a record's padding).
+    ///
+    /// # Panics
+    ///
+    /// If fewer than `n` bytes are free by the last [`Producer::free`].
+    pub(crate) fn advance(&mut self, n: u64) {
+        assert!(
+            n <= self.cached_free(),
+            "ring advance of {n} bytes exceeds the free space"
+        );
+        self.tail = self.tail.wrapping_add(n);
+    }
+
+    /// Stores the commit word of the record starting at the write position.
+    fn commit(&mut self, word: u64) {
+        debug_assert_eq!(self.tail % RECORD_ALIGN, 0, "records start on a line");
+        let offset = self.capacity.offset(self.tail);
+        // SAFETY: `offset` is a multiple of RECORD_ALIGN (records start on one, and the
+        // capacity is a multiple of it), so the word is aligned and inside the data area. Its
+        // bytes are free space (the callers checked), so the consumer only loads it atomically.
+        let slot = unsafe { self.storage.word(offset) };
+        // Release pairs with the Acquire load in `Consumer::header`: the body and length
+        // written before this store are visible to a consumer that sees the word.
+        slot.store(word, Ordering::Release);
+    }
+
+    /// Writes `body` as one whole record and publishes it, if the record fits the free space;
+    /// returns false, having written nothing, if it does not.
+    ///
+    /// The body's lines after the header's are written first and the header's line last, so
+    /// the line the consumer polls is taken from it once, with everything on it.
+    pub(crate) fn try_write_record(&mut self, body: &[u8], key: u64) -> bool {
+        let total = record_bytes(body.len() as u64);
+        if self.free(total) < total {
+            return false;
+        }
+        let (first_line, rest) = body.split_at(body.len().min(FIRST_LINE_BODY));
+        self.write_ahead(RECORD_ALIGN, rest);
+        self.write_ahead(RECORD_HEADER_BYTES, first_line);
+        self.write_ahead(8, &(body.len() as u64).to_le_bytes());
+        self.commit(commit_word(self.tail, key));
+        self.tail = self.tail.wrapping_add(total);
+        self.publish();
+        true
+    }
+
+    /// Writes the header of a record whose body of `len` bytes will follow in pieces (written
+    /// with [`Producer::write`], padded with [`Producer::advance`], published as it goes).
+    ///
+    /// # Panics
+    ///
+    /// If fewer than [`RECORD_HEADER_BYTES`] bytes are free by the last [`Producer::free`].
+    pub(crate) fn write_pieces_header(&mut self, len: u64, key: u64) {
+        self.write_ahead(8, &len.to_le_bytes());
+        self.commit(commit_word(self.tail, key) ^ PIECES);
+        self.tail = self.tail.wrapping_add(RECORD_HEADER_BYTES);
+    }
 }
 
 /// The reading end of a ring.
@@ -322,8 +477,56 @@ impl<S: Storage> Consumer<S> {
         }
         // Acquire pairs with the Release store in `Producer::publish`: every byte below the
         // new `tail` was written before it was published.
-        self.tail_cache = self.storage.counters().tail.0.load(Ordering::Acquire);
+        let tail = self.storage.counters().tail.0.load(Ordering::Acquire);
+        self.extend_to(tail);
         self.cached_available()
+    }
+
+    /// Raises `tail_cache` to `end` unless that would move it back: a record seen by its commit
+    /// word is readable before the `tail` that covers it is stored.
+    fn extend_to(&mut self, end: u64) {
+        // Counters grow and wrap: `end` is ahead when the wrapping distance is under 2^63.
+        if end.wrapping_sub(self.tail_cache) < 1 << 63 {
+            self.tail_cache = end;
+        }
+    }
+
+    /// The header of the next record, when its commit word says it is there.
+    ///
+    /// A whole record's bytes (header, body and padding), or a piecewise one's header, then
+    /// count as available. `None` when no record starts at the read position yet, or when the
+    /// header is corrupt (a whole record longer than the ring): the caller waits on, which
+    /// stalls but never reads outside the data area.
+    pub(crate) fn header(&mut self, key: u64) -> Option<Header> {
+        debug_assert_eq!(self.head % RECORD_ALIGN, 0, "records start on a line");
+        let offset = self.capacity.offset(self.head);
+        // SAFETY: `offset` is a multiple of RECORD_ALIGN, so the word is aligned and inside the
+        // data area; the producer stores it only atomically (`Producer::commit`).
+        let word = unsafe { self.storage.word(offset) };
+        // Acquire pairs with the Release store in `Producer::commit`: the length and body
+        // written before it are visible once we see the word.
+        let seen = word.load(Ordering::Acquire);
+        let whole = commit_word(self.head, key);
+        let pieces = seen == whole ^ PIECES;
+        if seen != whole && !pieces {
+            return None;
+        }
+        let mut len = [0u8; 8];
+        // SAFETY: `offset + 16 <= capacity` (offset is a multiple of 64 below the capacity,
+        // itself a multiple of 64); the length was written before the commit word we saw and
+        // is not touched again until we release the record.
+        unsafe { self.storage.copy_out(offset + 8, &mut len) };
+        let len = u64::from_le_bytes(len);
+        if pieces {
+            self.extend_to(self.head.wrapping_add(RECORD_HEADER_BYTES));
+            return Some(Header::Pieces(len));
+        }
+        let total = record_bytes(len);
+        if total > self.capacity.bytes() {
+            return None;
+        }
+        self.extend_to(self.head.wrapping_add(total));
+        Some(Header::Whole(len))
     }
 
     /// Copies the next `dst.len()` bytes without consuming them.
@@ -371,6 +574,7 @@ impl<S: Storage> Consumer<S> {
     }
 
     /// True when bytes were consumed since the last [`Consumer::release`].
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn has_unreleased(&self) -> bool {
         self.head != self.released
     }
@@ -393,6 +597,10 @@ impl<S: Storage> Consumer<S> {
 pub(crate) struct HeapRing {
     counters: Counters,
     cells: Box<[UnsafeCell<u8>]>,
+    /// The commit words, one per 8 bytes of the area, kept beside the cells (loom cannot view
+    /// a cell as an atomic): here a body byte never aliases a commit word, which the mapped
+    /// ring's tests cover instead.
+    words: Box<[AtomicU64]>,
     capacity: Capacity,
 }
 
@@ -432,6 +640,10 @@ unsafe impl Storage for HeapRing {
             *byte = cell.with(|ptr| unsafe { ptr.read() });
         }
     }
+
+    unsafe fn word(&self, offset: usize) -> &AtomicU64 {
+        &self.words[offset / 8]
+    }
 }
 
 /// A fresh heap ring whose counters start at `start`, and its two ends.
@@ -444,9 +656,11 @@ pub(crate) fn in_memory(
     Consumer<crate::sync::Arc<HeapRing>>,
 ) {
     let cells = (0..capacity.bytes()).map(|_| UnsafeCell::new(0)).collect();
+    let words = (0..capacity.bytes().div_ceil(8)).map(|_| AtomicU64::new(0)).collect();
     let ring = crate::sync::Arc::new(HeapRing {
         counters: Counters::new(start),
         cells,
+        words,
         capacity,
     });
     // SAFETY: the ring was just made, so these are its only producer and consumer, and its

@@ -15,11 +15,14 @@
 //!
 //! # Messages
 //!
-//! A message is a record: its length as a `u64` (little-endian), then its bytes, written into
-//! the ring as a byte stream that wraps around the end of the data area. A record that fits
-//! the free space is written and published at once, so the receiver sees it whole. A larger
-//! one (up to any size, however small the ring) is streamed: the sender publishes a piece as
-//! soon as space frees up and the receiver copies each piece out and releases it right away.
+//! A message is a record (`ring` module, "Records and commit words"): a 16-byte header (commit
+//! word and length), the message's bytes, and padding to the next cache line, written into the
+//! ring as a byte stream that wraps around the end of the data area. A record that fits the
+//! free space is written whole and committed by its commit word, which is what the receiver
+//! polls, so a small message arrives on the very cache lines the receiver is watching. A larger
+//! one (up to any size, however small the ring) is streamed: its header is committed as
+//! "pieces follow", then the sender publishes a piece through `tail` as soon as space frees up
+//! and the receiver copies each piece out and releases it right away.
 //!
 //! A channel's sending half owns one ring's producer and its receiving half the other ring's
 //! consumer, so `Channel::split` gives them to two threads with no lock between them.
@@ -34,7 +37,7 @@ use ipcbench_core::{Channel, Endpoint, Listener, Options, Transport, TransportEr
 
 use crate::peer::PeerWatch;
 use crate::region::{MEMFD_NAME, MappedRing, OpenError, Region, Role};
-use crate::ring::{Capacity, Consumer, Producer};
+use crate::ring::{Capacity, Consumer, Header, Producer, RECORD_HEADER_BYTES, commit_key, record_bytes};
 use crate::sync::{Arc, Ordering};
 use crate::wait::{self, Peer, WaitStrategy};
 
@@ -44,8 +47,6 @@ pub const DEFAULT_RING_BYTES: usize = 4 << 20;
 pub const MIN_RING_BYTES: usize = 4096;
 /// The largest ring: 1 GiB per direction.
 pub const MAX_RING_BYTES: usize = 1 << 30;
-/// Bytes of the length prefix in front of every message.
-const PREFIX_BYTES: u64 = 8;
 /// The client pid slot while a client is claiming it (no real pid is this large).
 const CLAIMING: u32 = u32::MAX;
 /// Pause between two connection attempts.
@@ -358,6 +359,8 @@ struct Link {
     watch: PeerWatch,
     /// False when the peer spins (never sleeps), so publishing needs no doorbell.
     peer_sleeps: bool,
+    /// The key of both rings' commit words (from the region's token).
+    key: u64,
 }
 
 impl Link {
@@ -402,10 +405,12 @@ impl ShmChannel {
                 Consumer::new(region.ring(role.rx_ring())),
             )
         };
+        let key = commit_key(region.token());
         ShmChannel {
             tx: TxSide { producer },
             rx: RxSide { consumer },
             link: Link {
+                key,
                 region,
                 role,
                 wait,
@@ -418,23 +423,30 @@ impl ShmChannel {
 
 impl TxSide {
     fn send(&mut self, link: &Link, msg: &[u8]) -> Result<(), TransportError> {
-        let prefix = (msg.len() as u64).to_le_bytes();
-        let total = PREFIX_BYTES + msg.len() as u64;
-        if self.producer.free(total) >= total {
-            self.producer.write(&prefix);
-            self.producer.write(msg);
-            self.publish(link);
-            return Ok(());
+        let total = record_bytes(msg.len() as u64);
+        if total > self.producer.capacity().bytes() {
+            return self.send_in_pieces(link, msg);
         }
-        self.send_in_pieces(link, &prefix, msg)
+        // A record that fits the ring goes whole, once there is room: the receiver then reads
+        // it by its commit word alone.
+        while !self.producer.try_write_record(msg, link.key) {
+            self.wait_for_space(link, total)?;
+        }
+        self.ring_data_bell(link);
+        Ok(())
+    }
+
+    /// Rings the peer's data doorbell if it may be asleep (after a publication).
+    fn ring_data_bell(&self, link: &Link) {
+        if link.peer_sleeps {
+            wait::ring(&link.region.ring_header(link.role.tx_ring()).data_bell.0);
+        }
     }
 
     /// Publishes what was written and rings the peer's data doorbell if it may be asleep.
     fn publish(&mut self, link: &Link) {
         self.producer.publish();
-        if link.peer_sleeps {
-            wait::ring(&link.region.ring_header(link.role.tx_ring()).data_bell.0);
-        }
+        self.ring_data_bell(link);
     }
 
     fn wait_for_space(&mut self, link: &Link, want: u64) -> Result<(), TransportError> {
@@ -443,10 +455,17 @@ impl TxSide {
         wait::wait_until(link.wait, bell, &link.peer(), || producer.free(want) >= want)
     }
 
-    /// Sends a record that does not fit the free space, piece by piece.
-    fn send_in_pieces(&mut self, link: &Link, prefix: &[u8; 8], msg: &[u8]) -> Result<(), TransportError> {
+    /// Sends a record that does not fit the free space: its header, then its body piece by
+    /// piece, then its padding.
+    fn send_in_pieces(&mut self, link: &Link, msg: &[u8]) -> Result<(), TransportError> {
+        if self.producer.free(RECORD_HEADER_BYTES) < RECORD_HEADER_BYTES {
+            self.wait_for_space(link, RECORD_HEADER_BYTES)?;
+        }
+        self.producer.write_pieces_header(msg.len() as u64, link.key);
+        self.publish(link);
         let capacity = self.producer.capacity().bytes() as usize;
-        let total = prefix.len() + msg.len();
+        // Body and padding: the padding is skipped over, never written.
+        let total = (record_bytes(msg.len() as u64) - RECORD_HEADER_BYTES) as usize;
         let mut sent = 0;
         while sent < total {
             let remaining = total - sent;
@@ -456,14 +475,12 @@ impl TxSide {
             if self.producer.free(want) < want {
                 self.wait_for_space(link, want)?;
             }
-            let n = (self.producer.free(want) as usize).min(remaining);
-            let end = sent + n;
-            if sent < prefix.len() {
-                self.producer.write(&prefix[sent..end.min(prefix.len())]);
+            let end = sent + (self.producer.free(want) as usize).min(remaining);
+            if sent < msg.len() {
+                self.producer.write(&msg[sent..end.min(msg.len())]);
             }
-            if end > prefix.len() {
-                self.producer
-                    .write(&msg[sent.max(prefix.len()) - prefix.len()..end - prefix.len()]);
+            if end > msg.len() {
+                self.producer.advance((end - sent.max(msg.len())) as u64);
             }
             self.publish(link);
             sent = end;
@@ -474,12 +491,11 @@ impl TxSide {
 
 impl RxSide {
     fn recv(&mut self, link: &Link, buf: &mut [u8]) -> Result<usize, TransportError> {
-        if self.consumer.available(PREFIX_BYTES) < PREFIX_BYTES {
-            self.wait_for_data(link, PREFIX_BYTES)?;
-        }
-        let mut prefix = [0u8; PREFIX_BYTES as usize];
-        self.consumer.peek(&mut prefix);
-        let len = u64::from_le_bytes(prefix);
+        let header = match self.consumer.header(link.key) {
+            Some(header) => header,
+            None => self.wait_for_record(link)?,
+        };
+        let (Header::Whole(len) | Header::Pieces(len)) = header;
         if len > buf.len() as u64 {
             // Nothing is consumed, so a retry with a larger buffer would still work.
             return Err(TransportError::MessageTooLarge {
@@ -488,13 +504,19 @@ impl RxSide {
             });
         }
         let out = &mut buf[..len as usize];
-        let total = PREFIX_BYTES + len;
-        if self.consumer.available(total) >= total {
-            self.consumer.skip(PREFIX_BYTES);
-            self.consumer.read(out);
-            self.release(link);
-        } else {
-            self.recv_in_pieces(link, out)?;
+        self.consumer.skip(RECORD_HEADER_BYTES);
+        match header {
+            Header::Whole(_) => {
+                self.consumer.read(out);
+                self.consumer.skip(record_bytes(len) - RECORD_HEADER_BYTES - len);
+                self.release(link);
+            }
+            Header::Pieces(_) => {
+                // The header's space goes back at once: the sender may need the whole ring
+                // for the body.
+                self.release(link);
+                self.recv_in_pieces(link, out)?;
+            }
         }
         Ok(len as usize)
     }
@@ -507,15 +529,26 @@ impl RxSide {
         }
     }
 
+    /// Waits until the next record's commit word is there.
+    fn wait_for_record(&mut self, link: &Link) -> Result<Header, TransportError> {
+        let bell = &link.region.ring_header(link.role.rx_ring()).data_bell.0;
+        let consumer = &mut self.consumer;
+        let mut header = None;
+        wait::wait_until(link.wait, bell, &link.peer(), || {
+            header = consumer.header(link.key);
+            header.is_some()
+        })?;
+        header.ok_or(TransportError::Disconnected)
+    }
+
     fn wait_for_data(&mut self, link: &Link, want: u64) -> Result<(), TransportError> {
         let bell = &link.region.ring_header(link.role.rx_ring()).data_bell.0;
         let consumer = &mut self.consumer;
         wait::wait_until(link.wait, bell, &link.peer(), || consumer.available(want) >= want)
     }
 
-    /// Receives the body of a record that is not all published yet, piece by piece.
+    /// Receives the body of a record sent in pieces, then skips its padding.
     fn recv_in_pieces(&mut self, link: &Link, out: &mut [u8]) -> Result<(), TransportError> {
-        self.consumer.skip(PREFIX_BYTES);
         let mut got = 0;
         while got < out.len() {
             if self.consumer.available(1) == 0 {
@@ -526,8 +559,15 @@ impl RxSide {
             self.release(link);
             got += n;
         }
-        if self.consumer.has_unreleased() {
-            self.release(link); // The prefix of an empty message.
+        let mut padding = record_bytes(out.len() as u64) - RECORD_HEADER_BYTES - out.len() as u64;
+        while padding > 0 {
+            if self.consumer.available(1) == 0 {
+                self.wait_for_data(link, 1)?;
+            }
+            let n = self.consumer.available(1).min(padding);
+            self.consumer.skip(n);
+            self.release(link);
+            padding -= n;
         }
         Ok(())
     }
