@@ -396,7 +396,7 @@ fn decisive_metrics(case: &CaseComparison) -> &[MetricComparison] {
 
 fn metric_line(m: &MetricComparison, n_old: usize, n_new: usize) -> String {
     format!(
-        "{} {} -> {} ({}, 95% interval {}, p = {} {} {n_old} vs {n_new}, threshold {:.0}%)",
+        "{} {} -> {} ({}, 95% interval {}, p = {} {} {n_old} vs {n_new}, threshold {:.0}%{})",
         m.metric.label(),
         format_value(m.metric, m.old_median),
         format_value(m.metric, m.new_median),
@@ -404,7 +404,12 @@ fn metric_line(m: &MetricComparison, n_old: usize, n_new: usize) -> String {
         interval(m),
         p_value(m.p_value),
         m.test,
-        m.threshold * 100.0
+        m.threshold * 100.0,
+        if m.noise > m.threshold {
+            format!(", baseline noise {:.0}%", m.noise * 100.0)
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -450,8 +455,9 @@ fn rule_text(comparison: &Comparison) -> String {
     let s = &comparison.settings;
     let mut text = format!(
         "a metric regresses when the Mann-Whitney U test across trials gives p < {}, the 95% bootstrap interval \
-         of new/old excludes 1, and the change exceeds its threshold (p50 +{:.0}%, p99 +{:.0}%, throughput \
-         -{:.0}%, CPU/msg +{:.0}%)",
+         of new/old excludes 1, and the whole interval is beyond its threshold (p50 +{:.0}%, p99 +{:.0}%, \
+         throughput -{:.0}%, CPU/msg +{:.0}%) and beyond the baseline's own noise (the largest deviation of a \
+         baseline trial from its median)",
         s.alpha,
         s.p50 * 100.0,
         s.p99 * 100.0,
@@ -554,7 +560,7 @@ pub fn terminal(comparison: &Comparison) -> String {
         }
         out.push_str(
             "change of the median over trials, new vs old; ! regressed, + improved, ? flagged but not confirmed, \
-             ~ significant but within the threshold\n",
+             ~ significant but within the threshold or the baseline's noise\n",
         );
     }
     for case in comparison.regressions() {
@@ -747,7 +753,7 @@ pub fn markdown_summary(comparison: &Comparison, charts: &[PathBuf]) -> String {
     }
     out.push_str(
         "\nChange of the median over trials, new vs old. `!` regressed, `+` improved, `?` flagged but not \
-         confirmed, `~` significant but within the threshold.\n\n</details>\n\n",
+         confirmed, `~` significant but within the threshold or the baseline's noise.\n\n</details>\n\n",
     );
     let not_compared =
         !comparison.not_compared.is_empty() || !comparison.only_in_old.is_empty() || !comparison.only_in_new.is_empty();

@@ -173,6 +173,27 @@ fn a_faster_run_is_reported_as_an_improvement_and_passes() {
 }
 
 #[test]
+fn a_shift_within_the_baselines_own_scatter_is_not_a_regression_but_one_beyond_it_is() {
+    // A bimodal metric: baseline trials at ~3 and ~5 (the largest deviation from the median,
+    // 5.0, is 40%), then a run at ~6 every time: +21%, clear of the 10% threshold across the
+    // whole interval, fully separated, yet inside the baseline's own scatter.
+    let old_values = [3_000.0, 5_100.0, 5_000.0, 5_200.0, 3_100.0];
+    let noise = ipcbench_harness::compare::relative_spread(&old_values);
+    assert!((noise - 0.4).abs() < 1e-12, "{noise}");
+    let old = run(vec![case(TCP, &old_values)]);
+    let within = run(vec![case(TCP, &[6_000.0, 6_100.0, 6_050.0, 6_200.0, 5_900.0])]);
+    let result = compare(&old, &within, &CompareOptions::default()).unwrap();
+    let p50 = &result.cases[0].metrics[0];
+    assert!(p50.significant && p50.ratio_ci95[0] > 1.1, "{p50:?}");
+    assert_eq!(p50.verdict, Verdict::Unchanged, "{p50:?}");
+    assert!((p50.limit() - 0.4).abs() < 1e-12);
+    // Three times slower is beyond both.
+    let beyond = run(vec![case(TCP, &[15_000.0, 15_300.0, 14_900.0, 15_100.0, 15_050.0])]);
+    let result = compare(&old, &beyond, &CompareOptions::default()).unwrap();
+    assert_eq!(result.cases[0].metrics[0].verdict, Verdict::Regressed);
+}
+
+#[test]
 fn noisy_but_unchanged_runs_do_not_regress() {
     // Both runs scatter widely around the same level, with one wild trial each.
     let old = run(vec![case(TCP, &[10_000.0, 13_000.0, 8_500.0, 11_500.0, 30_000.0])]);
@@ -191,14 +212,24 @@ fn a_consistent_shift_below_the_threshold_is_significant_but_not_a_regression() 
     assert!(result.passed());
     let p50 = &result.cases[0].metrics[0];
     assert!(p50.significant && p50.verdict == Verdict::Unchanged, "{p50:?}");
-    // With a 3% threshold, the same change regresses.
-    let mut settings = GateSettings::default();
-    settings.set("p50", 0.03).unwrap();
-    let strict = CompareOptions {
-        settings,
-        ..CompareOptions::default()
+    // With a threshold under the interval's lower end, the same change regresses; with one
+    // inside the interval (the point is past it, the interval is not), it does not.
+    let [low, _] = p50.ratio_ci95;
+    assert!(low > 1.0 && low < 1.05, "{p50:?}");
+    let with_p50_threshold = |threshold: f64| {
+        let mut settings = GateSettings::default();
+        settings.set("p50", threshold).unwrap();
+        CompareOptions {
+            settings,
+            ..CompareOptions::default()
+        }
     };
-    assert!(!compare(&old, &new, &strict).unwrap().passed());
+    let below = with_p50_threshold((low - 1.0) * 0.9);
+    assert!(!compare(&old, &new, &below).unwrap().passed());
+    let inside = with_p50_threshold((low - 1.0 + 0.05) / 2.0);
+    let result = compare(&old, &new, &inside).unwrap();
+    assert!(result.passed(), "{:?}", result.cases[0].metrics[0]);
+    assert_eq!(result.cases[0].metrics[0].verdict, Verdict::Unchanged);
 }
 
 #[test]
@@ -371,4 +402,67 @@ fn a_plan_carries_its_gate_table_and_bad_values_name_the_line() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("p95"), "{err}");
+}
+
+/// A case whose trials have the given p50s and p99s, at `placement` (`cross-core` or `same-core`).
+fn tail_case(id: &str, p50s: &[f64], p99s: &[f64], placement: &str) -> CaseRecord {
+    let mut record = case(id, p50s);
+    for (trial, &p99) in record.trials.iter_mut().zip(p99s) {
+        if let Some(latency) = trial.latency_ns.as_mut() {
+            latency.p99 = p99;
+        }
+    }
+    record.cores.label = placement.into();
+    ipcbench_harness::runner::summarize(&mut record, 20.0);
+    record
+}
+
+#[test]
+fn a_p99_shift_of_the_whole_machine_is_discounted_but_a_case_beyond_it_regresses() {
+    let p50s = [3_000.0, 3_010.0, 2_990.0, 3_005.0, 2_995.0];
+    let calm = [6_000.0, 6_050.0, 5_950.0, 6_020.0, 5_990.0];
+    let ids: Vec<String> = ["tcp", "uds", "pipe", "shm", "inproc"]
+        .iter()
+        .map(|t| format!("pingpong/{t}/64B/c0s0"))
+        .collect();
+    let old = run(ids.iter().map(|id| tail_case(id, &p50s, &calm, "same-core")).collect());
+    // Every same-core p99 doubles (host noise on a VM), p50 stays: not a regression of any case.
+    let doubled: Vec<f64> = calm.iter().map(|v| v * 2.0).collect();
+    let new = run(ids
+        .iter()
+        .map(|id| tail_case(id, &p50s, &doubled, "same-core"))
+        .collect());
+    let result = compare(&old, &new, &CompareOptions::default()).unwrap();
+    assert!(result.passed(), "{:#?}", result.cases[0].metrics);
+    assert!(
+        result.notes.iter().any(|n| n.contains("rose 2.00x")),
+        "{:?}",
+        result.notes
+    );
+    let p99 = result.cases[0]
+        .metrics
+        .iter()
+        .find(|m| m.metric == Metric::LatencyP99)
+        .unwrap();
+    assert_eq!(p99.machine_shift, Some(2.0));
+    // The same, but one case's p99 grew sixfold: three times the machine's shift.
+    let mut cases: Vec<CaseRecord> = ids
+        .iter()
+        .map(|id| tail_case(id, &p50s, &doubled, "same-core"))
+        .collect();
+    let sixfold: Vec<f64> = calm.iter().map(|v| v * 6.0).collect();
+    cases[2] = tail_case(&ids[2], &p50s, &sixfold, "same-core");
+    let result = compare(&old, &run(cases), &CompareOptions::default()).unwrap();
+    let regressed: Vec<&str> = result.regressions().map(|c| c.key.as_str()).collect();
+    assert_eq!(regressed, [ids[2].as_str()]);
+    // A calmer machine is not held against an unchanged case: only worsening is discounted.
+    let halved: Vec<f64> = calm.iter().map(|v| v * 0.5).collect();
+    let mut cases: Vec<CaseRecord> = ids
+        .iter()
+        .map(|id| tail_case(id, &p50s, &halved, "same-core"))
+        .collect();
+    cases[0] = tail_case(&ids[0], &p50s, &calm, "same-core");
+    let result = compare(&old, &run(cases), &CompareOptions::default()).unwrap();
+    assert!(result.passed());
+    assert_eq!(result.cases[0].verdict, Verdict::Unchanged);
 }
