@@ -99,6 +99,11 @@ pub struct Calibration {
     /// The cores that round trip was measured between.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_line_cores: Option<[usize; 2]>,
+    /// Round trip over two cache lines between the same cores, one written by each side (each
+    /// polls the line the other writes), ns (p50): the floor of any channel with one ring per
+    /// direction, which can never send a reply on the line its request came in on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub two_line_round_trip_ns: Option<f64>,
     /// Single-core memcpy bandwidth for a buffer larger than the last-level cache, bytes/s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memcpy_bytes_per_s: Option<f64>,

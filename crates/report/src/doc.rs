@@ -46,6 +46,9 @@ pub(crate) fn run_facts(record: &RunRecord) -> Vec<(String, String)> {
                 .unwrap_or_default();
             parts.push(format!("cache-line round trip {}{cores}", format::time_ns(rtt, 3)));
         }
+        if let Some(rtt) = calibration.two_line_round_trip_ns {
+            parts.push(format!("two-line round trip {}", format::time_ns(rtt, 3)));
+        }
         if let Some(bandwidth) = calibration.memcpy_bytes_per_s {
             parts.push(format!("memcpy {}", format::rate(bandwidth, "B/s", 3)));
         }

@@ -284,6 +284,7 @@ pub fn many() -> RunRecord {
     record.calibration = Some(ipcbench_harness::record::Calibration {
         cache_line_round_trip_ns: Some(180.0),
         cache_line_cores: Some([0, 1]),
+        two_line_round_trip_ns: Some(400.0),
         memcpy_bytes_per_s: Some(1.2e10),
     });
     record
@@ -314,6 +315,7 @@ pub fn streams() -> RunRecord {
     record.calibration = Some(ipcbench_harness::record::Calibration {
         cache_line_round_trip_ns: Some(180.0),
         cache_line_cores: Some([0, 1]),
+        two_line_round_trip_ns: Some(400.0),
         memcpy_bytes_per_s: Some(1.2e10),
     });
     record
