@@ -13,6 +13,9 @@
 #   BASELINE   the baseline run.json (default: results/baseline/run.json)
 #   CONFIG     the plan (default: bench-configs/ci.toml)
 #   OUT        the results folder (default: results/ci-<UTC time>)
+#   SETTLE     1 (default): run the plan once, discarded, before the measured run; 0: do not.
+#              The first run after a machine sat idle can have calmer same-core tails than the
+#              runs after it (docs/ci-gate.md): record the baseline the same way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +26,10 @@ OUT=${OUT:-results/ci-$(date -u +%Y%m%dT%H%M%SZ)}
 if [[ -z "${IPCBENCH:-}" ]]; then
     cargo build --release --locked -p ipcbench
     IPCBENCH="${CARGO_TARGET_DIR:-target}/release/ipcbench"
+fi
+
+if [[ "${SETTLE:-1}" != 0 ]]; then
+    "$IPCBENCH" run "$CONFIG" --out "$OUT/settle" >/dev/null
 fi
 
 status=0

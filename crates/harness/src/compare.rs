@@ -50,6 +50,16 @@
 //! baseline's own scatter between trials cannot be told from that scatter, so such a metric
 //! only fails for a change beyond it, and the comparison shows its noise so the reader knows.
 //!
+//! **p99 against the machine.** The tails of a VM move with its host: in one of five unchanged
+//! runs of `ci.toml` on the build machine the p99 of every same-core case rose 1.5-2.2x (median
+//! 1.95x) with p50 unchanged, all five trials of each case alike, so neither the rank test nor
+//! the baseline's scatter could call it noise. So p99 is judged against its placement's
+//! machine-wide change ([`MACHINE_SHIFT_MIN_CASES`] or more cases): when the median p99 ratio
+//! of, say, the same-core cases is above 1, each of their p99 intervals is divided by it first,
+//! and a comparison note reports the shift when it exceeds the p99 threshold. One case whose
+//! tail grew beyond what the whole machine's did still regresses. The price: a change that
+//! worsens *every* case's p99 alike shows as that note, not as a regression.
+//!
 //! With too few trials no change can be significant: the smallest exact two-sided p-value for
 //! `m` vs `n` trials is `2 / C(m + n, m)` (0.1 for 3 vs 3), and such cases are reported as
 //! [`Verdict::Inconclusive`] instead of silently passing.
