@@ -29,6 +29,7 @@ pub mod framing;
 #[cfg(unix)]
 pub mod nosignal;
 pub mod payload;
+pub mod sockets;
 pub mod transport;
 #[cfg(unix)]
 pub mod wait;

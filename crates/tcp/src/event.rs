@@ -1,9 +1,9 @@
 //! The event-loop capability: many non-blocking TCP connections on one mio `Poll`.
 
-use std::io;
 use std::net::TcpStream;
 
 use ipcbench_core::event_loop::{EventListener, EventLoopTransport, EventStream};
+use ipcbench_core::sockets::{accept_ready, io_error};
 use ipcbench_core::{Endpoint, TransportError};
 use socket2::{SockAddr, SockRef};
 
@@ -26,10 +26,7 @@ impl EventLoopTransport for TcpTransport {
     fn connect_nonblocking(&self, address: &str) -> Result<EventStream, TransportError> {
         let addr = parse_address(address)?;
         let socket = self.socket_for(&addr)?;
-        socket.set_nonblocking(true).map_err(|source| TransportError::Io {
-            op: "set non-blocking",
-            source,
-        })?;
+        socket.set_nonblocking(true).map_err(io_error("set non-blocking"))?;
         match socket.connect(&SockAddr::from(addr)) {
             Ok(()) => {}
             // The handshake goes on in the background; the first writable event reports it.
@@ -54,24 +51,13 @@ impl EventListener for TcpManyListener {
     }
 
     fn accept(&mut self) -> Result<Option<EventStream>, TransportError> {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _peer)) => {
-                    // Linux copies the listener's options to the accepted socket; other
-                    // systems may not, and applying the same values again changes nothing.
-                    self.transport.apply(&SockRef::from(&stream))?;
-                    return Ok(Some(EventStream::Tcp(stream)));
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                // A peer that gave up before we got to it, or a signal: try the next one.
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(source) => return Err(TransportError::Io { op: "accept", source }),
-            }
-        }
+        let Some((stream, _peer)) = accept_ready(|| self.listener.accept())? else {
+            return Ok(None);
+        };
+        // Linux copies the listener's options to the accepted socket; other systems may not,
+        // and applying the same values again changes nothing.
+        self.transport.apply(&SockRef::from(&stream))?;
+        Ok(Some(EventStream::Tcp(stream)))
     }
 
     fn source(&mut self) -> &mut dyn mio::event::Source {
@@ -81,7 +67,7 @@ impl EventListener for TcpManyListener {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
+    use std::io::{self, Read, Write};
     use std::time::{Duration, Instant};
 
     use ipcbench_core::Transport;

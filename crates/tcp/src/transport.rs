@@ -8,14 +8,10 @@ use ipcbench_core::{Endpoint, Listener, Options, Transport, TransportError};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::channel::TcpChannel;
-use ipcbench_core::wait::{Deadline, wait_readable};
+use ipcbench_core::sockets::{accept_within, apply_buffer_sizes, connect_within, io_error, record_buffer_sizes};
 
-/// How long `connect` pauses between attempts while nobody listens yet.
-const RETRY_PAUSE: Duration = Duration::from_millis(5);
 /// Connections the kernel queues before `accept`; one peer is expected, a few spare do no harm.
 const BACKLOG: i32 = 16;
-/// The largest buffer size accepted: the kernel takes an `int` and doubles it.
-const MAX_BUFFER_BYTES: usize = i32::MAX as usize / 2;
 
 /// Loopback TCP with Nagle off by default; see the crate docs.
 ///
@@ -59,22 +55,12 @@ impl TcpTransport {
         }
         let addr = SocketAddr::new(self.listen_ip, 0);
         let socket = self.socket_for(&addr)?;
-        socket
-            .bind(&SockAddr::from(addr))
-            .map_err(|source| TransportError::Io { op: "bind", source })?;
-        socket
-            .listen(backlog)
-            .map_err(|source| TransportError::Io { op: "listen", source })?;
-        socket.set_nonblocking(true).map_err(|source| TransportError::Io {
-            op: "set non-blocking",
-            source,
-        })?;
+        socket.bind(&SockAddr::from(addr)).map_err(io_error("bind"))?;
+        socket.listen(backlog).map_err(io_error("listen"))?;
+        socket.set_nonblocking(true).map_err(io_error("set non-blocking"))?;
         let local = socket
             .local_addr()
-            .map_err(|source| TransportError::Io {
-                op: "getsockname",
-                source,
-            })?
+            .map_err(io_error("getsockname"))?
             .as_socket()
             .ok_or_else(|| TransportError::Io {
                 op: "getsockname",
@@ -85,80 +71,34 @@ impl TcpTransport {
 
     /// A new socket for `addr`'s family with the buffer sizes and `TCP_NODELAY` applied.
     pub(crate) fn socket_for(&self, addr: &SocketAddr) -> Result<Socket, TransportError> {
-        let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))
-            .map_err(|source| TransportError::Io { op: "socket", source })?;
+        let socket =
+            Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP)).map_err(io_error("socket"))?;
         self.apply(&socket)?;
         Ok(socket)
     }
 
     /// Applies the buffer sizes and `TCP_NODELAY` to `socket`.
     pub(crate) fn apply(&self, socket: &Socket) -> Result<(), TransportError> {
-        if let Some(bytes) = checked_buffer("send_buffer_bytes", self.send_buffer_bytes)? {
-            socket
-                .set_send_buffer_size(bytes)
-                .map_err(|source| TransportError::Io {
-                    op: "set SO_SNDBUF",
-                    source,
-                })?;
-        }
-        if let Some(bytes) = checked_buffer("recv_buffer_bytes", self.recv_buffer_bytes)? {
-            socket
-                .set_recv_buffer_size(bytes)
-                .map_err(|source| TransportError::Io {
-                    op: "set SO_RCVBUF",
-                    source,
-                })?;
-        }
+        apply_buffer_sizes(socket, self.send_buffer_bytes, self.recv_buffer_bytes)?;
         socket
             .set_tcp_nodelay(self.nodelay)
-            .map_err(|source| TransportError::Io {
-                op: "set TCP_NODELAY",
-                source,
-            })
+            .map_err(io_error("set TCP_NODELAY"))
     }
 
     /// Turns a connected socket into a channel that records the options read back from it.
     fn channel(&self, socket: Socket) -> Result<TcpChannel, TransportError> {
-        socket.set_nonblocking(false).map_err(|source| TransportError::Io {
-            op: "set blocking",
-            source,
-        })?;
+        socket.set_nonblocking(false).map_err(io_error("set blocking"))?;
         let options = self.read_back(&socket)?;
         TcpChannel::new(TcpStream::from(socket), options)
     }
 
     /// The options as the kernel applied them to `socket`, plus what was asked for.
     fn read_back(&self, socket: &Socket) -> Result<Options, TransportError> {
-        let get = |op: &'static str| move |source: io::Error| TransportError::Io { op, source };
         let mut options = Options::new();
-        let nodelay = socket.tcp_nodelay().map_err(get("get TCP_NODELAY"))?;
+        let nodelay = socket.tcp_nodelay().map_err(io_error("get TCP_NODELAY"))?;
         options.insert("nodelay".into(), nodelay.into());
-        let send = socket.send_buffer_size().map_err(get("get SO_SNDBUF"))?;
-        options.insert("send_buffer_bytes".into(), send.into());
-        let recv = socket.recv_buffer_size().map_err(get("get SO_RCVBUF"))?;
-        options.insert("recv_buffer_bytes".into(), recv.into());
-        if let Some(requested) = self.send_buffer_bytes {
-            options.insert("send_buffer_bytes_requested".into(), requested.into());
-        }
-        if let Some(requested) = self.recv_buffer_bytes {
-            options.insert("recv_buffer_bytes_requested".into(), requested.into());
-        }
+        record_buffer_sizes(socket, self.send_buffer_bytes, self.recv_buffer_bytes, &mut options)?;
         Ok(options)
-    }
-}
-
-/// Rejects buffer sizes the kernel cannot take (zero, or too large to double into an `int`).
-fn checked_buffer(option: &'static str, bytes: Option<usize>) -> Result<Option<usize>, TransportError> {
-    match bytes {
-        Some(0) => Err(TransportError::BadOption {
-            option,
-            reason: "must be at least 1 byte".into(),
-        }),
-        Some(n) if n > MAX_BUFFER_BYTES => Err(TransportError::BadOption {
-            option,
-            reason: format!("{n} bytes is above the {MAX_BUFFER_BYTES}-byte limit"),
-        }),
-        other => Ok(other),
     }
 }
 
@@ -232,24 +172,17 @@ impl Transport for TcpTransport {
     fn connect(&self, address: &str, timeout: Duration) -> Result<TcpChannel, TransportError> {
         let addr = parse_address(address)?;
         let target = SockAddr::from(addr);
-        let deadline = Deadline::after(timeout);
-        let timed_out = || TransportError::ConnectTimeout {
-            endpoint: address.to_owned(),
-            waited: timeout,
-        };
-        loop {
-            let remaining = deadline.remaining().ok_or_else(timed_out)?;
+        let socket = connect_within(address, timeout, |remaining| {
             let socket = self.socket_for(&addr)?;
             match socket.connect_timeout(&target, remaining) {
-                Ok(()) if !is_self_connection(&socket) => return self.channel(socket),
-                Ok(()) => {}
-                Err(err) if worth_retrying(&err) => {}
-                Err(source) => return Err(TransportError::Io { op: "connect", source }),
+                Ok(()) if !is_self_connection(&socket) => Ok(Some(socket)),
+                // Dropping the socket closes the connection to itself; dial again.
+                Ok(()) => Ok(None),
+                Err(err) if worth_retrying(&err) => Ok(None),
+                Err(source) => Err(TransportError::Io { op: "connect", source }),
             }
-            drop(socket);
-            let remaining = deadline.remaining().ok_or_else(timed_out)?;
-            std::thread::sleep(remaining.min(RETRY_PAUSE));
-        }
+        })?;
+        self.channel(socket)
     }
 }
 
@@ -270,47 +203,25 @@ impl Listener for TcpListener {
     }
 
     fn accept(&mut self, timeout: Duration) -> Result<TcpChannel, TransportError> {
-        let deadline = Deadline::after(timeout);
-        loop {
-            match self.socket.accept() {
-                Ok((socket, _peer)) => {
-                    // Linux copies the listener's options to the accepted socket; other
-                    // systems may not, and applying the same values again changes nothing.
-                    self.transport.apply(&socket)?;
-                    return self.transport.channel(socket);
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                // A peer that gave up before we got to it, or a signal: wait for the next one.
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(source) => return Err(TransportError::Io { op: "accept", source }),
-            }
-            let remaining = deadline.remaining().ok_or_else(|| TransportError::ConnectTimeout {
-                endpoint: self.address.clone(),
-                waited: timeout,
-            })?;
-            wait_readable(&self.socket, remaining).map_err(|source| TransportError::Io { op: "poll", source })?;
-        }
+        let (socket, _peer) = accept_within(&self.socket, timeout, || self.socket.accept(), || self.address.clone())?;
+        // Linux copies the listener's options to the accepted socket; other systems may not,
+        // and applying the same values again changes nothing.
+        self.transport.apply(&socket)?;
+        self.transport.channel(socket)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
     use super::*;
     use ipcbench_core::Channel;
-
-    const TIMEOUT: Duration = Duration::from_secs(5);
+    use ipcbench_core::conformance::connected_pair;
 
     fn pair(transport: &TcpTransport) -> (TcpChannel, TcpChannel) {
-        let mut listener = transport.bind(&Endpoint::new("unit", ".")).unwrap();
-        let address = listener.address();
-        let client_transport = transport.clone();
-        let client = std::thread::spawn(move || client_transport.connect(&address, TIMEOUT).unwrap());
-        let server = listener.accept(TIMEOUT).unwrap();
-        (server, client.join().unwrap())
+        connected_pair(&Arc::new(transport.clone()), Path::new("."))
     }
 
     fn bytes(options: &Options, key: &str) -> u64 {

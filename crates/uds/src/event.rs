@@ -1,9 +1,9 @@
 //! The event-loop capability: many non-blocking Unix stream connections on one mio `Poll`.
 
-use std::io;
 use std::os::unix::net::UnixStream;
 
 use ipcbench_core::event_loop::{EventListener, EventLoopTransport, EventStream};
+use ipcbench_core::sockets::{accept_ready, io_error};
 use ipcbench_core::{Endpoint, TransportError};
 use socket2::{SockAddr, SockRef};
 
@@ -34,15 +34,10 @@ impl EventLoopTransport for UdsTransport {
             reason: e.to_string(),
         })?;
         let socket = self.socket()?;
-        socket.set_nonblocking(true).map_err(|source| TransportError::Io {
-            op: "set non-blocking",
-            source,
-        })?;
+        socket.set_nonblocking(true).map_err(io_error("set non-blocking"))?;
         // A Unix connect completes at once, or fails with EAGAIN when the backlog is full
         // (`ipcbench_core::event_loop::is_backlog_full`).
-        socket
-            .connect(&target)
-            .map_err(|source| TransportError::Io { op: "connect", source })?;
+        socket.connect(&target).map_err(io_error("connect"))?;
         Ok(EventStream::Unix(mio::net::UnixStream::from_std(UnixStream::from(
             socket,
         ))))
@@ -78,22 +73,12 @@ impl EventListener for UdsManyListener {
     }
 
     fn accept(&mut self) -> Result<Option<EventStream>, TransportError> {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _peer)) => {
-                    // An accepted Unix socket starts with default buffer sizes on Linux.
-                    self.transport.apply(&SockRef::from(&stream))?;
-                    return Ok(Some(EventStream::Unix(stream)));
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(source) => return Err(TransportError::Io { op: "accept", source }),
-            }
-        }
+        let Some((stream, _peer)) = accept_ready(|| self.listener.accept())? else {
+            return Ok(None);
+        };
+        // An accepted Unix socket starts with default buffer sizes on Linux.
+        self.transport.apply(&SockRef::from(&stream))?;
+        Ok(Some(EventStream::Unix(stream)))
     }
 
     fn source(&mut self) -> &mut dyn mio::event::Source {
@@ -103,7 +88,7 @@ impl EventListener for UdsManyListener {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
+    use std::io::{self, Read, Write};
     use std::time::{Duration, Instant};
 
     use ipcbench_core::Transport;

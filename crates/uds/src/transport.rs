@@ -14,14 +14,10 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::address::UdsAddress;
 use crate::channel::UdsChannel;
 use crate::seqpacket::SeqpacketChannel;
-use ipcbench_core::wait::{Deadline, wait_readable};
+use ipcbench_core::sockets::{accept_within, apply_buffer_sizes, connect_within, io_error, record_buffer_sizes};
 
-/// How long `connect` pauses between attempts while nobody listens yet.
-const RETRY_PAUSE: Duration = Duration::from_millis(5);
 /// Connections the kernel queues before `accept`; one peer is expected, a few spare do no harm.
 const BACKLOG: i32 = 16;
-/// The largest buffer size accepted: the kernel takes an `int` and doubles it.
-const MAX_BUFFER_BYTES: usize = i32::MAX as usize / 2;
 
 /// The socket type a [`UdsTransport`] uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -97,53 +93,23 @@ pub struct UdsTransport {
 impl UdsTransport {
     /// A new socket of this transport's kind with the buffer sizes applied.
     pub(crate) fn socket(&self) -> Result<Socket, TransportError> {
-        let socket = Socket::new(Domain::UNIX, self.kind.socket_type(), None)
-            .map_err(|source| TransportError::Io { op: "socket", source })?;
+        let socket = Socket::new(Domain::UNIX, self.kind.socket_type(), None).map_err(io_error("socket"))?;
         self.apply(&socket)?;
         Ok(socket)
     }
 
     /// Applies the buffer sizes to `socket`.
     pub(crate) fn apply(&self, socket: &Socket) -> Result<(), TransportError> {
-        if let Some(bytes) = checked_buffer("send_buffer_bytes", self.send_buffer_bytes)? {
-            socket
-                .set_send_buffer_size(bytes)
-                .map_err(|source| TransportError::Io {
-                    op: "set SO_SNDBUF",
-                    source,
-                })?;
-        }
-        if let Some(bytes) = checked_buffer("recv_buffer_bytes", self.recv_buffer_bytes)? {
-            socket
-                .set_recv_buffer_size(bytes)
-                .map_err(|source| TransportError::Io {
-                    op: "set SO_RCVBUF",
-                    source,
-                })?;
-        }
-        Ok(())
+        apply_buffer_sizes(socket, self.send_buffer_bytes, self.recv_buffer_bytes)
     }
 
     /// Turns a connected socket into a channel that records the options read back from it.
     fn channel(&self, socket: Socket, abstract_address: bool) -> Result<UdsChannel, TransportError> {
-        socket.set_nonblocking(false).map_err(|source| TransportError::Io {
-            op: "set blocking",
-            source,
-        })?;
-        let get = |op: &'static str| move |source: io::Error| TransportError::Io { op, source };
-        let send = socket.send_buffer_size().map_err(get("get SO_SNDBUF"))?;
-        let recv = socket.recv_buffer_size().map_err(get("get SO_RCVBUF"))?;
+        socket.set_nonblocking(false).map_err(io_error("set blocking"))?;
         let mut options = Options::new();
+        let (send, _recv) = record_buffer_sizes(&socket, self.send_buffer_bytes, self.recv_buffer_bytes, &mut options)?;
         options.insert("kind".into(), self.kind.as_str().into());
         options.insert("abstract_address".into(), abstract_address.into());
-        options.insert("send_buffer_bytes".into(), send.into());
-        options.insert("recv_buffer_bytes".into(), recv.into());
-        if let Some(requested) = self.send_buffer_bytes {
-            options.insert("send_buffer_bytes_requested".into(), requested.into());
-        }
-        if let Some(requested) = self.recv_buffer_bytes {
-            options.insert("recv_buffer_bytes_requested".into(), requested.into());
-        }
         match self.kind {
             UdsKind::Stream => UdsChannel::stream(UnixStream::from(socket), options),
             UdsKind::Seqpacket => Ok(UdsChannel::seqpacket(SeqpacketChannel::new(socket, send), options)),
@@ -163,21 +129,14 @@ impl UdsTransport {
             reason: e.to_string(),
         })?;
         let socket = self.socket()?;
-        socket
-            .bind(&sockaddr)
-            .map_err(|source| TransportError::Io { op: "bind", source })?;
+        socket.bind(&sockaddr).map_err(io_error("bind"))?;
         // From here on the file exists; `SocketFile` removes it again if a later step fails.
         let file = match &address {
             UdsAddress::Path(path) => Some(SocketFile::created(path.clone())?),
             UdsAddress::Abstract(_) => None,
         };
-        socket
-            .listen(backlog)
-            .map_err(|source| TransportError::Io { op: "listen", source })?;
-        socket.set_nonblocking(true).map_err(|source| TransportError::Io {
-            op: "set non-blocking",
-            source,
-        })?;
+        socket.listen(backlog).map_err(io_error("listen"))?;
+        socket.set_nonblocking(true).map_err(io_error("set non-blocking"))?;
         Ok((socket, address, file))
     }
 
@@ -220,21 +179,6 @@ fn abstract_address(_endpoint: &Endpoint) -> Result<UdsAddress, TransportError> 
     })
 }
 
-/// Rejects buffer sizes the kernel cannot take (zero, or too large to double into an `int`).
-fn checked_buffer(option: &'static str, bytes: Option<usize>) -> Result<Option<usize>, TransportError> {
-    match bytes {
-        Some(0) => Err(TransportError::BadOption {
-            option,
-            reason: "must be at least 1 byte".into(),
-        }),
-        Some(n) if n > MAX_BUFFER_BYTES => Err(TransportError::BadOption {
-            option,
-            reason: format!("{n} bytes is above the {MAX_BUFFER_BYTES}-byte limit"),
-        }),
-        other => Ok(other),
-    }
-}
-
 /// Errors after which dialling again may succeed: no socket file yet, nobody listening yet,
 /// or a full backlog.
 fn worth_retrying(err: &io::Error) -> bool {
@@ -275,23 +219,15 @@ impl Transport for UdsTransport {
             address: address.to_owned(),
             reason: e.to_string(),
         })?;
-        let deadline = Deadline::after(timeout);
-        let timed_out = || TransportError::ConnectTimeout {
-            endpoint: address.to_owned(),
-            waited: timeout,
-        };
-        loop {
-            let remaining = deadline.remaining().ok_or_else(timed_out)?;
+        let socket = connect_within(address, timeout, |remaining| {
             let socket = self.socket()?;
             match socket.connect_timeout(&target, remaining) {
-                Ok(()) => return self.channel(socket, matches!(parsed, UdsAddress::Abstract(_))),
-                Err(err) if worth_retrying(&err) => {}
-                Err(source) => return Err(TransportError::Io { op: "connect", source }),
+                Ok(()) => Ok(Some(socket)),
+                Err(err) if worth_retrying(&err) => Ok(None),
+                Err(source) => Err(TransportError::Io { op: "connect", source }),
             }
-            drop(socket);
-            let remaining = deadline.remaining().ok_or_else(timed_out)?;
-            std::thread::sleep(remaining.min(RETRY_PAUSE));
-        }
+        })?;
+        self.channel(socket, matches!(parsed, UdsAddress::Abstract(_)))
     }
 }
 
@@ -359,45 +295,30 @@ impl Listener for UdsListener {
     }
 
     fn accept(&mut self, timeout: Duration) -> Result<UdsChannel, TransportError> {
-        let deadline = Deadline::after(timeout);
-        loop {
-            match self.socket.accept() {
-                Ok((socket, _peer)) => {
-                    // An accepted Unix socket starts with default buffer sizes on Linux.
-                    self.transport.apply(&socket)?;
-                    return self.transport.channel(socket, self.file.is_none());
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(source) => return Err(TransportError::Io { op: "accept", source }),
-            }
-            let remaining = deadline.remaining().ok_or_else(|| TransportError::ConnectTimeout {
-                endpoint: self.address.to_string(),
-                waited: timeout,
-            })?;
-            wait_readable(&self.socket, remaining).map_err(|source| TransportError::Io { op: "poll", source })?;
-        }
+        let (socket, _peer) = accept_within(
+            &self.socket,
+            timeout,
+            || self.socket.accept(),
+            || self.address.to_string(),
+        )?;
+        // An accepted Unix socket starts with default buffer sizes on Linux.
+        self.transport.apply(&socket)?;
+        self.transport.channel(socket, self.file.is_none())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use ipcbench_core::Channel;
+    use ipcbench_core::conformance::connected_pair;
 
     const TIMEOUT: Duration = Duration::from_secs(5);
 
     fn pair(transport: &UdsTransport, dir: &std::path::Path) -> (UdsChannel, UdsChannel) {
-        let mut listener = transport.bind(&Endpoint::new("unit", dir)).unwrap();
-        let address = listener.address();
-        let client_transport = transport.clone();
-        let client = std::thread::spawn(move || client_transport.connect(&address, TIMEOUT).unwrap());
-        let server = listener.accept(TIMEOUT).unwrap();
-        (server, client.join().unwrap())
+        connected_pair(&Arc::new(transport.clone()), dir)
     }
 
     fn bytes(options: &Options, key: &str) -> u64 {
