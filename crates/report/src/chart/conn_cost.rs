@@ -12,8 +12,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axis::Axis;
-use super::frame::{Frame, LegendEntry, Swatch};
-use super::style::{self, Marker, Palette};
+use super::frame::{Frame, LegendEntry};
+use super::style::{self, Look, Palette};
 use super::{ChartInfo, DrawFailed};
 use crate::cases::{Dimension, SeriesKey};
 use crate::{Stamp, format};
@@ -25,15 +25,13 @@ const PANELS: [(&str, &str); 2] = [
 ];
 
 struct Series {
-    color: RGBColor,
-    marker: Marker,
+    look: Look,
     /// Per panel: (connections, growth in bytes) samples.
     points: [Vec<(f64, f64)>; 2],
     /// Per panel: bytes per connection.
     slope: [Option<f64>; 2],
     /// Per panel: the fit's value at 0 connections relative to the sample there.
     offset: [f64; 2],
-    dashed: bool,
 }
 
 /// The chart of the conn-cost cases.
@@ -118,16 +116,8 @@ impl ConnCost {
                     .collect();
                 stats::median(&offsets).unwrap_or(0.0)
             });
-            let color = palette.color(&key.transport);
-            let (dashed, marker) = style::placement_style(&key.placement);
-            legend.push(LegendEntry {
-                label: key.label(),
-                color,
-                swatch: Swatch::Line {
-                    dashed,
-                    marker: Some(marker),
-                },
-            });
+            let look = Look::of(&key, palette);
+            legend.push(look.legend_entry(key.label()));
             let per = |s: Option<f64>| {
                 s.map(|v| format!("{}/conn", signed_bytes(v)))
                     .unwrap_or_else(|| "–".into())
@@ -139,12 +129,10 @@ impl ConnCost {
                 per(slope[1])
             ));
             series.push(Series {
-                color,
-                marker,
+                look,
                 points,
                 slope,
                 offset,
-                dashed,
             });
         }
         if series.is_empty() {
@@ -195,9 +183,15 @@ impl ConnCost {
             for s in &self.series {
                 if let Some(slope) = s.slope[i] {
                     let at = |n: f64| (n, s.offset[i] + slope * n);
-                    style::line(&mut chart, &[at(0.0), at(max_connections)], s.color, s.dashed, 2)?;
+                    style::line(
+                        &mut chart,
+                        &[at(0.0), at(max_connections)],
+                        s.look.color,
+                        s.look.dashed,
+                        2,
+                    )?;
                 }
-                style::markers(&mut chart, &s.points[i], s.marker, s.color)?;
+                style::markers(&mut chart, &s.points[i], s.look.marker, s.look.color)?;
             }
         }
         Ok(())

@@ -6,7 +6,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
 use super::DrawFailed;
-use super::style::{self, LEGEND_SIZE, MUTED, Marker, TEXT, anchored, text_width};
+use super::axis::Axis;
+use super::style::{self, Coords, LEGEND_SIZE, MUTED, Marker, TEXT, anchored, text_width};
 use crate::Stamp;
 
 const MARGIN: i32 = 18;
@@ -33,6 +34,17 @@ pub(crate) struct LegendEntry {
     pub label: String,
     pub color: RGBColor,
     pub swatch: Swatch,
+}
+
+impl LegendEntry {
+    /// A line entry, solid or dashed, with `marker` in its middle when given.
+    pub(crate) fn line(label: String, color: RGBColor, dashed: bool, marker: Option<Marker>) -> LegendEntry {
+        LegendEntry {
+            label,
+            color,
+            swatch: Swatch::Line { dashed, marker },
+        }
+    }
 }
 
 /// What the frame shows besides the chart itself.
@@ -108,6 +120,21 @@ impl Frame<'_> {
         let (chart, legend) = body.split_horizontally((width - legend_width) as u32);
         self.draw_legend(&legend, legend_width)?;
         Ok(chart)
+    }
+
+    /// Draws the frame on `root` and one plot in the area left: grid, ticks and the axis
+    /// titles `x_desc` and `y_desc` of the axes `x` and `y`, then what `data` draws into it.
+    pub(crate) fn draw_plot<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        (x, x_desc): (&Axis, &str),
+        (y, y_desc): (&Axis, &str),
+        data: impl FnOnce(&mut ChartContext<'_, DB, Coords>) -> Result<(), DrawFailed>,
+    ) -> Result<(), DrawFailed> {
+        let area = self.draw(root)?;
+        let mut chart = style::build(&area, x, y, None, None)?;
+        style::mesh(&mut chart, x, y, x_desc, y_desc)?;
+        data(&mut chart)
     }
 
     fn legend_width<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, width: i32) -> i32 {

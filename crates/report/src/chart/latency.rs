@@ -9,18 +9,10 @@ use plotters::prelude::*;
 
 use super::axis::Axis;
 use super::frame::{Frame, LegendEntry, Swatch};
-use super::style::{self, Marker, Palette};
+use super::style::{self, Coords, Palette, Series};
 use super::{ChartInfo, DrawFailed};
 use crate::cases::{Dimension, SeriesKey};
 use crate::{Stamp, format};
-
-struct Series {
-    color: RGBColor,
-    dashed: bool,
-    marker: Marker,
-    /// (size, p50, p99) in axis coordinates.
-    points: Vec<(f64, f64, f64)>,
-}
 
 /// The chart of one scenario.
 pub(crate) struct LatencyVsSize {
@@ -30,7 +22,8 @@ pub(crate) struct LatencyVsSize {
     floor: Option<f64>,
     x: Axis,
     y: Axis,
-    series: Vec<Series>,
+    /// (size, p50, p99) in axis coordinates.
+    series: Vec<Series<(f64, f64, f64)>>,
     legend: Vec<LegendEntry>,
     notes: Vec<String>,
 }
@@ -73,39 +66,16 @@ impl LatencyVsSize {
         let high = grouped.values().flatten().map(|p| p.2).fold(0.0, f64::max);
         let x = Axis::log2(&sizes, format::bytes_approx);
         let y = Axis::log10(low, high, |v| format::time_ns(v, 3));
-        let mut series = Vec::new();
-        let mut legend = Vec::new();
-        for (key, mut points) in grouped {
+        let (series, mut legend) = style::series(grouped, palette, |mut points| {
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let color = palette.color(&key.transport);
-            let (dashed, marker) = style::placement_style(&key.placement);
-            legend.push(LegendEntry {
-                label: key.label(),
-                color,
-                swatch: Swatch::Line {
-                    dashed,
-                    marker: Some(marker),
-                },
-            });
-            series.push(Series {
-                color,
-                dashed,
-                marker,
-                points: points
-                    .iter()
-                    .map(|(s, p50, p99)| (x.t(*s), y.t(*p50), y.t(*p99)))
-                    .collect(),
-            });
-        }
+            points
+                .iter()
+                .map(|(s, p50, p99)| (x.t(*s), y.t(*p50), y.t(*p99)))
+                .collect()
+        });
         if let Some(floor) = floor_ns {
-            legend.push(LegendEntry {
-                label: format!("cache-line round trip ({})", format::time_ns(floor, 3)),
-                color: style::TEXT,
-                swatch: Swatch::Line {
-                    dashed: true,
-                    marker: None,
-                },
-            });
+            let label = format!("cache-line round trip ({})", format::time_ns(floor, 3));
+            legend.push(LegendEntry::line(label, style::TEXT, true, None));
         }
         legend.push(LegendEntry {
             label: "p50 to p99 (band)".to_owned(),
@@ -146,51 +116,46 @@ impl LatencyVsSize {
             legend: &self.legend,
             notes: &self.notes,
         };
-        let area = frame.draw(root)?;
-        let mut chart = style::build(&area, &self.x, &self.y, None, None)?;
-        style::mesh(
-            &mut chart,
-            &self.x,
-            &self.y,
-            "message size (bytes, log scale)",
-            "round-trip latency (log scale)",
-        )?;
+        let x = (&self.x, "message size (bytes, log scale)");
+        frame.draw_plot(root, x, (&self.y, "round-trip latency (log scale)"), |chart| {
+            self.draw_data(chart)
+        })
+    }
+
+    fn draw_data<DB: DrawingBackend>(&self, chart: &mut ChartContext<'_, DB, Coords>) -> Result<(), DrawFailed> {
         // Bands add up where they overlap: fainter the more series share the chart.
         let band_alpha = (0.2 / (self.series.len() as f64).sqrt()).max(0.05);
         for s in &self.series {
             if s.points.len() >= 2 {
                 let mut outline: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
                 outline.extend(s.points.iter().rev().map(|p| (p.0, p.2)));
-                chart.draw_series(std::iter::once(Polygon::new(outline, s.color.mix(band_alpha).filled())))?;
+                chart.draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    s.look.color.mix(band_alpha).filled(),
+                )))?;
                 // The band's upper edge is the p99 line: thin, so the p50 line stays the headline.
                 let p99: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.2)).collect();
                 chart.draw_series(std::iter::once(PathElement::new(
                     p99,
-                    s.color.mix(0.55).stroke_width(1),
+                    s.look.color.mix(0.55).stroke_width(1),
                 )))?;
             } else {
                 // A single size: the band becomes a bar from p50 to p99.
                 for p in &s.points {
                     chart.draw_series(std::iter::once(PathElement::new(
                         vec![(p.0, p.1), (p.0, p.2)],
-                        s.color.mix(0.35).stroke_width(6),
+                        s.look.color.mix(0.35).stroke_width(6),
                     )))?;
                 }
             }
         }
         if let Some(floor) = self.floor {
-            style::line(
-                &mut chart,
-                &[(self.x.lo, floor), (self.x.hi, floor)],
-                style::TEXT,
-                true,
-                1,
-            )?;
+            style::line(chart, &[(self.x.lo, floor), (self.x.hi, floor)], style::TEXT, true, 1)?;
         }
         for s in &self.series {
             let p50: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
-            style::line(&mut chart, &p50, s.color, s.dashed, 2)?;
-            style::markers(&mut chart, &p50, s.marker, s.color)?;
+            style::line(chart, &p50, s.look.color, s.look.dashed, 2)?;
+            style::markers(chart, &p50, s.look.marker, s.look.color)?;
         }
         Ok(())
     }

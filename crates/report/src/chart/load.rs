@@ -9,18 +9,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axis::Axis;
-use super::frame::{Frame, LegendEntry, Swatch};
-use super::style::{self, Marker, Palette};
+use super::frame::{Frame, LegendEntry};
+use super::style::{self, Look, Palette, Series};
 use super::{ChartInfo, DrawFailed};
 use crate::cases::{Dimension, SeriesKey};
 use crate::{Stamp, format};
-
-struct Series {
-    color: RGBColor,
-    marker: Marker,
-    /// (load, p50, p99) in axis coordinates.
-    points: Vec<(f64, f64, f64)>,
-}
 
 /// The chart of the load cases.
 pub(crate) struct LatencyVsLoad {
@@ -29,7 +22,8 @@ pub(crate) struct LatencyVsLoad {
     x: Axis,
     y: Axis,
     x_desc: String,
-    series: Vec<Series>,
+    /// (load, p50, p99) in axis coordinates; each drawn solid (p99) and dashed (p50).
+    series: Vec<Series<(f64, f64, f64)>>,
     legend: Vec<LegendEntry>,
     notes: Vec<String>,
 }
@@ -95,41 +89,20 @@ impl LatencyVsLoad {
         let mut legend = Vec::new();
         for (key, mut points) in grouped {
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let color = palette.color(&key.transport);
-            let (_, marker) = style::placement_style(&key.placement);
-            legend.push(LegendEntry {
-                label: key.label(),
-                color,
-                swatch: Swatch::Line {
-                    dashed: false,
-                    marker: Some(marker),
-                },
-            });
+            // The dash tells p50 from p99 here, so the placement shows by its marker alone.
+            let look = Look {
+                dashed: false,
+                ..Look::of(&key, palette)
+            };
+            legend.push(look.legend_entry(key.label()));
+            let points = points.iter().map(|(l, p50, p99)| (x.t(*l), y.t(*p50), y.t(*p99)));
             series.push(Series {
-                color,
-                marker,
-                points: points
-                    .iter()
-                    .map(|(l, p50, p99)| (x.t(*l), y.t(*p50), y.t(*p99)))
-                    .collect(),
+                look,
+                points: points.collect(),
             });
         }
-        legend.push(LegendEntry {
-            label: "p99 (solid)".to_owned(),
-            color: style::MUTED,
-            swatch: Swatch::Line {
-                dashed: false,
-                marker: None,
-            },
-        });
-        legend.push(LegendEntry {
-            label: "p50 (dashed)".to_owned(),
-            color: style::MUTED,
-            swatch: Swatch::Line {
-                dashed: true,
-                marker: None,
-            },
-        });
+        legend.push(LegendEntry::line("p99 (solid)".to_owned(), style::MUTED, false, None));
+        legend.push(LegendEntry::line("p50 (dashed)".to_owned(), style::MUTED, true, None));
         let timed_from = if corrected {
             "Latency timed from the intended send time of the open-loop schedule (coordinated omission corrected)."
         } else {
@@ -163,23 +136,17 @@ impl LatencyVsLoad {
             legend: &self.legend,
             notes: &self.notes,
         };
-        let area = frame.draw(root)?;
-        let mut chart = style::build(&area, &self.x, &self.y, None, None)?;
-        style::mesh(
-            &mut chart,
-            &self.x,
-            &self.y,
-            &self.x_desc,
-            "round-trip latency (log scale)",
-        )?;
-        for s in &self.series {
-            let p99: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.2)).collect();
-            let p50: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
-            style::line(&mut chart, &p50, s.color, true, 2)?;
-            style::line(&mut chart, &p99, s.color, false, 2)?;
-            style::markers(&mut chart, &p99, s.marker, s.color)?;
-            style::markers(&mut chart, &p50, s.marker, s.color)?;
-        }
-        Ok(())
+        let y = (&self.y, "round-trip latency (log scale)");
+        frame.draw_plot(root, (&self.x, &self.x_desc), y, |chart| {
+            for s in &self.series {
+                let p99: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.2)).collect();
+                let p50: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
+                style::line(chart, &p50, s.look.color, true, 2)?;
+                style::line(chart, &p99, s.look.color, false, 2)?;
+                style::markers(chart, &p99, s.look.marker, s.look.color)?;
+                style::markers(chart, &p50, s.look.marker, s.look.color)?;
+            }
+            Ok(())
+        })
     }
 }

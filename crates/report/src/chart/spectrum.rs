@@ -10,8 +10,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axis::Axis;
-use super::frame::{Frame, LegendEntry, Swatch};
-use super::style::{self, Marker, Palette};
+use super::frame::{Frame, LegendEntry};
+use super::style::{self, Palette, Series};
 use super::{ChartInfo, DrawFailed};
 use crate::cases::{self, Dimension, SeriesKey, Which};
 use crate::{ReportError, Stamp, format};
@@ -28,21 +28,14 @@ type SizeKey = (u64, Option<u64>);
 /// A line's key and its (x, ns) points.
 type Line = (SeriesKey, Vec<(f64, f64)>);
 
-struct Series {
-    color: RGBColor,
-    dashed: bool,
-    marker: Marker,
-    /// (log10(1/(1-p)), latency in axis coordinates).
-    points: Vec<(f64, f64)>,
-}
-
 /// The spectrum of one message size.
 pub(crate) struct Spectrum {
     pub info: ChartInfo,
     stamp: Stamp,
     x: Axis,
     y: Axis,
-    series: Vec<Series>,
+    /// (log10(1/(1-p)), latency in axis coordinates).
+    series: Vec<Series<(f64, f64)>>,
     legend: Vec<LegendEntry>,
     notes: Vec<String>,
 }
@@ -124,26 +117,9 @@ impl Spectrum {
         let end = all().map(|p| p.0).fold(0.0, f64::max);
         let x = Axis::percentile((end - 1e-9).ceil().max(2.0) as u32);
         let y = Axis::auto(low, high, |v| format::time_ns(v, 3));
-        let mut series = Vec::new();
-        let mut legend = Vec::new();
-        for (key, points) in &lines {
-            let color = palette.color(&key.transport);
-            let (dashed, marker) = style::placement_style(&key.placement);
-            legend.push(LegendEntry {
-                label: key.label(),
-                color,
-                swatch: Swatch::Line {
-                    dashed,
-                    marker: Some(marker),
-                },
-            });
-            series.push(Series {
-                color,
-                dashed,
-                marker,
-                points: points.iter().map(|(px, v)| (*px, y.t(*v))).collect(),
-            });
-        }
+        let (series, legend) = style::series(lines, palette, |points| {
+            points.iter().map(|(px, v)| (*px, y.t(*v))).collect()
+        });
         let size_text = match reply {
             Some(reply) => format!("{} requests, {} replies", format::bytes(size), format::bytes(reply)),
             None => format!("{} messages", format::bytes(size)),
@@ -185,31 +161,25 @@ impl Spectrum {
             legend: &self.legend,
             notes: &self.notes,
         };
-        let area = frame.draw(root)?;
-        let mut chart = style::build(&area, &self.x, &self.y, None, None)?;
         let y_desc = if self.y.is_log() {
             "round-trip latency (log scale)"
         } else {
             "round-trip latency"
         };
-        style::mesh(
-            &mut chart,
-            &self.x,
-            &self.y,
-            "percentile (log scale of 1/(1-p))",
-            y_desc,
-        )?;
-        for s in &self.series {
-            style::line(&mut chart, &s.points, s.color, s.dashed, 2)?;
-            let at_ticks: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .copied()
-                .filter(|(px, _)| (px - px.round()).abs() < 1e-9)
-                .collect();
-            style::markers(&mut chart, &at_ticks, s.marker, s.color)?;
-        }
-        Ok(())
+        let x = (&self.x, "percentile (log scale of 1/(1-p))");
+        frame.draw_plot(root, x, (&self.y, y_desc), |chart| {
+            for s in &self.series {
+                style::line(chart, &s.points, s.look.color, s.look.dashed, 2)?;
+                let at_ticks: Vec<(f64, f64)> = s
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|(px, _)| (px - px.round()).abs() < 1e-9)
+                    .collect();
+                style::markers(chart, &at_ticks, s.look.marker, s.look.color)?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -6,6 +6,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::DrawFailed;
 use super::axis::{Axis, Ticks};
+use super::frame::LegendEntry;
+use crate::cases::SeriesKey;
 
 /// The coordinate system of every chart: linear f64 ranges over transformed values.
 pub(crate) type Coords = Cartesian2d<Ticks, Ticks>;
@@ -147,6 +149,64 @@ pub(crate) fn placement_style(placement: &str) -> (bool, Marker) {
         "no-peer" => (false, Marker::Square),
         _ => (true, Marker::Cross),
     }
+}
+
+/// How the line of one transport and placement looks: the transport's colour, the placement's
+/// dash and marker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Look {
+    /// The transport's colour.
+    pub color: RGBColor,
+    /// Dashed rather than solid.
+    pub dashed: bool,
+    /// The marker at each point.
+    pub marker: Marker,
+}
+
+impl Look {
+    /// The look of the series `key`: colour from `palette`, dash and marker from
+    /// [`placement_style`].
+    pub(crate) fn of(key: &SeriesKey, palette: &Palette) -> Look {
+        let (dashed, marker) = placement_style(&key.placement);
+        Look {
+            color: palette.color(&key.transport),
+            dashed,
+            marker,
+        }
+    }
+
+    /// Its legend entry: the line, dashed as drawn, with the marker in its middle.
+    pub(crate) fn legend_entry(&self, label: String) -> LegendEntry {
+        LegendEntry::line(label, self.color, self.dashed, Some(self.marker))
+    }
+}
+
+/// One line of a chart: how it looks and its points (axis coordinates).
+pub(crate) struct Series<P> {
+    /// Colour, dash and marker.
+    pub look: Look,
+    /// The points, in the order the line joins them.
+    pub points: Vec<P>,
+}
+
+/// One series per group of `groups`, in their order, each with the [`Look`] of its key, and
+/// the legend entries that label them. `to_axes` turns a group's values into its points.
+pub(crate) fn series<V, P>(
+    groups: impl IntoIterator<Item = (SeriesKey, Vec<V>)>,
+    palette: &Palette,
+    mut to_axes: impl FnMut(Vec<V>) -> Vec<P>,
+) -> (Vec<Series<P>>, Vec<LegendEntry>) {
+    let mut series = Vec::new();
+    let mut legend = Vec::new();
+    for (key, values) in groups {
+        let look = Look::of(&key, palette);
+        legend.push(look.legend_entry(key.label()));
+        series.push(Series {
+            look,
+            points: to_axes(values),
+        });
+    }
+    (series, legend)
 }
 
 /// A text style in the bundled font.

@@ -9,19 +9,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axis::Axis;
-use super::frame::{Frame, LegendEntry, Swatch};
-use super::style::{self, Marker, Palette};
+use super::frame::{Frame, LegendEntry};
+use super::style::{self, Coords, Palette, Series};
 use super::{ChartInfo, DrawFailed};
 use crate::cases::{Dimension, SeriesKey};
 use crate::{Stamp, format};
-
-struct Series {
-    color: RGBColor,
-    dashed: bool,
-    marker: Marker,
-    /// (size, bytes/s, interval low, interval high) in axis coordinates.
-    points: Vec<(f64, f64, f64, f64)>,
-}
 
 /// The chart of the stream cases.
 pub(crate) struct ThroughputVsSize {
@@ -31,7 +23,8 @@ pub(crate) struct ThroughputVsSize {
     limit: Option<f64>,
     x: Axis,
     y: Axis,
-    series: Vec<Series>,
+    /// (size, bytes/s, interval low, interval high) in axis coordinates.
+    series: Vec<Series<(f64, f64, f64, f64)>>,
     legend: Vec<LegendEntry>,
     notes: Vec<String>,
 }
@@ -85,39 +78,16 @@ impl ThroughputVsSize {
         let high = grouped.values().flatten().map(|p| p.3).chain(limit).fold(0.0, f64::max);
         let x = Axis::log2(&sizes, format::bytes_approx);
         let y = Axis::log10(low, high, |v| format::rate(v, "B/s", 3));
-        let mut series = Vec::new();
-        let mut legend = Vec::new();
-        for (key, mut points) in grouped {
+        let (series, mut legend) = style::series(grouped, palette, |mut points| {
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let color = palette.color(&key.transport);
-            let (dashed, marker) = style::placement_style(&key.placement);
-            legend.push(LegendEntry {
-                label: key.label(),
-                color,
-                swatch: Swatch::Line {
-                    dashed,
-                    marker: Some(marker),
-                },
-            });
-            series.push(Series {
-                color,
-                dashed,
-                marker,
-                points: points
-                    .iter()
-                    .map(|(s, v, lo, hi)| (x.t(*s), y.t(*v), y.t(*lo), y.t(*hi)))
-                    .collect(),
-            });
-        }
+            points
+                .iter()
+                .map(|(s, v, lo, hi)| (x.t(*s), y.t(*v), y.t(*lo), y.t(*hi)))
+                .collect()
+        });
         if let Some(limit) = limit {
-            legend.push(LegendEntry {
-                label: format!("memcpy, one core ({})", format::rate(limit, "B/s", 3)),
-                color: style::TEXT,
-                swatch: Swatch::Line {
-                    dashed: true,
-                    marker: None,
-                },
-            });
+            let label = format!("memcpy, one core ({})", format::rate(limit, "B/s", 3));
+            legend.push(LegendEntry::line(label, style::TEXT, true, None));
         }
         Some(ThroughputVsSize {
             info: ChartInfo {
@@ -147,23 +117,15 @@ impl ThroughputVsSize {
             legend: &self.legend,
             notes: &self.notes,
         };
-        let area = frame.draw(root)?;
-        let mut chart = style::build(&area, &self.x, &self.y, None, None)?;
-        style::mesh(
-            &mut chart,
-            &self.x,
-            &self.y,
-            "message size (bytes, log scale)",
-            "throughput (bytes/s, log scale)",
-        )?;
+        let x = (&self.x, "message size (bytes, log scale)");
+        frame.draw_plot(root, x, (&self.y, "throughput (bytes/s, log scale)"), |chart| {
+            self.draw_data(chart)
+        })
+    }
+
+    fn draw_data<DB: DrawingBackend>(&self, chart: &mut ChartContext<'_, DB, Coords>) -> Result<(), DrawFailed> {
         if let Some(limit) = self.limit {
-            style::line(
-                &mut chart,
-                &[(self.x.lo, limit), (self.x.hi, limit)],
-                style::TEXT,
-                true,
-                1,
-            )?;
+            style::line(chart, &[(self.x.lo, limit), (self.x.hi, limit)], style::TEXT, true, 1)?;
         }
         // Whiskers of different series at one size would overlap: nudge each series sideways
         // by a little (1.2% of the axis per series), points and lines with it.
@@ -171,18 +133,13 @@ impl ThroughputVsSize {
         for (i, s) in self.series.iter().enumerate() {
             let dodge = (i as f64 - (n - 1.0) / 2.0) * (self.x.hi - self.x.lo) * 0.012;
             let points: Vec<(f64, f64, f64, f64)> = s.points.iter().map(|p| (p.0 + dodge, p.1, p.2, p.3)).collect();
-            let s = Series {
-                color: s.color,
-                dashed: s.dashed,
-                marker: s.marker,
-                points,
-            };
+            let s = Series { look: s.look, points };
             for p in s.points.iter().filter(|p| p.3 > p.2) {
-                style::whisker(&mut chart, p.0, p.2, p.3, false, s.color, 1)?;
+                style::whisker(chart, p.0, p.2, p.3, false, s.look.color, 1)?;
             }
             let line: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
-            style::line(&mut chart, &line, s.color, s.dashed, 2)?;
-            style::markers(&mut chart, &line, s.marker, s.color)?;
+            style::line(chart, &line, s.look.color, s.look.dashed, 2)?;
+            style::markers(chart, &line, s.look.marker, s.look.color)?;
         }
         Ok(())
     }

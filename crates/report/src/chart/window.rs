@@ -17,7 +17,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axis::Axis;
-use super::frame::{Frame, LegendEntry, Swatch};
+use super::frame::{Frame, LegendEntry};
 use super::style::{self, Palette};
 use super::{ChartInfo, DrawFailed};
 use crate::cases::{Dimension, SeriesKey};
@@ -156,23 +156,11 @@ impl WindowChart {
                 let end = w_hi.min(y_hi / per_window);
                 (start < end).then(|| [(x.t(start), y.t(start * per_window)), (x.t(end), y.t(end * per_window))])
             });
-            legend.push(LegendEntry {
-                label: format!("delay {delay_text}: measured"),
-                color,
-                swatch: Swatch::Line {
-                    dashed: false,
-                    marker: Some(style::Marker::Circle),
-                },
-            });
+            let measured = format!("delay {delay_text}: measured");
+            legend.push(LegendEntry::line(measured, color, false, Some(style::Marker::Circle)));
             if let Some((rtt, source)) = rtt.filter(|_| bound.is_some()) {
-                legend.push(LegendEntry {
-                    label: format!("delay {delay_text}: bound, RTT {} ({source})", format::time_ns(rtt, 3)),
-                    color,
-                    swatch: Swatch::Line {
-                        dashed: true,
-                        marker: None,
-                    },
-                });
+                let label = format!("delay {delay_text}: bound, RTT {} ({source})", format::time_ns(rtt, 3));
+                legend.push(LegendEntry::line(label, color, true, None));
             }
             lines.push(DelayLine {
                 color,
@@ -219,22 +207,16 @@ impl WindowChart {
             legend: &self.legend,
             notes: &self.notes,
         };
-        let area = frame.draw(root)?;
-        let mut chart = style::build(&area, &self.x, &self.y, None, None)?;
-        style::mesh(
-            &mut chart,
-            &self.x,
-            &self.y,
-            "window W (requests in flight, log scale)",
-            "throughput (bytes/s, log scale)",
-        )?;
-        for line in &self.lines {
-            if let Some(bound) = line.bound {
-                style::line(&mut chart, &bound, line.color, true, 2)?;
+        let x = (&self.x, "window W (requests in flight, log scale)");
+        frame.draw_plot(root, x, (&self.y, "throughput (bytes/s, log scale)"), |chart| {
+            for line in &self.lines {
+                if let Some(bound) = line.bound {
+                    style::line(chart, &bound, line.color, true, 2)?;
+                }
+                style::line(chart, &line.points, line.color, false, 2)?;
+                style::markers(chart, &line.points, style::Marker::Circle, line.color)?;
             }
-            style::line(&mut chart, &line.points, line.color, false, 2)?;
-            style::markers(&mut chart, &line.points, style::Marker::Circle, line.color)?;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
