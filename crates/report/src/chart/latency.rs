@@ -20,6 +20,9 @@ pub(crate) struct LatencyVsSize {
     stamp: Stamp,
     /// The cache-line round trip in axis coordinates: no message round trip can beat it.
     floor: Option<f64>,
+    /// The two-line round trip in axis coordinates: no channel with a ring per direction can
+    /// beat it.
+    two_line: Option<f64>,
     x: Axis,
     y: Axis,
     /// (size, p50, p99) in axis coordinates.
@@ -31,13 +34,15 @@ pub(crate) struct LatencyVsSize {
 impl LatencyVsSize {
     /// The chart for the request/reply cases of `scenario`, or `None` when it has none.
     /// `floor_ns`, the measured cache-line round trip between the cores, is drawn as the
-    /// physical floor when known.
+    /// physical floor when known, and `two_line_ns`, the round trip over one line per
+    /// direction, as the floor of a channel with a ring per direction.
     pub(crate) fn build(
         scenario: &str,
         cases: &[&CaseRecord],
         stamp: &Stamp,
         palette: &Palette,
         floor_ns: Option<f64>,
+        two_line_ns: Option<f64>,
     ) -> Option<Self> {
         if !matches!(scenario, "pingpong" | "proxy") {
             return None;
@@ -57,6 +62,7 @@ impl LatencyVsSize {
         }
         let sizes: Vec<f64> = grouped.values().flatten().map(|p| p.0).collect();
         let floor_ns = floor_ns.filter(|f| f.is_finite() && *f > 0.0);
+        let two_line_ns = two_line_ns.filter(|f| f.is_finite() && *f > 0.0);
         let low = grouped
             .values()
             .flatten()
@@ -77,6 +83,10 @@ impl LatencyVsSize {
             let label = format!("cache-line round trip ({})", format::time_ns(floor, 3));
             legend.push(LegendEntry::line(label, style::TEXT, true, None));
         }
+        if let Some(two_line) = two_line_ns {
+            let label = format!("two-line round trip ({})", format::time_ns(two_line, 3));
+            legend.push(LegendEntry::line(label, style::MUTED, true, None));
+        }
         legend.push(LegendEntry {
             label: "p50 to p99 (band)".to_owned(),
             color: style::MUTED,
@@ -96,6 +106,7 @@ impl LatencyVsSize {
             },
             stamp: stamp.clone(),
             floor: floor_ns.map(|f| y.t(f)),
+            two_line: two_line_ns.map(|f| y.t(f)),
             x,
             y,
             series,
@@ -151,6 +162,15 @@ impl LatencyVsSize {
         }
         if let Some(floor) = self.floor {
             style::line(chart, &[(self.x.lo, floor), (self.x.hi, floor)], style::TEXT, true, 1)?;
+        }
+        if let Some(two_line) = self.two_line {
+            style::line(
+                chart,
+                &[(self.x.lo, two_line), (self.x.hi, two_line)],
+                style::MUTED,
+                true,
+                1,
+            )?;
         }
         for s in &self.series {
             let p50: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();

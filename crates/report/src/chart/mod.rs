@@ -133,8 +133,9 @@ pub(crate) fn figures(record: &RunRecord) -> Result<Vec<Figure>, ReportError> {
         }
         let calibration = record.calibration.as_ref();
         let cache_line = calibration.and_then(|c| c.cache_line_round_trip_ns);
+        let two_line = calibration.and_then(|c| c.two_line_round_trip_ns);
         let memcpy = calibration.and_then(|c| c.memcpy_bytes_per_s);
-        if let Some(f) = latency::LatencyVsSize::build(&scenario, &of, &stamp, &palette, cache_line) {
+        if let Some(f) = latency::LatencyVsSize::build(&scenario, &of, &stamp, &palette, cache_line, two_line) {
             out.push(Figure::Latency(f));
         }
         if let Some(f) = load::LatencyVsLoad::build(&scenario, &of, &stamp, &palette) {
