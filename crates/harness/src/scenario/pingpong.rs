@@ -22,7 +22,7 @@ fn buffer_for(case: &Case) -> Vec<u8> {
 
 /// Runs round trips for `amount`, recording each into `histogram` when given.
 /// Returns the number of round trips and the time they took.
-fn run_phase<C: Channel>(
+pub(crate) fn run_phase<C: Channel>(
     channel: &mut C,
     request: &mut Payload,
     buf: &mut [u8],

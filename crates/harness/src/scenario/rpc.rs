@@ -59,7 +59,7 @@ fn limits(amount: Amount) -> (Option<Instant>, u64) {
     }
 }
 
-/// Stop-and-wait: one request at a time on one thread.
+/// Stop-and-wait: one request at a time on one thread, which is `pingpong`'s timed loop.
 fn stop_and_wait<C: Channel>(
     channel: &mut C,
     request: &mut Payload,
@@ -67,27 +67,18 @@ fn stop_and_wait<C: Channel>(
     seq: &mut u64,
     phase: Phase<'_>,
 ) -> Result<PhaseResult, TrialError> {
-    let (deadline, limit) = limits(phase.amount);
-    let mut histogram = phase.histogram;
-    let started = Instant::now();
-    let mut count = 0u64;
-    let mut last = started;
-    while count < limit && deadline.is_none_or(|d| last < d) {
-        let msg = request.stamp(*seq);
-        let sent_at = Instant::now();
-        channel.send(msg)?;
-        let n = channel.recv(buf)?;
-        last = Instant::now();
-        verify(&buf[..n], phase.reply_bytes, *seq)?;
-        if let Some(h) = histogram.as_deref_mut() {
-            stats::record(h, last.duration_since(sent_at).as_nanos() as u64)?;
-        }
-        *seq += 1;
-        count += 1;
-    }
+    let (count, elapsed) = super::pingpong::run_phase(
+        channel,
+        request,
+        buf,
+        phase.reply_bytes,
+        seq,
+        phase.amount,
+        phase.histogram,
+    )?;
     Ok(PhaseResult {
         count,
-        elapsed: last.duration_since(started),
+        elapsed,
         sender_usage: None,
     })
 }
