@@ -1,7 +1,7 @@
 //! `ipcbench compare` and `ipcbench ci`: the regression gate's commands, its terminal table,
 //! Markdown summary, and exports for github-action-benchmark and Bencher.
 //!
-//! The statistics live in `ipcbench_harness::compare`; this file reads the records, resolves
+//! The statistics live in `ipcbench_gate::compare`; this file reads the records, resolves
 //! the settings (defaults, then the plan's `[gate]` table, then `--threshold` flags), re-runs
 //! flagged cases for `ci`, and writes what the user asked for. Exit codes: 0 no regression,
 //! 1 a regression (or a case that newly fails), 2 bad input.
@@ -12,13 +12,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ipcbench_harness::compare::{
+use ipcbench_gate::compare::{
     self, CaseComparison, CompareOptions, Comparison, GateSettings, GateTable, Metric, MetricComparison, Verdict,
 };
 use ipcbench_harness::config::{Overrides, Plan};
 use ipcbench_harness::env::{self, BuildInfo};
-use ipcbench_harness::record::{RunRecord, SCHEMA, Status};
-use ipcbench_harness::stats;
+use ipcbench_record::stats;
+use ipcbench_record::{RunRecord, SCHEMA, Status};
 
 use crate::UsageError;
 use crate::output::write_atomically;
@@ -790,14 +790,14 @@ pub fn markdown_summary(comparison: &Comparison, charts: &[PathBuf]) -> String {
 }
 
 /// The median of a metric in a case and its 95% bootstrap interval.
-fn headline_figure(case: &ipcbench_harness::record::CaseRecord, metric: Metric) -> Option<(f64, [f64; 2], usize)> {
+fn headline_figure(case: &ipcbench_record::CaseRecord, metric: Metric) -> Option<(f64, [f64; 2], usize)> {
     let values = metric.values(case);
     let median = stats::median(&values)?;
     let interval = stats::bootstrap_median_ci(&values)?;
     Some((median, interval, values.len()))
 }
 
-fn exported_cases(record: &RunRecord) -> impl Iterator<Item = &ipcbench_harness::record::CaseRecord> {
+fn exported_cases(record: &RunRecord) -> impl Iterator<Item = &ipcbench_record::CaseRecord> {
     record
         .cases
         .iter()

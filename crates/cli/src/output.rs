@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use ipcbench_harness::record::RunRecord;
+use ipcbench_record::RunRecord;
 
 /// The output folder of one run.
 pub struct RunOutput {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ipcbench_harness::record::RunRecord;
+use ipcbench_record::RunRecord;
 use ipcbench_report::{Formats, ReportError};
 
 use crate::UsageError;

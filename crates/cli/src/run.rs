@@ -13,9 +13,9 @@ use ipcbench_harness::config::{DEFAULT_PLAN, Overrides, Plan, ScenarioKind, Tran
 use ipcbench_harness::dispatch::{Dispatch, TransportVisitor};
 use ipcbench_harness::env::BuildInfo;
 use ipcbench_harness::protocol::PeerSpec;
-use ipcbench_harness::record::{RunRecord, Status};
 use ipcbench_harness::runner::{self, RunOptions};
 use ipcbench_harness::trial::PeerCommand;
+use ipcbench_record::{RunRecord, Status};
 
 use crate::UsageError;
 use crate::dispatch::CliDispatch;

@@ -1,6 +1,6 @@
 //! The summary table printed after a run.
 
-use ipcbench_harness::record::{CaseRecord, RunRecord, Status};
+use ipcbench_record::{CaseRecord, RunRecord, Status};
 
 /// A latency in the unit that keeps three significant digits readable.
 pub fn format_ns(ns: f64) -> String {
@@ -178,8 +178,7 @@ fn latency_table(cases: &[&CaseRecord]) -> String {
         .map(|case| {
             let summary = case.summary.as_ref();
             let latency = summary.and_then(|s| s.latency_ns);
-            let cell =
-                |f: fn(&ipcbench_harness::record::Percentiles) -> f64| or_dash(latency.map(|l| format_ns(f(&l))));
+            let cell = |f: fn(&ipcbench_record::Percentiles) -> f64| or_dash(latency.map(|l| format_ns(f(&l))));
             vec![
                 case.scenario.clone(),
                 transport_label(case),

@@ -31,9 +31,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::affinity;
-use crate::config::{Plan, ScenarioKind, TransportKind};
-use crate::record::{Calibration, CaseRecord};
-use crate::stats;
+use crate::config::{Plan, TransportKind};
+use ipcbench_record::Calibration;
+use ipcbench_record::stats;
 
 /// Round trips timed together as one sample (one clock read per batch keeps the clock's own
 /// cost, tens of ns, out of a figure of about a hundred; short batches keep a busy machine,
@@ -222,32 +222,6 @@ pub fn memcpy_bytes_per_s(bytes: usize) -> Option<f64> {
         }
     }
     best.filter(|b| !b.is_zero()).map(|b| bytes as f64 / b.as_secs_f64())
-}
-
-/// The case's headline figure against its physical limit: 1.0 = at the limit, smaller =
-/// further from it (see the module docs). `None` when the scenario has no matching limit,
-/// the case has no summary or no peer (`null`), or the limit was not measured (a pingpong case counts only when
-/// its placement is the pair of cores the round trip was measured between).
-pub fn fraction_of_limit(case: &CaseRecord, calibration: &Calibration) -> Option<f64> {
-    let summary = case.summary.as_ref()?;
-    if case.peer_mode == "none" {
-        return None; // Nothing crosses to a peer, so no physical limit applies.
-    }
-    match case.scenario.as_str() {
-        s if s == ScenarioKind::Pingpong.as_str() => {
-            let limit = calibration.cache_line_round_trip_ns?;
-            let [a, b] = calibration.cache_line_cores?;
-            let server = case.cores.server?;
-            let same_pair = (case.cores.client, server) == (a, b) || (case.cores.client, server) == (b, a);
-            let p50 = summary.latency_ns?.p50;
-            (same_pair && p50 > 0.0).then(|| limit / p50)
-        }
-        s if s == ScenarioKind::Stream.as_str() => {
-            let limit = calibration.memcpy_bytes_per_s?;
-            (limit > 0.0).then(|| summary.bytes_per_s / limit)
-        }
-        _ => None,
-    }
 }
 
 #[cfg(test)]

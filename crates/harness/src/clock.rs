@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use crate::record::ClockInfo;
+use ipcbench_record::ClockInfo;
 
 /// Readings taken to estimate the clock's cost.
 const N_READINGS: u32 = 200_000;

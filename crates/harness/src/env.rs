@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use crate::record::Environment;
+use ipcbench_record::Environment;
 
 /// Facts the binary knows about itself (filled in by the CLI's build script).
 #[derive(Debug, Clone, Default)]

@@ -13,7 +13,6 @@
 pub mod affinity;
 pub mod calibration;
 pub mod clock;
-pub mod compare;
 pub mod config;
 pub mod delay_line;
 pub mod dispatch;
@@ -23,9 +22,7 @@ pub mod netns;
 pub mod peer;
 pub mod procstat;
 pub mod protocol;
-pub mod record;
 pub mod runner;
 pub mod rusage;
 pub mod scenario;
-pub mod stats;
 pub mod trial;

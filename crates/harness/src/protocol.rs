@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Case;
-use crate::record::Rusage;
+use ipcbench_record::Rusage;
 
 /// First 8 bytes of every control message.
 pub const MAGIC: [u8; 8] = *b"IPCBCTL\0";

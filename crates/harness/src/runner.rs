@@ -17,10 +17,11 @@ use ipcbench_core::baseline::NullTransport;
 use crate::config::{Amount, Case, CorePair, Plan, TransportKind};
 use crate::dispatch::{Dispatch, TransportVisitor};
 use crate::env::{self, BuildInfo};
-use crate::record::{CaseRecord, Placement, RunRecord, SCHEMA, Status, Summary, Trial};
-use crate::stats::{self, SplitMix64};
 use crate::trial::{PeerCommand, TrialContext, TrialError, TrialOutput, run_trial};
-use crate::{calibration, clock, record};
+use crate::{calibration, clock};
+use ipcbench_record::finish::{FinishContext, finish_case, run_warnings};
+use ipcbench_record::stats::SplitMix64;
+use ipcbench_record::{CaseRecord, Placement, RunRecord, SCHEMA, Status};
 
 /// What a run needs besides its plan.
 #[derive(Debug, Clone)]
@@ -233,7 +234,13 @@ fn run_pinned<D: Dispatch>(
                     }
                     .unwrap_or_else(|reason| Err(TrialError::Unsupported(reason)))
                 });
-                let case_record = &mut record.cases[case_idx];
+                let RunRecord {
+                    cases,
+                    clock,
+                    calibration,
+                    ..
+                } = &mut record;
+                let case_record = &mut cases[case_idx];
                 match result {
                     Ok(output) => {
                         case_record.applied_options = output.applied_options;
@@ -255,15 +262,12 @@ fn run_pinned<D: Dispatch>(
                         case_record.reason = Some(format!("trial {} of {}: {reason}", round + 1, case.repetitions));
                     }
                 }
-                summarize(case_record, record.clock.overhead_ns);
-                crate::scenario::finish_case(case_record);
-                if let Some(limits) = &record.calibration {
-                    let fraction = calibration::fraction_of_limit(case_record, limits);
-                    if let Some(summary) = case_record.summary.as_mut() {
-                        summary.fraction_of_limit = fraction;
-                    }
-                }
-                crate::scenario::rpc::link_figures(case_record, case.rate_mbit);
+                let context = FinishContext {
+                    clock_overhead_ns: clock.overhead_ns,
+                    calibration: calibration.as_ref(),
+                    link_rate_mbit: case.rate_mbit,
+                };
+                finish_case(case_record, &context);
             }
             done += 1;
             record.finished_at = now_rfc3339();
@@ -291,78 +295,8 @@ fn run_pinned<D: Dispatch>(
             warnings.push(format!("{}: no messages were measured", case.id));
         }
     }
-    warnings.extend(crate::scenario::run_warnings(&record.cases));
+    warnings.extend(run_warnings(&record.cases));
     record.warnings = warnings;
     record.finished_at = now_rfc3339();
     record
 }
-
-fn collect(trials: &[Trial], get: impl Fn(&Trial) -> Option<f64>) -> Vec<f64> {
-    trials.iter().filter_map(get).collect()
-}
-
-/// Recomputes a case's summary and flags from its trials.
-pub fn summarize(case: &mut CaseRecord, clock_overhead_ns: f64) {
-    let trials = &case.trials;
-    if trials.is_empty() {
-        case.summary = None;
-        return;
-    }
-    let latency: Vec<_> = trials.iter().filter_map(|t| t.latency_ns).collect();
-    let corrected: Vec<_> = trials.iter().filter_map(|t| t.latency_corrected_ns).collect();
-    let cpu = |t: &Trial| t.client.map(|c| c.cpu_ns() + t.server.map(|s| s.cpu_ns()).unwrap_or(0));
-    let cpu_per_message = collect(trials, |t| {
-        cpu(t).filter(|_| t.messages > 0).map(|c| c as f64 / t.messages as f64)
-    });
-    let cpu_per_byte = collect(trials, |t| {
-        cpu(t).filter(|_| t.bytes > 0).map(|c| c as f64 / t.bytes as f64)
-    });
-    let side_per_byte = |side: fn(&Trial) -> Option<crate::record::Rusage>| {
-        stats::median(&collect(trials, |t| {
-            side(t)
-                .filter(|_| t.bytes > 0)
-                .map(|u| u.cpu_ns() as f64 / t.bytes as f64)
-        }))
-    };
-    let messages_per_s = collect(trials, |t| Some(t.messages_per_s));
-    let bytes_per_s = collect(trials, |t| Some(t.bytes_per_s));
-    let mut ci95 = std::collections::BTreeMap::new();
-    let mut interval = |name: &str, values: &[f64]| {
-        if let Some(ci) = stats::bootstrap_median_ci(values) {
-            ci95.insert(name.to_owned(), ci);
-        }
-    };
-    interval("latency_p50_ns", &latency.iter().map(|p| p.p50).collect::<Vec<_>>());
-    interval("latency_p99_ns", &latency.iter().map(|p| p.p99).collect::<Vec<_>>());
-    interval("messages_per_s", &messages_per_s);
-    interval("bytes_per_s", &bytes_per_s);
-    interval("cpu_ns_per_message", &cpu_per_message);
-    let summary = Summary {
-        latency_ns: stats::median_percentiles(&latency),
-        latency_corrected_ns: stats::median_percentiles(&corrected),
-        messages_per_s: stats::median(&messages_per_s).unwrap_or(0.0),
-        bytes_per_s: stats::median(&bytes_per_s).unwrap_or(0.0),
-        cpu_ns_per_message: stats::median(&cpu_per_message),
-        cpu_ns_per_byte: stats::median(&cpu_per_byte),
-        client_cpu_ns_per_byte: side_per_byte(|t| t.client),
-        server_cpu_ns_per_byte: side_per_byte(|t| t.server),
-        fraction_of_limit: case.summary.as_ref().and_then(|s| s.fraction_of_limit),
-        ci95,
-        n_trials: trials.len(),
-    };
-    case.flags.retain(|f| !f.starts_with(CLOCK_FLAG));
-    if let Some(l) = &summary.latency_ns
-        && l.p50 < 10.0 * clock_overhead_ns
-    {
-        case.flags.push(format!(
-            "{CLOCK_FLAG} ({:.0} ns): the figure is mostly the cost of reading the clock",
-            10.0 * clock_overhead_ns
-        ));
-    }
-    case.summary = Some(summary);
-}
-
-const CLOCK_FLAG: &str = "p50 within 10x of the clock's cost";
-
-/// Re-exported for the CLI's table: the record type of one case.
-pub type CaseResult = record::CaseRecord;

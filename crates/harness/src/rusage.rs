@@ -5,7 +5,7 @@
 
 use nix::sys::resource::{UsageWho, getrusage};
 
-use crate::record::Rusage;
+use ipcbench_record::Rusage;
 
 /// A snapshot of the calling thread's resource use.
 #[derive(Debug, Clone, Copy, Default)]

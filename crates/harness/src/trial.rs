@@ -20,8 +20,8 @@ use ipcbench_core::{Channel, Endpoint, Listener, PeerMode, Transport, TransportE
 
 use crate::config::Case;
 use crate::protocol::{self, PeerReport, PeerSpec, Ready};
-use crate::record::{Rusage, Trial};
 use crate::{affinity, peer, scenario};
+use ipcbench_record::{Rusage, Trial};
 
 /// How long the peer may take to connect.
 pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,8 +71,8 @@ impl From<ipcbench_core::payload::PayloadError> for TrialError {
     }
 }
 
-impl From<crate::stats::OutOfRange> for TrialError {
-    fn from(e: crate::stats::OutOfRange) -> Self {
+impl From<ipcbench_record::stats::OutOfRange> for TrialError {
+    fn from(e: ipcbench_record::stats::OutOfRange) -> Self {
         TrialError::Failed(e.to_string())
     }
 }

@@ -7,9 +7,9 @@ use std::sync::atomic::AtomicBool;
 use ipcbench_harness::config::{Overrides, Plan};
 use ipcbench_harness::dispatch::BaselineDispatch;
 use ipcbench_harness::env::BuildInfo;
-use ipcbench_harness::record::{RunRecord, Status};
 use ipcbench_harness::runner::{self, RunOptions};
 use ipcbench_harness::trial::PeerCommand;
+use ipcbench_record::{RunRecord, Status};
 
 fn run(plan_text: &str) -> RunRecord {
     let n_cores = std::thread::available_parallelism()

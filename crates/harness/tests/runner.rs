@@ -7,9 +7,9 @@ use std::sync::atomic::AtomicBool;
 use ipcbench_harness::config::{Overrides, Plan};
 use ipcbench_harness::dispatch::BaselineDispatch;
 use ipcbench_harness::env::BuildInfo;
-use ipcbench_harness::record::Status;
 use ipcbench_harness::runner::{self, RunOptions};
 use ipcbench_harness::trial::PeerCommand;
+use ipcbench_record::Status;
 
 const PLAN: &str = r#"
 name = "baseline-test"

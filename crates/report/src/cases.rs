@@ -2,8 +2,8 @@
 //! latency histogram of a case.
 
 use hdrhistogram::Histogram;
-use ipcbench_harness::record::{CaseRecord, Status};
-use ipcbench_harness::stats;
+use ipcbench_record::stats;
+use ipcbench_record::{CaseRecord, Status};
 
 use crate::{ReportError, format};
 

@@ -1,7 +1,7 @@
 //! `cases.csv`: one row per case with its headline figures, quoted as RFC 4180 asks
 //! (CRLF line ends; a field holding a comma, quote or line break is quoted, quotes doubled).
 
-use ipcbench_harness::record::{CaseRecord, Percentiles, RunRecord, Status};
+use ipcbench_record::{CaseRecord, Percentiles, RunRecord, Status};
 
 use crate::cases;
 

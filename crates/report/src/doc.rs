@@ -1,6 +1,6 @@
 //! The tables that `report.md` and `report.html` share, built once from the record.
 
-use ipcbench_harness::record::{CaseRecord, RunRecord, Status};
+use ipcbench_record::{CaseRecord, RunRecord, Status};
 
 use crate::{Stamp, cases, format};
 
@@ -156,7 +156,7 @@ pub(crate) fn scenario_table(record: &RunRecord, scenario: &str) -> Table {
         ));
     }
     if has_latency {
-        let pick = |f: fn(&ipcbench_harness::record::Percentiles) -> f64| {
+        let pick = |f: fn(&ipcbench_record::Percentiles) -> f64| {
             move |c: &CaseRecord| {
                 c.summary
                     .as_ref()

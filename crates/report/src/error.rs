@@ -33,7 +33,7 @@ pub enum ReportError {
         detail: String,
     },
     /// The file says it is a run record but a field is missing or has the wrong type.
-    #[error("{} does not match the run record schema {}", path.display(), ipcbench_harness::record::SCHEMA)]
+    #[error("{} does not match the run record schema {}", path.display(), ipcbench_record::SCHEMA)]
     Schema {
         /// The file.
         path: PathBuf,

@@ -7,7 +7,7 @@
 //! 5 ticks per half distance to 100%, like the Java default.
 
 use hdrhistogram::Histogram;
-use ipcbench_harness::record::RunRecord;
+use ipcbench_record::RunRecord;
 
 use crate::ReportError;
 use crate::cases::{self, Which};
@@ -112,7 +112,7 @@ pub(crate) fn unique(stem: String, used: &mut std::collections::BTreeSet<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipcbench_harness::stats;
+    use ipcbench_record::stats;
 
     #[test]
     fn sub_buckets_match_hdrhistogram() {

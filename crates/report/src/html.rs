@@ -2,7 +2,7 @@
 //! page names no network address (no fonts, scripts or images are fetched), so it opens from
 //! disk, offline, and prints.
 
-use ipcbench_harness::record::RunRecord;
+use ipcbench_record::RunRecord;
 
 use crate::chart::ChartInfo;
 use crate::doc::{self, Table};

@@ -1,6 +1,6 @@
 //! Charts and reports rendered from ipcbench run records.
 //!
-//! Everything here is a function of a [`RunRecord`](ipcbench_harness::record::RunRecord)
+//! Everything here is a function of a [`RunRecord`](ipcbench_record::RunRecord)
 //! alone: the crate never measures and never reads the clock, so an old `run.json` renders
 //! to the same files again ([`load_record`], then [`render`]). The stamp on every chart is
 //! the run's own name, machine, kernel and start time ([`Stamp`]).

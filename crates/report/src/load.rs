@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use ipcbench_harness::record::{RunRecord, SCHEMA};
+use ipcbench_record::{RunRecord, SCHEMA};
 
 use crate::ReportError;
 
@@ -11,7 +11,7 @@ use crate::ReportError;
 /// # Errors
 /// [`ReportError::Read`] when the file cannot be read, [`ReportError::Json`] when it is not
 /// JSON, [`ReportError::NotARecord`] when its `schema` is missing or not
-/// [`SCHEMA`](ipcbench_harness::record::SCHEMA), [`ReportError::Schema`] when a field is
+/// [`SCHEMA`](ipcbench_record::SCHEMA), [`ReportError::Schema`] when a field is
 /// missing or mistyped (the message names the field, line and column).
 pub fn load_record(path: &Path) -> Result<RunRecord, ReportError> {
     let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {

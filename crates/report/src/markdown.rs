@@ -1,6 +1,6 @@
 //! `report.md`: the run's provenance, one table per scenario, links to the charts and files.
 
-use ipcbench_harness::record::RunRecord;
+use ipcbench_record::RunRecord;
 
 use crate::chart::ChartInfo;
 use crate::doc::{self, Table};

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use ipcbench_harness::record::RunRecord;
+use ipcbench_record::RunRecord;
 
 use crate::{ReportError, chart, csv, hgrm, html, markdown, write};
 

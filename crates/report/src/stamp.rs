@@ -1,6 +1,6 @@
 //! The provenance line printed on every chart and at the top of every report.
 
-use ipcbench_harness::record::RunRecord;
+use ipcbench_record::RunRecord;
 
 /// Where a chart's numbers come from: run name, machine, kernel and date.
 ///

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use ipcbench_harness::record::RunRecord;
+use ipcbench_record::RunRecord;
 use ipcbench_report::{ComparisonRow, Formats, Stamp};
 
 fn one_case() -> RunRecord {

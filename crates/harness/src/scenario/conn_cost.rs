@@ -36,16 +36,17 @@ use ipcbench_core::{Channel, Transport};
 use mio::{Events, Poll, Token};
 
 use crate::config::Case;
-use crate::procstat::{self, Fit, least_squares};
+use crate::procstat;
 use crate::protocol::{self, PeerReport};
-use crate::record::{CaseRecord, Trial};
 use crate::rusage::Snapshot;
 use crate::scenario::echo_server::{FRAME_HEADER_BYTES, flush, send_bytes};
 use crate::scenario::fleet::{self, PeerRole};
 use crate::scenario::load::no_event_loop;
-use crate::stats;
 use crate::trial::{TrialContext, TrialError, TrialOutput, finish_trial};
 use crate::{affinity, fdlimit};
+use ipcbench_record::Trial;
+use ipcbench_record::stats;
+use ipcbench_record::stats::{Fit, least_squares};
 
 /// Connections when the plan names none.
 pub const DEFAULT_CONNECTIONS: u64 = 5000;
@@ -290,27 +291,6 @@ fn fits(points: &[Point]) -> Vec<(&'static str, Option<Fit>)> {
             (*name, least_squares(&xy))
         })
         .collect()
-}
-
-/// The case-level figures of a `conn-cost` case: medians over trials (called after every
-/// trial, so it replaces what it set before).
-pub(crate) fn finish_case(case: &mut CaseRecord) {
-    let keys = [
-        "server_rss_bytes_per_connection",
-        "server_rss_intercept_bytes",
-        "server_rss_residual_bytes",
-        "kernel_slab_bytes_per_connection",
-        "kernel_slab_intercept_bytes",
-        "kernel_slab_residual_bytes",
-        "tcp_mem_bytes_per_connection",
-        "sockets_per_connection",
-    ];
-    for key in keys {
-        let values: Vec<f64> = case.trials.iter().filter_map(|t| t.extra.get(key).copied()).collect();
-        if let Some(median) = stats::median(&values) {
-            case.extra.insert(key.into(), median.into());
-        }
-    }
 }
 
 #[cfg(test)]

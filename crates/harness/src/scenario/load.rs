@@ -52,13 +52,13 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::config::{Amount, Case, Schedule};
 use crate::protocol;
-use crate::record::Trial;
 use crate::rusage::Snapshot;
 use crate::scenario::echo_server::{FRAME_HEADER_BYTES, flush, send_bytes};
 use crate::scenario::fleet::{self, PeerRole, Stall};
-use crate::stats::{self, SplitMix64};
 use crate::trial::{TrialContext, TrialError, TrialOutput, finish_trial};
 use crate::{affinity, fdlimit};
+use ipcbench_record::Trial;
+use ipcbench_record::stats::{self, SplitMix64};
 
 /// Connections when the plan names none.
 pub const DEFAULT_CONNECTIONS: u64 = 100;
@@ -667,58 +667,6 @@ fn drive<C: ipcbench_core::Channel>(
     extra.insert("connections_held".into(), generator.conns.len() as f64);
     extra.insert("ramp_ns".into(), ramp.as_nanos() as f64);
     Ok((trial, report))
-}
-
-/// The case-level figures and flags of a `load` case, from its trials (called after every
-/// trial, so it replaces what it set before).
-pub(crate) fn finish_case(case: &mut crate::record::CaseRecord) {
-    case.flags.retain(|f| !f.starts_with(SHORTFALL_FLAG));
-    let values = |case: &crate::record::CaseRecord, key: &str| -> Vec<f64> {
-        case.trials.iter().filter_map(|t| t.extra.get(key).copied()).collect()
-    };
-    let target = stats::median(&values(case, "target_messages_per_s"));
-    let scheduled = stats::median(&values(case, "scheduled_messages_per_s"));
-    let achieved = stats::median(&values(case, "achieved_messages_per_s"));
-    let held = stats::median(&values(case, "connections_held"));
-    let worst = values(case, "rate_shortfall").into_iter().reduce(f64::max);
-    for (key, value) in [
-        ("target_messages_per_s", target),
-        ("scheduled_messages_per_s", scheduled),
-        ("achieved_messages_per_s", achieved),
-        ("rate_shortfall_max", worst),
-        ("connections_held", held),
-    ] {
-        if let Some(v) = value {
-            case.extra.insert(key.into(), v.into());
-        }
-    }
-    if let Some(worst) = worst
-        && worst > SHORTFALL_LIMIT
-    {
-        let (idx, trial) = case
-            .trials
-            .iter()
-            .enumerate()
-            .max_by(|a, b| {
-                let s = |t: &Trial| t.extra.get("rate_shortfall").copied().unwrap_or(0.0);
-                s(a.1).total_cmp(&s(b.1))
-            })
-            .expect("a shortfall comes from a trial");
-        let get = |key: &str| trial.extra.get(key).copied().unwrap_or(0.0);
-        case.flags.push(format!(
-            "{SHORTFALL_FLAG}: trial {} sent {:.0} msg/s, {:.1}% below the {:.0} msg/s the schedule intended \
-             (the generator or the server could not keep up: generator CPU {:.0}%, server CPU {:.0}% of a \
-             core; {} requests left late, {} still owed at the end)",
-            idx + 1,
-            get("achieved_messages_per_s"),
-            worst * 100.0,
-            get("scheduled_messages_per_s"),
-            get("client_cpu_fraction") * 100.0,
-            get("server_cpu_fraction") * 100.0,
-            get("late_sends"),
-            get("unsent_messages"),
-        ));
-    }
 }
 
 #[cfg(test)]

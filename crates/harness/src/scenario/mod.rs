@@ -6,7 +6,6 @@ use ipcbench_core::{Channel, PeerMode, Transport};
 
 use crate::config::{Case, ScenarioKind};
 use crate::protocol::{PeerReport, PeerSpec};
-use crate::record::CaseRecord;
 use crate::trial::{ClientOutcome, TrialContext, TrialError, TrialOutput};
 
 pub mod conn_cost;
@@ -91,29 +90,4 @@ pub(crate) fn serve_role<T: Transport>(
             "the relay needs both transports; start it through peer::serve_pair".into(),
         )),
     }
-}
-
-/// Case-level figures and flags of the scenarios that have them, recomputed from the trials
-/// (the runner calls it after every trial).
-pub fn finish_case(case: &mut CaseRecord) {
-    match case.scenario.as_str() {
-        "load" => load::finish_case(case),
-        "proxy" => proxy::finish_case(case),
-        "conn-cost" => conn_cost::finish_case(case),
-        _ => {}
-    }
-}
-
-/// Run-level warnings about cases whose figures need attention (a load case that missed its
-/// rate), for the record's `warnings`.
-pub fn run_warnings(cases: &[CaseRecord]) -> Vec<String> {
-    cases
-        .iter()
-        .flat_map(|case| {
-            case.flags
-                .iter()
-                .filter(|f| f.starts_with(load::SHORTFALL_FLAG))
-                .map(move |f| format!("{}: {f}", case.id))
-        })
-        .collect()
 }

@@ -13,8 +13,8 @@ use ipcbench_core::{Channel, PeerMode};
 use crate::config::{Amount, Case};
 use crate::protocol::{self, PeerReport};
 use crate::rusage::Snapshot;
-use crate::stats;
 use crate::trial::{ClientOutcome, TrialError, control_exchange, finish_trial};
+use ipcbench_record::stats;
 
 fn buffer_for(case: &Case) -> Vec<u8> {
     vec![0u8; (case.message_bytes.max(case.reply_bytes) as usize).max(protocol::CONTROL_BUF_BYTES)]

@@ -47,14 +47,14 @@ use ipcbench_core::{Channel, Endpoint, Listener, PeerMode, Transport};
 use crate::config::{Amount, Case, Convert, TransportSettings};
 use crate::dispatch::{Dispatch, PairVisitor};
 use crate::protocol::{self, PeerReport, PeerSpec, Ready};
-use crate::record::{CaseRecord, Trial};
 use crate::rusage::Snapshot;
 use crate::scenario::fleet::{self, Listening, PeerRole};
-use crate::stats;
 use crate::trial::{
     ACCEPT_TIMEOUT, TrialContext, TrialError, TrialOutput, control_exchange, error_chain, finish_trial,
 };
 use crate::{affinity, peer};
+use ipcbench_record::Trial;
+use ipcbench_record::stats;
 
 /// Round trips per block; the client alternates blocks over the direct and proxied paths.
 pub const BLOCK: u64 = 50;
@@ -554,33 +554,6 @@ fn serve_relayed<C: Channel>(channel: &mut C, case: &Case) -> Result<(), TrialEr
         }
         seq += 1;
     }
-}
-
-/// The case-level figures of a proxy case: medians over trials (called after every trial, so
-/// it replaces what it set before).
-pub(crate) fn finish_case(case: &mut CaseRecord) {
-    let keys = [
-        "direct_p50_ns",
-        "direct_p99_ns",
-        "direct_p999_ns",
-        "hop_added_p50_ns",
-        "hop_added_p99_ns",
-        "hop_added_p999_ns",
-        "relay_cpu_ns_per_message",
-        "relay_in_bytes_per_s",
-        "relay_out_bytes_per_s",
-    ];
-    for key in keys {
-        let values: Vec<f64> = case.trials.iter().filter_map(|t| t.extra.get(key).copied()).collect();
-        if let Some(median) = stats::median(&values) {
-            case.extra.insert(key.into(), median.into());
-        }
-    }
-    // The direct path runs over the back transport: the hop is added to that round trip.
-    if let Some(back) = case.transport.split("->").nth(1) {
-        case.extra.insert("direct_transport".into(), back.into());
-    }
-    case.extra.insert("relay_core".into(), case.cores.client.into());
 }
 
 #[cfg(test)]

@@ -31,10 +31,10 @@ use ipcbench_core::{Channel, PeerMode};
 
 use crate::config::{Amount, Case};
 use crate::protocol;
-use crate::record::{CaseRecord, Rusage};
 use crate::rusage::Snapshot;
-use crate::stats;
 use crate::trial::{ClientOutcome, TrialError, control_exchange, finish_trial};
+use ipcbench_record::Rusage;
+use ipcbench_record::stats;
 
 /// What one phase did: replies received, the time from the first send to the last reply, and
 /// the CPU of the sender thread when there was one.
@@ -251,57 +251,4 @@ pub(crate) fn client<C: Channel>(channel: &mut C, case: &Case, mode: PeerMode) -
     trial.histogram_v2 = Some(stats::encode_histogram(&histogram));
     finish_trial(trial, result.elapsed.max(Duration::from_nanos(1)), usage);
     Ok(outcome)
-}
-
-/// The start of the flag on cases that ran over the user-space delay line.
-const USER_SPACE_FLAG: &str = "delay emulated in user space";
-
-/// The bandwidth-delay bound of an `rpc` case over a delayed link, stored in the case's
-/// `extra` map after each summary:
-///
-/// - `round_trip_floor_ms`: twice the one-way `delay_ms`;
-/// - `bdp_bytes_per_s`: at most `window` x (request + reply) bytes per round-trip floor, the
-///   most a window can move however fast the link is;
-/// - `fraction_of_bdp`: the summary's `bytes_per_s` over that bound (1.0 = the window is the
-///   only limit; lower = the link, the buffers or the hosts limit first);
-/// - `link_rate_bytes_per_s`: the link rate per direction when `rate_mbit` is set.
-///
-/// Nothing is stored for cases without a delay or with a delay of 0. A case whose trials ran
-/// over the user-space delay line ([`crate::delay_line`]) gets a flag saying so.
-pub fn link_figures(case: &mut CaseRecord, rate_mbit: Option<f64>) {
-    let user_space = case
-        .trials
-        .iter()
-        .any(|t| t.extra.get("link_user_space").is_some_and(|v| *v > 0.0));
-    if user_space && !case.flags.iter().any(|f| f.starts_with(USER_SPACE_FLAG)) {
-        case.flags.push(format!(
-            "{USER_SPACE_FLAG}: this kernel has no netem, so TUN devices and forwarding threads carry the \
-             delay, adding tens of microseconds per packet and some CPU load"
-        ));
-    }
-    for key in [
-        "round_trip_floor_ms",
-        "bdp_bytes_per_s",
-        "fraction_of_bdp",
-        "link_rate_bytes_per_s",
-    ] {
-        case.extra.remove(key);
-    }
-    let Some(delay_ms) = case.delay_ms.filter(|d| *d > 0.0) else {
-        return;
-    };
-    let window = case.window.unwrap_or(1) as f64;
-    let per_request = (case.message_bytes + case.reply_bytes.unwrap_or(case.message_bytes)) as f64;
-    let round_trip_s = 2.0 * delay_ms / 1e3;
-    let bdp = window * per_request / round_trip_s;
-    case.extra.insert("round_trip_floor_ms".into(), (2.0 * delay_ms).into());
-    case.extra.insert("bdp_bytes_per_s".into(), bdp.into());
-    if let Some(summary) = &case.summary {
-        case.extra
-            .insert("fraction_of_bdp".into(), (summary.bytes_per_s / bdp).into());
-    }
-    if let Some(rate) = rate_mbit {
-        case.extra
-            .insert("link_rate_bytes_per_s".into(), (rate * 1e6 / 8.0).into());
-    }
 }

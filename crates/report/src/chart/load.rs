@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use ipcbench_harness::record::CaseRecord;
+use ipcbench_record::CaseRecord;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 

@@ -19,7 +19,7 @@ mod window;
 
 use std::path::{Path, PathBuf};
 
-use ipcbench_harness::record::RunRecord;
+use ipcbench_record::RunRecord;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 

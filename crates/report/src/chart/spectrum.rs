@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use ipcbench_harness::record::CaseRecord;
+use ipcbench_record::CaseRecord;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -189,9 +189,9 @@ mod tests {
 
     #[test]
     fn a_spectrum_ends_where_the_samples_run_out() {
-        let mut h = ipcbench_harness::stats::new_histogram();
+        let mut h = ipcbench_record::stats::new_histogram();
         for v in 1..=1000u64 {
-            ipcbench_harness::stats::record(&mut h, v).unwrap();
+            ipcbench_record::stats::record(&mut h, v).unwrap();
         }
         let points = spectrum_points(&h);
         assert_eq!(points.first().unwrap().0, 0.0);

@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use ipcbench_harness::record::CaseRecord;
-use ipcbench_harness::stats;
+use ipcbench_record::CaseRecord;
+use ipcbench_record::stats;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 

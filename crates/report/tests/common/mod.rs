@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use ipcbench_harness::record::{
+use ipcbench_record::stats::{self, SplitMix64};
+use ipcbench_record::{
     CaseRecord, ClockInfo, Environment, Percentiles, Placement, RunRecord, Rusage, SCHEMA, Status, Summary, Trial,
 };
-use ipcbench_harness::stats::{self, SplitMix64};
 
 /// A record holding `cases`, on a fixed imaginary machine.
 pub fn record(name: &str, cases: Vec<CaseRecord>) -> RunRecord {
@@ -281,7 +281,7 @@ pub fn many() -> RunRecord {
     cases.push(failed("pipe", 1 << 20));
     cases.push(unsupported("shm", 64));
     let mut record = record("many", cases);
-    record.calibration = Some(ipcbench_harness::record::Calibration {
+    record.calibration = Some(ipcbench_record::Calibration {
         cache_line_round_trip_ns: Some(180.0),
         cache_line_cores: Some([0, 1]),
         two_line_round_trip_ns: Some(400.0),
@@ -312,7 +312,7 @@ pub fn streams() -> RunRecord {
         }
     }
     let mut record = record("streams", cases);
-    record.calibration = Some(ipcbench_harness::record::Calibration {
+    record.calibration = Some(ipcbench_record::Calibration {
         cache_line_round_trip_ns: Some(180.0),
         cache_line_cores: Some([0, 1]),
         two_line_round_trip_ns: Some(400.0),

@@ -1,7 +1,7 @@
 //! The gate's statistics against hand-computed answers: Mann-Whitney U and its exact and
 //! approximate p-values, and the coverage of the bootstrap interval of a ratio of medians.
 
-use ipcbench_harness::stats::{
+use ipcbench_record::stats::{
     RankTestMethod, SplitMix64, binomial, bootstrap_ratio_ci, mann_whitney_min_p, mann_whitney_u, normal_sf,
 };
 

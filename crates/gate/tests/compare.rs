@@ -3,12 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use ipcbench_harness::compare::{
+use ipcbench_gate::compare::{
     CompareError, CompareOptions, GateSettings, GateTable, Metric, Verdict, compare, match_key, pool_runs,
 };
-use ipcbench_harness::record::{
-    CaseRecord, ClockInfo, Environment, Percentiles, Placement, RunRecord, SCHEMA, Status, Trial,
-};
+use ipcbench_record::finish::{FinishContext, finish_case};
+use ipcbench_record::{CaseRecord, ClockInfo, Environment, Percentiles, Placement, RunRecord, SCHEMA, Status, Trial};
 
 fn environment() -> Environment {
     Environment {
@@ -43,7 +42,7 @@ fn trial(p50_ns: f64) -> Trial {
         elapsed_ns,
         messages_per_s: messages as f64 / (elapsed_ns as f64 / 1e9),
         bytes_per_s: (messages * 128) as f64 / (elapsed_ns as f64 / 1e9),
-        client: Some(ipcbench_harness::record::Rusage {
+        client: Some(ipcbench_record::Rusage {
             user_ns: elapsed_ns / 2,
             system_ns: elapsed_ns / 2,
             ..Default::default()
@@ -87,7 +86,13 @@ fn case(id: &str, p50s: &[f64]) -> CaseRecord {
         summary: None,
         extra: BTreeMap::new(),
     };
-    ipcbench_harness::runner::summarize(&mut record, 20.0);
+    finish_case(
+        &mut record,
+        &FinishContext {
+            clock_overhead_ns: 20.0,
+            ..Default::default()
+        },
+    );
     record
 }
 
@@ -178,7 +183,7 @@ fn a_shift_within_the_baselines_own_scatter_is_not_a_regression_but_one_beyond_i
     // 5.0, is 40%), then a run at ~6 every time: +21%, clear of the 10% threshold across the
     // whole interval, fully separated, yet inside the baseline's own scatter.
     let old_values = [3_000.0, 5_100.0, 5_000.0, 5_200.0, 3_100.0];
-    let noise = ipcbench_harness::compare::relative_spread(&old_values);
+    let noise = ipcbench_gate::compare::relative_spread(&old_values);
     assert!((noise - 0.4).abs() < 1e-12, "{noise}");
     let old = run(vec![case(TCP, &old_values)]);
     let within = run(vec![case(TCP, &[6_000.0, 6_100.0, 6_050.0, 6_200.0, 5_900.0])]);
@@ -380,30 +385,6 @@ fn gate_table_overrides_defaults_and_rejects_bad_values() {
     assert!(s.set("p99", f64::NAN).is_err());
 }
 
-#[test]
-fn a_plan_carries_its_gate_table_and_bad_values_name_the_line() {
-    use ipcbench_harness::config::{Overrides, Plan};
-    let text = "name = \"g\"\n[[scenario]]\nkind = \"pingpong\"\ntransports = [\"null\"]\nmessage_bytes = 64\n\
-                [gate]\np50 = 0.2\nalpha = 0.01\n";
-    let plan = Plan::parse("g.toml", text, &Overrides::default(), 2).unwrap();
-    let gate = plan.gate.unwrap();
-    assert_eq!((gate.p50, gate.alpha, gate.p99), (Some(0.2), Some(0.01), None));
-    assert_eq!(
-        plan.config_json["gate"]["p50"], 0.2,
-        "the record's config keeps the table"
-    );
-    let bad = text.replace("p50 = 0.2", "p50 = -1");
-    let err = Plan::parse("g.toml", &bad, &Overrides::default(), 2)
-        .unwrap_err()
-        .to_string();
-    assert!(err.starts_with("g.toml:6:1: [gate]: p50 = -1"), "{err}");
-    let unknown = text.replace("p50 = 0.2", "p95 = 0.2");
-    let err = Plan::parse("g.toml", &unknown, &Overrides::default(), 2)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("p95"), "{err}");
-}
-
 /// A case whose trials have the given p50s and p99s, at `placement` (`cross-core` or `same-core`).
 fn tail_case(id: &str, p50s: &[f64], p99s: &[f64], placement: &str) -> CaseRecord {
     let mut record = case(id, p50s);
@@ -413,7 +394,13 @@ fn tail_case(id: &str, p50s: &[f64], p99s: &[f64], placement: &str) -> CaseRecor
         }
     }
     record.cores.label = placement.into();
-    ipcbench_harness::runner::summarize(&mut record, 20.0);
+    finish_case(
+        &mut record,
+        &FinishContext {
+            clock_overhead_ns: 20.0,
+            ..Default::default()
+        },
+    );
     record
 }
 

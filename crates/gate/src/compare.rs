@@ -7,9 +7,9 @@
 //!
 //! - the change: `ratio = median(new trials) / median(old trials)`;
 //! - its 95% interval: a percentile bootstrap of that ratio, resampling the old and the new
-//!   trials independently ([`crate::stats::bootstrap_ratio_ci`], fixed seed);
+//!   trials independently ([`ipcbench_record::stats::bootstrap_ratio_ci`], fixed seed);
 //! - a two-sided Mann-Whitney U rank test of the new trials against the old
-//!   ([`crate::stats::mann_whitney_u`]: exact distribution up to 20 trials per side).
+//!   ([`ipcbench_record::stats::mann_whitney_u`]: exact distribution up to 20 trials per side).
 //!
 //! **The rule.** A metric *regresses* when all three hold:
 //! 1. the rank test is significant: `p < alpha` (default 0.05);
@@ -71,8 +71,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{CaseRecord, Environment, RunRecord, SCHEMA, Status, Trial};
-use crate::stats::{self, RankTestMethod};
+use ipcbench_record::finish::{FinishContext, finish_case};
+use ipcbench_record::stats::{self, RankTestMethod};
+use ipcbench_record::{CaseId, CaseRecord, Environment, RunRecord, SCHEMA, Status, Trial};
 
 /// The schema tag of a comparison written as JSON.
 pub const COMPARE_SCHEMA: &str = "ipcbench.compare/1";
@@ -710,29 +711,10 @@ pub struct ChartRow {
 /// The key runs are matched by: the case id without an injected `delay=<n>ns` option, so
 /// `pingpong/null[delay=300ns]/64B/c0` matches `pingpong/null/64B/c0`.
 pub fn match_key(id: &str) -> String {
-    let Some(open) = id.find('[') else {
-        return id.to_owned();
-    };
-    let Some(close) = id[open..].find(']').map(|i| open + i) else {
-        return id.to_owned();
-    };
-    let kept: Vec<&str> = id[open + 1..close]
-        .split(',')
-        .filter(|part| {
-            !part
-                .strip_prefix("delay=")
-                .and_then(|rest| rest.strip_suffix("ns"))
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .collect();
-    let mut key = id[..open].to_owned();
-    if !kept.is_empty() {
-        key.push('[');
-        key.push_str(&kept.join(","));
-        key.push(']');
+    match id.parse::<CaseId>() {
+        Ok(parsed) => parsed.without_injected_delay().to_string(),
+        Err(_) => id.to_owned(),
     }
-    key.push_str(&id[close + 1..]);
-    key
 }
 
 /// How two machine manifests differ in what makes figures comparable: CPU model, core count,
@@ -1099,9 +1081,15 @@ pub fn pool_runs(runs: &[RunRecord]) -> Option<RunRecord> {
         pooled.interrupted |= run.interrupted;
         pooled.finished_at = run.finished_at.clone();
     }
-    let overhead = pooled.clock.overhead_ns;
-    for case in &mut pooled.cases {
-        crate::runner::summarize(case, overhead);
+    let context = FinishContext {
+        clock_overhead_ns: pooled.clock.overhead_ns,
+        calibration: pooled.calibration.as_ref(),
+        link_rate_mbit: None,
+    };
+    let mut cases = std::mem::take(&mut pooled.cases);
+    for case in &mut cases {
+        finish_case(case, &context);
     }
+    pooled.cases = cases;
     Some(pooled)
 }

@@ -1,4 +1,5 @@
-//! Statistics: percentile sets from HdrHistograms, medians over trials, bootstrap intervals.
+//! Statistics: percentile sets from HdrHistograms, medians over trials, bootstrap intervals,
+//! the Mann-Whitney rank test and least-squares fits.
 //!
 //! Latencies are recorded in nanoseconds into an HdrHistogram with 3 significant digits and a
 //! ceiling of [`HISTOGRAM_MAX_NS`]; a value above the ceiling is an error, never dropped. The
@@ -9,7 +10,7 @@ use base64::Engine;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 
-use crate::record::Percentiles;
+use crate::schema::Percentiles;
 
 /// The largest latency a histogram holds: 100 s (the design asks for at least 10 s).
 pub const HISTOGRAM_MAX_NS: u64 = 100_000_000_000;
@@ -344,10 +345,69 @@ pub fn bootstrap_ratio_ci(old: &[f64], new: &[f64], level: f64, resamples: usize
     Some([at(tail), at(1.0 - tail)])
 }
 
+/// A straight line fitted by least squares: `y = intercept + slope * x`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fit {
+    /// Change of y per unit of x.
+    pub slope: f64,
+    /// y at x = 0.
+    pub intercept: f64,
+    /// Root mean square of the residuals, in y's unit.
+    pub residual_rms: f64,
+    /// Coefficient of determination (1 = every point on the line; 0 when y is constant).
+    pub r_squared: f64,
+}
+
+/// Fits `points` (x, y) by ordinary least squares; `None` for fewer than two distinct x.
+pub fn least_squares(points: &[(f64, f64)]) -> Option<Fit> {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    let syy: f64 = points.iter().map(|p| (p.1 - mean_y).powi(2)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let slope = sxy / sxx;
+    let intercept = mean_y - slope * mean_x;
+    let ss_residual: f64 = points.iter().map(|p| (p.1 - (intercept + slope * p.0)).powi(2)).sum();
+    Some(Fit {
+        slope,
+        intercept,
+        residual_rms: (ss_residual / n).sqrt(),
+        r_squared: if syy > 0.0 { 1.0 - ss_residual / syy } else { 0.0 },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn exact_line_is_recovered_with_no_residual() {
+        let points: Vec<(f64, f64)> = (0..5)
+            .map(|i| (i as f64 * 1000.0, 5e6 + 3000.0 * i as f64 * 1000.0))
+            .collect();
+        let fit = least_squares(&points).unwrap();
+        assert!((fit.slope - 3000.0).abs() < 1e-6, "{fit:?}");
+        assert!((fit.intercept - 5e6).abs() < 1e-3, "{fit:?}");
+        assert!(fit.residual_rms < 1e-3 && (fit.r_squared - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn noisy_line_reports_its_residual() {
+        let points = [(0.0, 0.0), (1.0, 2.0), (2.0, 2.0), (3.0, 4.0)];
+        let fit = least_squares(&points).unwrap();
+        assert!((fit.slope - 1.2).abs() < 1e-9 && (fit.intercept - 0.2).abs() < 1e-9);
+        assert!(fit.residual_rms > 0.0 && fit.r_squared < 1.0);
+        assert_eq!(least_squares(&[(1.0, 1.0)]), None);
+        assert_eq!(least_squares(&[(1.0, 1.0), (1.0, 2.0)]), None);
+    }
 
     #[test]
     fn median_of_odd_and_even_counts() {

@@ -1,0 +1,310 @@
+//! Finishing a case record from its trials: the summary (medians with 95% intervals), the
+//! flags, the fraction of the physical limit, and each scenario's case-level figures.
+//!
+//! [`finish_case`] is the one way to do it. The runner calls it after every trial (so it
+//! replaces what it set before) and the gate calls it on the pooled trials of its confirmation
+//! re-runs, so a pooled record carries the same flags and figures as a fresh one.
+
+use crate::schema::{Calibration, CaseRecord, Rusage, Summary, Trial};
+use crate::stats;
+
+/// What finishing a case needs besides its trials.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FinishContext<'a> {
+    /// The run's clock cost per read, ns (figures within 10x of it are flagged).
+    pub clock_overhead_ns: f64,
+    /// The run's measured physical limits, when it has them.
+    pub calibration: Option<&'a Calibration>,
+    /// The delayed link's rate per direction (rpc with `rate_mbit`); `None` keeps the
+    /// `link_rate_bytes_per_s` a record already has.
+    pub link_rate_mbit: Option<f64>,
+}
+
+/// Recomputes everything of `case` that derives from its trials.
+pub fn finish_case(case: &mut CaseRecord, context: &FinishContext<'_>) {
+    summarize(case, context.clock_overhead_ns);
+    match case.scenario.as_str() {
+        "load" => finish_load(case),
+        "proxy" => finish_proxy(case),
+        "conn-cost" => finish_conn_cost(case),
+        _ => {}
+    }
+    if let Some(limits) = context.calibration {
+        let fraction = fraction_of_limit(case, limits);
+        if let Some(summary) = case.summary.as_mut() {
+            summary.fraction_of_limit = fraction;
+        }
+    }
+    let kept_rate = case.extra.get("link_rate_bytes_per_s").and_then(|v| v.as_f64());
+    link_figures(case, context.link_rate_mbit);
+    if context.link_rate_mbit.is_none()
+        && let Some(rate) = kept_rate
+        && case.delay_ms.is_some_and(|d| d > 0.0)
+    {
+        case.extra.insert("link_rate_bytes_per_s".into(), rate.into());
+    }
+}
+
+fn collect(trials: &[Trial], get: impl Fn(&Trial) -> Option<f64>) -> Vec<f64> {
+    trials.iter().filter_map(get).collect()
+}
+
+/// Recomputes a case's summary and its clock flag from its trials.
+fn summarize(case: &mut CaseRecord, clock_overhead_ns: f64) {
+    let trials = &case.trials;
+    if trials.is_empty() {
+        case.summary = None;
+        return;
+    }
+    let latency: Vec<_> = trials.iter().filter_map(|t| t.latency_ns).collect();
+    let corrected: Vec<_> = trials.iter().filter_map(|t| t.latency_corrected_ns).collect();
+    let cpu = |t: &Trial| t.client.map(|c| c.cpu_ns() + t.server.map(|s| s.cpu_ns()).unwrap_or(0));
+    let cpu_per_message = collect(trials, |t| {
+        cpu(t).filter(|_| t.messages > 0).map(|c| c as f64 / t.messages as f64)
+    });
+    let cpu_per_byte = collect(trials, |t| {
+        cpu(t).filter(|_| t.bytes > 0).map(|c| c as f64 / t.bytes as f64)
+    });
+    let side_per_byte = |side: fn(&Trial) -> Option<Rusage>| {
+        stats::median(&collect(trials, |t| {
+            side(t)
+                .filter(|_| t.bytes > 0)
+                .map(|u| u.cpu_ns() as f64 / t.bytes as f64)
+        }))
+    };
+    let messages_per_s = collect(trials, |t| Some(t.messages_per_s));
+    let bytes_per_s = collect(trials, |t| Some(t.bytes_per_s));
+    let mut ci95 = std::collections::BTreeMap::new();
+    let mut interval = |name: &str, values: &[f64]| {
+        if let Some(ci) = stats::bootstrap_median_ci(values) {
+            ci95.insert(name.to_owned(), ci);
+        }
+    };
+    interval("latency_p50_ns", &latency.iter().map(|p| p.p50).collect::<Vec<_>>());
+    interval("latency_p99_ns", &latency.iter().map(|p| p.p99).collect::<Vec<_>>());
+    interval("messages_per_s", &messages_per_s);
+    interval("bytes_per_s", &bytes_per_s);
+    interval("cpu_ns_per_message", &cpu_per_message);
+    let summary = Summary {
+        latency_ns: stats::median_percentiles(&latency),
+        latency_corrected_ns: stats::median_percentiles(&corrected),
+        messages_per_s: stats::median(&messages_per_s).unwrap_or(0.0),
+        bytes_per_s: stats::median(&bytes_per_s).unwrap_or(0.0),
+        cpu_ns_per_message: stats::median(&cpu_per_message),
+        cpu_ns_per_byte: stats::median(&cpu_per_byte),
+        client_cpu_ns_per_byte: side_per_byte(|t| t.client),
+        server_cpu_ns_per_byte: side_per_byte(|t| t.server),
+        fraction_of_limit: case.summary.as_ref().and_then(|s| s.fraction_of_limit),
+        ci95,
+        n_trials: trials.len(),
+    };
+    case.flags.retain(|f| !f.starts_with(CLOCK_FLAG));
+    if let Some(l) = &summary.latency_ns
+        && l.p50 < 10.0 * clock_overhead_ns
+    {
+        case.flags.push(format!(
+            "{CLOCK_FLAG} ({:.0} ns): the figure is mostly the cost of reading the clock",
+            10.0 * clock_overhead_ns
+        ));
+    }
+    case.summary = Some(summary);
+}
+
+const CLOCK_FLAG: &str = "p50 within 10x of the clock's cost";
+
+/// The case's headline figure against its physical limit: 1.0 = at the limit, smaller =
+/// further from it (see the module docs). `None` when the scenario has no matching limit,
+/// the case has no summary or no peer (`null`), or the limit was not measured (a pingpong case counts only when
+/// its placement is the pair of cores the round trip was measured between).
+pub fn fraction_of_limit(case: &CaseRecord, calibration: &Calibration) -> Option<f64> {
+    let summary = case.summary.as_ref()?;
+    if case.peer_mode == "none" {
+        return None; // Nothing crosses to a peer, so no physical limit applies.
+    }
+    match case.scenario.as_str() {
+        "pingpong" => {
+            let limit = calibration.cache_line_round_trip_ns?;
+            let [a, b] = calibration.cache_line_cores?;
+            let server = case.cores.server?;
+            let same_pair = (case.cores.client, server) == (a, b) || (case.cores.client, server) == (b, a);
+            let p50 = summary.latency_ns?.p50;
+            (same_pair && p50 > 0.0).then(|| limit / p50)
+        }
+        "stream" => {
+            let limit = calibration.memcpy_bytes_per_s?;
+            (limit > 0.0).then(|| summary.bytes_per_s / limit)
+        }
+        _ => None,
+    }
+}
+
+/// The flag on a `load` case whose generator sent less than its schedule intended.
+pub const SHORTFALL_FLAG: &str = "RATE SHORTFALL";
+/// The largest shortfall of the achieved rate below the scheduled one that is not flagged.
+pub const SHORTFALL_LIMIT: f64 = 0.01;
+
+/// The case-level figures and flags of a `load` case, from its trials (called after every
+/// trial, so it replaces what it set before).
+fn finish_load(case: &mut CaseRecord) {
+    case.flags.retain(|f| !f.starts_with(SHORTFALL_FLAG));
+    let values = |case: &CaseRecord, key: &str| -> Vec<f64> {
+        case.trials.iter().filter_map(|t| t.extra.get(key).copied()).collect()
+    };
+    let target = stats::median(&values(case, "target_messages_per_s"));
+    let scheduled = stats::median(&values(case, "scheduled_messages_per_s"));
+    let achieved = stats::median(&values(case, "achieved_messages_per_s"));
+    let held = stats::median(&values(case, "connections_held"));
+    let worst = values(case, "rate_shortfall").into_iter().reduce(f64::max);
+    for (key, value) in [
+        ("target_messages_per_s", target),
+        ("scheduled_messages_per_s", scheduled),
+        ("achieved_messages_per_s", achieved),
+        ("rate_shortfall_max", worst),
+        ("connections_held", held),
+    ] {
+        if let Some(v) = value {
+            case.extra.insert(key.into(), v.into());
+        }
+    }
+    if let Some(worst) = worst
+        && worst > SHORTFALL_LIMIT
+    {
+        let (idx, trial) = case
+            .trials
+            .iter()
+            .enumerate()
+            .max_by(|a, b| {
+                let s = |t: &Trial| t.extra.get("rate_shortfall").copied().unwrap_or(0.0);
+                s(a.1).total_cmp(&s(b.1))
+            })
+            .expect("a shortfall comes from a trial");
+        let get = |key: &str| trial.extra.get(key).copied().unwrap_or(0.0);
+        case.flags.push(format!(
+            "{SHORTFALL_FLAG}: trial {} sent {:.0} msg/s, {:.1}% below the {:.0} msg/s the schedule intended \
+             (the generator or the server could not keep up: generator CPU {:.0}%, server CPU {:.0}% of a \
+             core; {} requests left late, {} still owed at the end)",
+            idx + 1,
+            get("achieved_messages_per_s"),
+            worst * 100.0,
+            get("scheduled_messages_per_s"),
+            get("client_cpu_fraction") * 100.0,
+            get("server_cpu_fraction") * 100.0,
+            get("late_sends"),
+            get("unsent_messages"),
+        ));
+    }
+}
+
+/// The case-level figures of a proxy case: medians over trials (called after every trial, so
+/// it replaces what it set before).
+fn finish_proxy(case: &mut CaseRecord) {
+    let keys = [
+        "direct_p50_ns",
+        "direct_p99_ns",
+        "direct_p999_ns",
+        "hop_added_p50_ns",
+        "hop_added_p99_ns",
+        "hop_added_p999_ns",
+        "relay_cpu_ns_per_message",
+        "relay_in_bytes_per_s",
+        "relay_out_bytes_per_s",
+    ];
+    for key in keys {
+        let values: Vec<f64> = case.trials.iter().filter_map(|t| t.extra.get(key).copied()).collect();
+        if let Some(median) = stats::median(&values) {
+            case.extra.insert(key.into(), median.into());
+        }
+    }
+    // The direct path runs over the back transport: the hop is added to that round trip.
+    if let Some(back) = case.transport.split("->").nth(1) {
+        case.extra.insert("direct_transport".into(), back.into());
+    }
+    case.extra.insert("relay_core".into(), case.cores.client.into());
+}
+
+/// The case-level figures of a `conn-cost` case: medians over trials (called after every
+/// trial, so it replaces what it set before).
+fn finish_conn_cost(case: &mut CaseRecord) {
+    let keys = [
+        "server_rss_bytes_per_connection",
+        "server_rss_intercept_bytes",
+        "server_rss_residual_bytes",
+        "kernel_slab_bytes_per_connection",
+        "kernel_slab_intercept_bytes",
+        "kernel_slab_residual_bytes",
+        "tcp_mem_bytes_per_connection",
+        "sockets_per_connection",
+    ];
+    for key in keys {
+        let values: Vec<f64> = case.trials.iter().filter_map(|t| t.extra.get(key).copied()).collect();
+        if let Some(median) = stats::median(&values) {
+            case.extra.insert(key.into(), median.into());
+        }
+    }
+}
+
+/// The start of the flag on cases that ran over the user-space delay line.
+const USER_SPACE_FLAG: &str = "delay emulated in user space";
+
+/// The bandwidth-delay bound of an `rpc` case over a delayed link, stored in the case's
+/// `extra` map after each summary:
+///
+/// - `round_trip_floor_ms`: twice the one-way `delay_ms`;
+/// - `bdp_bytes_per_s`: at most `window` x (request + reply) bytes per round-trip floor, the
+///   most a window can move however fast the link is;
+/// - `fraction_of_bdp`: the summary's `bytes_per_s` over that bound (1.0 = the window is the
+///   only limit; lower = the link, the buffers or the hosts limit first);
+/// - `link_rate_bytes_per_s`: the link rate per direction when `rate_mbit` is set.
+///
+/// Nothing is stored for cases without a delay or with a delay of 0. A case whose trials ran
+/// over the user-space delay line (the harness's user-space delay line) gets a flag saying so.
+fn link_figures(case: &mut CaseRecord, rate_mbit: Option<f64>) {
+    let user_space = case
+        .trials
+        .iter()
+        .any(|t| t.extra.get("link_user_space").is_some_and(|v| *v > 0.0));
+    if user_space && !case.flags.iter().any(|f| f.starts_with(USER_SPACE_FLAG)) {
+        case.flags.push(format!(
+            "{USER_SPACE_FLAG}: this kernel has no netem, so TUN devices and forwarding threads carry the \
+             delay, adding tens of microseconds per packet and some CPU load"
+        ));
+    }
+    for key in [
+        "round_trip_floor_ms",
+        "bdp_bytes_per_s",
+        "fraction_of_bdp",
+        "link_rate_bytes_per_s",
+    ] {
+        case.extra.remove(key);
+    }
+    let Some(delay_ms) = case.delay_ms.filter(|d| *d > 0.0) else {
+        return;
+    };
+    let window = case.window.unwrap_or(1) as f64;
+    let per_request = (case.message_bytes + case.reply_bytes.unwrap_or(case.message_bytes)) as f64;
+    let round_trip_s = 2.0 * delay_ms / 1e3;
+    let bdp = window * per_request / round_trip_s;
+    case.extra.insert("round_trip_floor_ms".into(), (2.0 * delay_ms).into());
+    case.extra.insert("bdp_bytes_per_s".into(), bdp.into());
+    if let Some(summary) = &case.summary {
+        case.extra
+            .insert("fraction_of_bdp".into(), (summary.bytes_per_s / bdp).into());
+    }
+    if let Some(rate) = rate_mbit {
+        case.extra
+            .insert("link_rate_bytes_per_s".into(), (rate * 1e6 / 8.0).into());
+    }
+}
+/// Run-level warnings about cases whose figures need attention (a load case that missed its
+/// rate), for the record's `warnings`.
+pub fn run_warnings(cases: &[CaseRecord]) -> Vec<String> {
+    cases
+        .iter()
+        .flat_map(|case| {
+            case.flags
+                .iter()
+                .filter(|f| f.starts_with(SHORTFALL_FLAG))
+                .map(move |f| format!("{}: {f}", case.id))
+        })
+        .collect()
+}
