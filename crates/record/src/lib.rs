@@ -8,6 +8,8 @@
 //! - [`finish`]: one function, [`finish::finish_case`], that turns a case's trials into its
 //!   summary, flags, fraction of the physical limit and scenario figures. The runner calls it
 //!   after every trial and the gate calls it on pooled re-runs, so both get the same figures.
+//! - [`units`]: figures as people read them (`12.3 µs`, `64 KiB`, `1.25 GB/s`), one set of
+//!   formatters for the terminal, Markdown, HTML and CSV renderings and the gate's verdicts.
 //! - [`case_id`]: the case identity as a typed value ([`CaseId`]), written and parsed in one
 //!   place.
 //!
@@ -19,6 +21,7 @@ pub mod case_id;
 pub mod finish;
 pub mod schema;
 pub mod stats;
+pub mod units;
 
 pub use case_id::{CaseId, CaseIdError};
 pub use schema::*;

@@ -8,6 +8,9 @@ use plotters::style::FontStyle;
 
 use crate::ReportError;
 
+/// The family name the bundled font is registered under; every chart text uses it.
+pub(crate) const FAMILY: &str = "sans-serif";
+
 pub(crate) static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 /// Registers the bundled font once per process.
@@ -16,8 +19,6 @@ pub(crate) static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf"
 /// [`ReportError::Font`] if the bundled file cannot be parsed (a broken build).
 pub(crate) fn register() -> Result<(), ReportError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        plotters::style::register_font(crate::chart::style::FAMILY, FontStyle::Normal, DEJAVU_SANS).is_ok()
-    });
+    let ok = *REGISTERED.get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, DEJAVU_SANS).is_ok());
     if ok { Ok(()) } else { Err(ReportError::Font) }
 }

@@ -30,10 +30,11 @@ mod render;
 mod stamp;
 mod write;
 
-pub mod format;
+/// The unit formatters every rendering shares (times, sizes, rates), from the record crate.
+pub use ipcbench_record::units as format;
 
-pub use chart::comparison::{ComparisonRow, ROWS_PER_CHART, comparison_svgs, render_comparison};
-pub use chart::{ChartInfo, chart_list};
+pub use chart::comparison::{ComparisonRow, ROWS_PER_CHART};
+pub use chart::{ChartInfo, chart_list, comparison_svgs, render_comparison};
 pub use csv::cases_csv;
 pub use error::ReportError;
 pub use hgrm::{HgrmFile, TICKS_PER_HALF_DISTANCE, VALUE_SCALING_RATIO, hgrm, hgrm_files};

@@ -1,17 +1,16 @@
 //! The comparison of two runs: per case and metric, the ratio new / old with its interval,
 //! as points with whiskers on a log axis; regressions red, improvements green.
 
-use std::path::{Path, PathBuf};
-
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
 use super::axis::Axis;
-use super::frame::{Frame, LegendEntry, Swatch};
+use super::common::{ChartInfo, DrawFailed, SIZE};
+use super::frame::Frame;
 use super::style::{self, GREEN, LABEL_SIZE, NEUTRAL, RED, TEXT};
-use super::{ChartInfo, DrawFailed, Figure, SIZE};
-use crate::{ReportError, Stamp, format};
+use super::style::{LegendEntry, Swatch};
+use crate::{Stamp, format};
 
 /// Rows per chart; more rows continue on further pages (`<base>-2.png`, ...).
 pub const ROWS_PER_CHART: usize = 30;
@@ -64,7 +63,7 @@ pub(crate) struct Comparison {
 }
 
 impl Comparison {
-    fn pages(rows: &[ComparisonRow], stamp: &Stamp, stem: &str) -> Vec<Comparison> {
+    pub(crate) fn pages(rows: &[ComparisonRow], stamp: &Stamp, stem: &str) -> Vec<Comparison> {
         let values: Vec<f64> = rows
             .iter()
             .filter(|r| r.plottable())
@@ -231,47 +230,4 @@ impl Comparison {
         }
         Ok(())
     }
-}
-
-/// Draws the comparison chart of two runs to `<out_base>.png` and `<out_base>.svg` (more
-/// than [`ROWS_PER_CHART`] rows continue in `<out_base>-2.png`, ...), creating the folder.
-///
-/// Rows are drawn in the order given, top to bottom: a point at `ratio`, a whisker from
-/// `ci_low` to `ci_high`, red when `regressed`, green when `improved`, grey otherwise, and the
-/// change as a percentage at the right. `stamp` (see [`Stamp::comparison`]) is printed at the
-/// bottom. Returns the files written (PNG then SVG per page); nothing for no rows.
-///
-/// # Errors
-/// [`ReportError::Write`] when a file cannot be written, [`ReportError::Draw`] when plotters
-/// fails.
-pub fn render_comparison(rows: &[ComparisonRow], stamp: &Stamp, out_base: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    let dir = out_base
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let stem = out_base
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "comparison".to_owned());
-    crate::write::folder(dir)?;
-    let mut files = Vec::new();
-    for page in Comparison::pages(rows, stamp, &stem) {
-        let drawn = super::draw(&Figure::Comparison(page), dir, true, true, false)?;
-        files.extend(drawn.files);
-    }
-    Ok(files)
-}
-
-/// The comparison chart as SVG documents (one per page), for embedding in a report.
-///
-/// # Errors
-/// [`ReportError::Draw`] when plotters fails.
-pub fn comparison_svgs(rows: &[ComparisonRow], stamp: &Stamp) -> Result<Vec<String>, ReportError> {
-    Comparison::pages(rows, stamp, "comparison")
-        .into_iter()
-        .map(|page| {
-            super::draw(&Figure::Comparison(page), Path::new("."), false, false, true)
-                .map(|d| d.svg.unwrap_or_default())
-        })
-        .collect()
 }

@@ -10,9 +10,10 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axis::{Axis, Scale};
-use super::frame::{Frame, LegendEntry, Swatch};
+use super::common::{ChartInfo, DrawFailed, SIZE};
+use super::frame::Frame;
 use super::style::{self, DESC_SIZE, LABEL_SIZE, TEXT};
-use super::{ChartInfo, DrawFailed, SIZE};
+use super::style::{LegendEntry, Swatch};
 use crate::cases::{Dimension, SeriesKey};
 use crate::{Stamp, format};
 

@@ -5,9 +5,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::DrawFailed;
 use super::axis::Axis;
-use super::style::{self, Coords, LEGEND_SIZE, MUTED, Marker, TEXT, anchored, text_width};
+use super::common::DrawFailed;
+use super::style::{self, Coords, LEGEND_SIZE, LegendEntry, MUTED, Swatch, TEXT, anchored, text_width};
 use crate::Stamp;
 
 const MARGIN: i32 = 18;
@@ -16,36 +16,6 @@ const SUBTITLE_SIZE: f64 = 15.0;
 const STAMP_SIZE: f64 = 13.0;
 const NOTE_SIZE: f64 = 13.0;
 const SWATCH: i32 = 34;
-
-/// How a legend entry shows its series.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Swatch {
-    /// A line, optionally dashed, with an optional marker in its middle.
-    Line { dashed: bool, marker: Option<Marker> },
-    /// A translucent band (p50..p99).
-    Band,
-    /// A filled bar.
-    Bar,
-}
-
-/// One line of a legend.
-#[derive(Debug, Clone)]
-pub(crate) struct LegendEntry {
-    pub label: String,
-    pub color: RGBColor,
-    pub swatch: Swatch,
-}
-
-impl LegendEntry {
-    /// A line entry, solid or dashed, with `marker` in its middle when given.
-    pub(crate) fn line(label: String, color: RGBColor, dashed: bool, marker: Option<Marker>) -> LegendEntry {
-        LegendEntry {
-            label,
-            color,
-            swatch: Swatch::Line { dashed, marker },
-        }
-    }
-}
 
 /// What the frame shows besides the chart itself.
 pub(crate) struct Frame<'a> {

@@ -8,9 +8,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axis::Axis;
-use super::frame::{Frame, LegendEntry, Swatch};
+use super::common::{ChartInfo, DrawFailed};
+use super::frame::Frame;
 use super::style::{self, Coords, Palette, Series};
-use super::{ChartInfo, DrawFailed};
+use super::style::{LegendEntry, Swatch};
 use crate::cases::{Dimension, SeriesKey};
 use crate::{Stamp, format};
 

@@ -9,9 +9,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axis::Axis;
-use super::frame::{Frame, LegendEntry};
+use super::common::{ChartInfo, DrawFailed};
+use super::frame::Frame;
+use super::style::LegendEntry;
 use super::style::{self, Look, Palette, Series};
-use super::{ChartInfo, DrawFailed};
 use crate::cases::{Dimension, SeriesKey};
 use crate::{Stamp, format};
 

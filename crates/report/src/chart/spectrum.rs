@@ -10,9 +10,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axis::Axis;
-use super::frame::{Frame, LegendEntry};
+use super::common::{ChartInfo, DrawFailed};
+use super::frame::Frame;
+use super::style::LegendEntry;
 use super::style::{self, Palette, Series};
-use super::{ChartInfo, DrawFailed};
 use crate::cases::{self, Dimension, SeriesKey, Which};
 use crate::{ReportError, Stamp, format};
 

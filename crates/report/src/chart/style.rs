@@ -4,16 +4,14 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::DrawFailed;
 use super::axis::{Axis, Ticks};
-use super::frame::LegendEntry;
+use super::common::DrawFailed;
 use crate::cases::SeriesKey;
 
 /// The coordinate system of every chart: linear f64 ranges over transformed values.
 pub(crate) type Coords = Cartesian2d<Ticks, Ticks>;
 
-/// The font family registered with the bundled DejaVu Sans.
-pub(crate) const FAMILY: &str = "sans-serif";
+use crate::font::FAMILY;
 /// Body text.
 pub(crate) const TEXT: RGBColor = RGBColor(33, 33, 33);
 /// Secondary text (subtitles, the stamp, notes).
@@ -419,4 +417,33 @@ pub(crate) fn whisker<DB: DrawingBackend>(
     )))?;
     chart.draw_series([cap(low), cap(high)])?;
     Ok(())
+}
+/// How a legend entry shows its series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Swatch {
+    /// A line, optionally dashed, with an optional marker in its middle.
+    Line { dashed: bool, marker: Option<Marker> },
+    /// A translucent band (p50..p99).
+    Band,
+    /// A filled bar.
+    Bar,
+}
+
+/// One line of a legend.
+#[derive(Debug, Clone)]
+pub(crate) struct LegendEntry {
+    pub label: String,
+    pub color: RGBColor,
+    pub swatch: Swatch,
+}
+
+impl LegendEntry {
+    /// A line entry, solid or dashed, with `marker` in its middle when given.
+    pub(crate) fn line(label: String, color: RGBColor, dashed: bool, marker: Option<Marker>) -> LegendEntry {
+        LegendEntry {
+            label,
+            color,
+            swatch: Swatch::Line { dashed, marker },
+        }
+    }
 }
