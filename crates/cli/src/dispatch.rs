@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use ipcbench_core::baseline::{InprocTransport, NullTransport};
-use ipcbench_harness::config::{ShmWait, TransportSettings, UdsAddress, UdsKind};
 use ipcbench_harness::dispatch::{Dispatch, TransportVisitor};
+use ipcbench_harness::plan::{ShmWait, TransportSettings, UdsAddress, UdsKind};
 use ipcbench_pipe::PipeTransport;
 use ipcbench_shm::{ShmTransport, WaitStrategy};
 use ipcbench_tcp::TcpTransport;

@@ -15,8 +15,8 @@ use clap::Args;
 use ipcbench_gate::compare::{
     self, CaseComparison, CompareOptions, Comparison, GateSettings, GateTable, Metric, MetricComparison, Verdict,
 };
-use ipcbench_harness::config::{Overrides, Plan};
 use ipcbench_harness::env::{self, BuildInfo};
+use ipcbench_harness::plan::{Overrides, Plan};
 use ipcbench_record::stats;
 use ipcbench_record::{RunRecord, SCHEMA, Status};
 

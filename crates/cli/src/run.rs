@@ -9,12 +9,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use ipcbench_core::Transport;
-use ipcbench_harness::config::{DEFAULT_PLAN, Overrides, Plan, ScenarioKind, TransportKind};
 use ipcbench_harness::dispatch::{Dispatch, TransportVisitor};
 use ipcbench_harness::env::BuildInfo;
+use ipcbench_harness::plan::{DEFAULT_PLAN, Overrides, Plan, ScenarioKind, TransportKind};
 use ipcbench_harness::protocol::PeerSpec;
 use ipcbench_harness::runner::{self, RunOptions};
-use ipcbench_harness::trial::PeerCommand;
+use ipcbench_harness::session::PeerCommand;
 use ipcbench_record::{RunRecord, Status};
 
 use crate::UsageError;
@@ -76,7 +76,7 @@ fn overrides(args: &RunArgs) -> Result<Overrides> {
             sizes
                 .iter()
                 .map(|s| {
-                    s.parse::<ipcbench_harness::config::ByteSize>()
+                    s.parse::<ipcbench_harness::plan::ByteSize>()
                         .map(|b| b.0)
                         .map_err(|e| usage(format!("--sizes: {e}")))
                 })
@@ -133,7 +133,7 @@ fn dry_run(plan: &Plan) -> String {
         plan.cases.len()
     );
     for case in &plan.cases {
-        let estimate = ipcbench_harness::config::estimate_trial(case) * case.repetitions;
+        let estimate = ipcbench_harness::plan::estimate_trial(case) * case.repetitions;
         out.push_str(&format!(
             "  {:<60} x{}  ~{:.1}s\n",
             case.id,
@@ -278,7 +278,7 @@ pub fn list() -> String {
 struct PeerVisitor<'a>(&'a PeerSpec);
 
 impl TransportVisitor for PeerVisitor<'_> {
-    type Output = Result<(), ipcbench_harness::trial::TrialError>;
+    type Output = Result<(), ipcbench_harness::session::TrialError>;
     fn visit<T: Transport + 'static>(self, transport: T) -> Self::Output {
         ipcbench_harness::peer::serve(&transport, self.0)
     }

@@ -6,10 +6,10 @@ use std::process::Output;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use ipcbench_harness::config::{Overrides, Plan};
+use ipcbench_harness::plan::{Overrides, Plan};
 use ipcbench_harness::scenario::fleet::Stall;
 use ipcbench_harness::scenario::load;
-use ipcbench_harness::trial::{PeerCommand, TrialContext};
+use ipcbench_harness::session::{PeerCommand, TrialContext};
 use serde_json::Value;
 
 fn ipcbench() -> Command {
@@ -166,7 +166,7 @@ rate_per_connection_hz = 1000
         stall_ms: 100,
     };
     // The trial pins the calling thread: this test's own thread.
-    let output = load::run_trial_with(ipcbench_tcp::TcpTransport::default(), case, &ctx, Some(stall))
+    let output = load::trial_with(ipcbench_tcp::TcpTransport::default(), case, &ctx, Some(stall))
         .unwrap_or_else(|e| panic!("{e}"));
     let raw = output.trial.latency_ns.unwrap();
     let corrected = output.trial.latency_corrected_ns.unwrap();

@@ -31,7 +31,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::affinity;
-use crate::config::{Plan, TransportKind};
+use crate::plan::{Plan, TransportKind};
 use ipcbench_record::Calibration;
 use ipcbench_record::stats;
 

@@ -6,7 +6,7 @@
 
 use ipcbench_core::Transport;
 
-use crate::config::TransportSettings;
+use crate::plan::TransportSettings;
 
 /// Work to do with a concrete transport.
 pub trait TransportVisitor {

@@ -1,28 +1,30 @@
 //! Plans, process orchestration, scenarios, clock, statistics and result records.
 //!
-//! The flow: [`config::Plan::parse`] turns a TOML plan into cases; [`runner::run`] runs their
+//! The flow: [`plan::Plan::parse`] turns a TOML plan into cases; [`runner::run`] runs their
 //! trials in interleaved rounds, each trial ([`trial::run_trial`]) a fresh peer — a separate
 //! process of the same binary, which calls [`peer::serve`] — and returns a
 //! [`record::RunRecord`], the content of `run.json`.
 //!
 //! The harness never names a concrete transport: the CLI implements [`dispatch::Dispatch`],
-//! mapping [`config::TransportSettings`] to a transport type, and the harness's generic
+//! mapping [`plan::TransportSettings`] to a transport type, and the harness's generic
 //! [`dispatch::TransportVisitor`] runs the timed loops monomorphically for that type.
 #![forbid(unsafe_code)]
 
 pub mod affinity;
 pub mod calibration;
 pub mod clock;
-pub mod config;
 pub mod delay_line;
 pub mod dispatch;
 pub mod env;
 pub mod fdlimit;
 pub mod netns;
 pub mod peer;
+pub mod plan;
+pub mod process;
 pub mod procstat;
 pub mod protocol;
 pub mod runner;
 pub mod rusage;
 pub mod scenario;
+pub mod session;
 pub mod trial;

@@ -43,9 +43,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::config::{Case, TransportKind, TransportSettings};
 use crate::delay_line::{self, DelayLine};
-use crate::trial::{PeerCommand, TrialError, TrialOutput};
+use crate::plan::{Case, TransportKind, TransportSettings};
+use crate::session::{PeerCommand, TrialError, TrialOutput};
 
 /// The host end's address: the client listens here.
 pub const HOST_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);

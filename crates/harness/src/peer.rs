@@ -4,18 +4,13 @@
 //! transport through its dispatch, and calls [`serve`]. The peer also asks the kernel to kill
 //! it if its parent dies ([`die_with_parent`]), so a killed harness leaves no orphans.
 
-use std::time::Duration;
-
 use ipcbench_core::{Channel, Transport};
 
 use crate::dispatch::{Dispatch, PairVisitor};
-use crate::protocol::{self, PeerSpec, Ready};
+use crate::protocol::{self, CONNECT_TIMEOUT, PeerSpec, Ready};
 use crate::scenario::fleet::PeerRole;
-use crate::trial::{TrialError, error_chain};
+use crate::session::{TrialError, error_chain};
 use crate::{affinity, scenario};
-
-/// How long the peer keeps trying to connect.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one trial as the peer: returns once the client said `END` and got the report.
 ///

@@ -14,9 +14,11 @@
 //! With no peer (`null`), the channel echoes `MARK` and `END` unchanged, so the client sees its
 //! own `END` instead of a `REPORT` and records no server side.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
-use crate::config::Case;
+use crate::plan::Case;
 use ipcbench_record::Rusage;
 
 /// First 8 bytes of every control message.
@@ -31,6 +33,13 @@ pub const END: u64 = 3;
 pub const REPORT: u64 = 4;
 /// Receive buffer large enough for any control message.
 pub const CONTROL_BUF_BYTES: usize = 64 * 1024;
+
+/// How long the peer may take to connect.
+pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a peer may take to exit once its work is done.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the peer keeps trying to connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds a control message with an optional JSON body.
 pub fn encode(command: u64, body: Option<&impl Serialize>) -> Vec<u8> {

@@ -14,10 +14,11 @@ use std::time::SystemTime;
 use ipcbench_core::Transport;
 use ipcbench_core::baseline::NullTransport;
 
-use crate::config::{Amount, Case, CorePair, Plan, TransportKind};
 use crate::dispatch::{Dispatch, TransportVisitor};
 use crate::env::{self, BuildInfo};
-use crate::trial::{PeerCommand, TrialContext, TrialError, TrialOutput, run_trial};
+use crate::plan::{Amount, Case, CorePair, Plan, TransportKind};
+use crate::session::{PeerCommand, TrialContext, TrialError, TrialOutput};
+use crate::trial::run_trial;
 use crate::{calibration, clock};
 use ipcbench_record::finish::{FinishContext, finish_case, run_warnings};
 use ipcbench_record::stats::SplitMix64;
@@ -113,8 +114,8 @@ fn null_floor_ns(options: &RunOptions, client_core: usize) -> f64 {
     let case = Case {
         index: usize::MAX,
         id: "calibration/null".into(),
-        scenario: crate::config::ScenarioKind::Pingpong,
-        transport: crate::config::TransportSettings::Null { delay_ns: 0 },
+        scenario: crate::plan::ScenarioKind::Pingpong,
+        transport: crate::plan::TransportSettings::Null { delay_ns: 0 },
         back_transport: None,
         message_bytes: 64,
         reply_bytes: 64,
@@ -126,7 +127,7 @@ fn null_floor_ns(options: &RunOptions, client_core: usize) -> f64 {
         rate_per_connection_hz: None,
         schedule: Default::default(),
         server_loops: 1,
-        convert: crate::config::Convert::None,
+        convert: crate::plan::Convert::None,
         step: None,
         placement: CorePair {
             client: client_core,

@@ -1,6 +1,6 @@
 //! A plan carries its `[gate]` table, validated with the gate's own rules and positioned errors.
 
-use ipcbench_harness::config::{Overrides, Plan};
+use ipcbench_harness::plan::{Overrides, Plan};
 
 #[test]
 fn a_plan_carries_its_gate_table_and_bad_values_name_the_line() {

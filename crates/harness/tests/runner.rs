@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use ipcbench_harness::config::{Overrides, Plan};
 use ipcbench_harness::dispatch::BaselineDispatch;
 use ipcbench_harness::env::BuildInfo;
+use ipcbench_harness::plan::{Overrides, Plan};
 use ipcbench_harness::runner::{self, RunOptions};
-use ipcbench_harness::trial::PeerCommand;
+use ipcbench_harness::session::PeerCommand;
 use ipcbench_record::Status;
 
 const PLAN: &str = r#"

@@ -35,14 +35,14 @@ use ipcbench_core::payload::{Payload, verify};
 use ipcbench_core::{Channel, Transport};
 use mio::{Events, Poll, Token};
 
-use crate::config::Case;
+use crate::plan::Case;
 use crate::procstat;
 use crate::protocol::{self, PeerReport};
 use crate::rusage::Snapshot;
 use crate::scenario::echo_server::{FRAME_HEADER_BYTES, flush, send_bytes};
 use crate::scenario::fleet::{self, PeerRole};
 use crate::scenario::load::no_event_loop;
-use crate::trial::{TrialContext, TrialError, TrialOutput, finish_trial};
+use crate::session::{TrialContext, TrialError, TrialOutput, finish_trial};
 use crate::{affinity, fdlimit};
 use ipcbench_record::Trial;
 use ipcbench_record::stats;
@@ -65,7 +65,7 @@ const SERIES: [&str; 4] = ["server_rss", "kernel_slab", "tcp_mem", "sockets"];
 /// # Errors
 /// [`TrialError::Unsupported`] when the transport has no event-loop capability or the
 /// connections cannot fit the open-file limit; [`TrialError::Failed`] otherwise.
-pub fn run_trial<T: Transport + 'static>(
+pub fn trial<T: Transport + 'static>(
     transport: T,
     case: &Case,
     ctx: &TrialContext<'_>,
@@ -95,7 +95,7 @@ pub fn run_trial<T: Transport + 'static>(
     let applied_options = started.ready.applied_options.clone();
     let server_cores = started.ready.cores_applied.clone();
     drop(started.control);
-    let peer_failure = started.process.finish(crate::trial::EXIT_TIMEOUT);
+    let peer_failure = started.process.finish(crate::protocol::EXIT_TIMEOUT);
     let (mut trial, report) = fleet::merge_failure(outcome, peer_failure)?;
     trial.server = Some(report.rusage);
     Ok(TrialOutput {

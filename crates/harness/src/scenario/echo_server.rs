@@ -24,12 +24,12 @@ use ipcbench_core::payload::verify;
 use ipcbench_core::{Channel, Endpoint, Transport};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::config::Case;
+use crate::plan::Case;
 use crate::procstat::ProcessUsage;
 use crate::protocol::{self, PeerReport, PeerSpec, Ready};
 use crate::scenario::fleet::{self, Accepted, BACKLOG, Listening, Stall};
-use crate::trial::{TrialError, error_chain};
-use crate::{affinity, fdlimit, peer};
+use crate::session::{TrialError, error_chain};
+use crate::{affinity, fdlimit};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -438,7 +438,7 @@ pub(crate) fn serve<T: Transport>(
     let case = &spec.case;
     let cores_applied = affinity::pin_current_thread(case.placement.server).map_err(TrialError::Failed)?;
     let mut control = transport
-        .connect(&spec.address, peer::CONNECT_TIMEOUT)
+        .connect(&spec.address, protocol::CONNECT_TIMEOUT)
         .map_err(|e| TrialError::Failed(format!("peer cannot connect to {}: {}", spec.address, error_chain(&e))))?;
     let capability = transport
         .event_loop()

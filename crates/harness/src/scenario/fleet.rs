@@ -30,9 +30,11 @@ use ipcbench_core::{Channel, Endpoint, Listener, Transport};
 use mio::{Events, Interest, Poll, Token};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Case;
+use crate::plan::Case;
+use crate::process::PeerProcess;
+use crate::protocol::ACCEPT_TIMEOUT;
 use crate::protocol::{self, PeerReport, PeerSpec, Ready};
-use crate::trial::{ACCEPT_TIMEOUT, PeerProcess, TrialContext, TrialError, error_chain};
+use crate::session::{TrialContext, TrialError, error_chain};
 
 /// Server to client: the event-loop listener's address ([`Listening`]).
 pub const LISTENING: u64 = 101;
@@ -64,7 +66,7 @@ pub struct Accepted {
 
 /// A diagnostic for the known-answer test of the latency correction: the server's event loop
 /// sleeps once, for `stall_ms`, when it has served `after_messages` messages. Not reachable
-/// from a plan; only [`crate::scenario::load::run_trial_with`] sets it.
+/// from a plan; only [`crate::scenario::load::trial_with`] sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stall {
     /// Messages served (counted from the start, warm-up included) before the stall.
@@ -203,7 +205,7 @@ pub(crate) fn start_peer<T: Transport>(
         }),
         Err(e) => {
             drop(control);
-            Err(merge_failure::<()>(Err(e), process.finish(crate::trial::EXIT_TIMEOUT)).unwrap_err())
+            Err(merge_failure::<()>(Err(e), process.finish(crate::protocol::EXIT_TIMEOUT)).unwrap_err())
         }
     }
 }

@@ -50,12 +50,12 @@ use ipcbench_core::payload::{Payload, verify};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::config::{Amount, Case, Schedule};
+use crate::plan::{Amount, Case, Schedule};
 use crate::protocol;
 use crate::rusage::Snapshot;
 use crate::scenario::echo_server::{FRAME_HEADER_BYTES, flush, send_bytes};
 use crate::scenario::fleet::{self, PeerRole, Stall};
-use crate::trial::{TrialContext, TrialError, TrialOutput, finish_trial};
+use crate::session::{TrialContext, TrialError, TrialOutput, finish_trial};
 use crate::{affinity, fdlimit};
 use ipcbench_record::Trial;
 use ipcbench_record::stats::{self, SplitMix64};
@@ -84,20 +84,20 @@ const SCRATCH_BYTES: usize = 64 * 1024;
 /// # Errors
 /// [`TrialError::Unsupported`] when the transport has no event-loop capability or the
 /// connections cannot fit the open-file limit; [`TrialError::Failed`] otherwise.
-pub fn run_trial<T: Transport + 'static>(
+pub fn trial<T: Transport + 'static>(
     transport: T,
     case: &Case,
     ctx: &TrialContext<'_>,
 ) -> Result<TrialOutput, TrialError> {
-    run_trial_with(transport, case, ctx, None)
+    trial_with(transport, case, ctx, None)
 }
 
-/// [`run_trial`] with the server told to stall once (a diagnostic for the known-answer test
+/// [`trial`] with the server told to stall once (a diagnostic for the known-answer test
 /// of the latency correction; plans cannot set it).
 ///
 /// # Errors
-/// As [`run_trial`].
-pub fn run_trial_with<T: Transport + 'static>(
+/// As [`trial`].
+pub fn trial_with<T: Transport + 'static>(
     transport: T,
     case: &Case,
     ctx: &TrialContext<'_>,
@@ -117,12 +117,12 @@ pub fn run_trial_with<T: Transport + 'static>(
     };
     let mut started = fleet::start_peer(&transport, case, ctx, "load", &role, true)?;
     let address = started.listening.take().map(|l| l.address).unwrap_or_default();
-    let plan = Plan::new(case, connections, rate_hz);
-    let outcome = drive(capability, &address, &mut started.control, &plan);
+    let workload = Workload::new(case, connections, rate_hz);
+    let outcome = drive(capability, &address, &mut started.control, &workload);
     let applied_options = started.ready.applied_options.clone();
     let server_cores = started.ready.cores_applied.clone();
     drop(started.control);
-    let peer_failure = started.process.finish(crate::trial::EXIT_TIMEOUT);
+    let peer_failure = started.process.finish(crate::protocol::EXIT_TIMEOUT);
     let (mut trial, report) = fleet::merge_failure(outcome, peer_failure)?;
     trial.server = Some(report.rusage);
     for (key, value) in report.extra {
@@ -157,7 +157,7 @@ pub(crate) fn no_event_loop(name: &str) -> TrialError {
 
 /// The fixed parameters of one trial, in nanoseconds from the start of the schedule.
 #[derive(Debug, Clone, Copy)]
-struct Plan {
+struct Workload {
     connections: u64,
     rate_hz: f64,
     schedule: Schedule,
@@ -168,8 +168,8 @@ struct Plan {
     measure_to: u64,
 }
 
-impl Plan {
-    fn new(case: &Case, connections: u64, rate_hz: f64) -> Plan {
+impl Workload {
+    fn new(case: &Case, connections: u64, rate_hz: f64) -> Workload {
         // A message count means that many messages across all connections at the target rate.
         let as_ns = |amount: Amount| match amount {
             Amount::Time(d) => d.as_nanos() as u64,
@@ -177,7 +177,7 @@ impl Plan {
         };
         let warmup = as_ns(case.warmup);
         let measure = as_ns(case.measure).max(1);
-        Plan {
+        Workload {
             connections,
             rate_hz,
             schedule: case.schedule,
@@ -320,7 +320,7 @@ impl Drop for TimerSlack {
 
 /// The generator: connections, schedule and histograms of one trial.
 struct Generator<'a> {
-    plan: &'a Plan,
+    workload: &'a Workload,
     conns: Vec<Conn>,
     heap: BinaryHeap<Reverse<(u64, usize)>>,
     rng: SplitMix64,
@@ -342,18 +342,18 @@ impl Generator<'_> {
 
     /// The gap to the next intended send of a connection.
     fn gap(&mut self) -> u64 {
-        gap_ns(self.plan.schedule, self.plan.rate_hz, &mut self.rng)
+        gap_ns(self.workload.schedule, self.workload.rate_hz, &mut self.rng)
     }
 
     /// Sets connection `idx`'s next intended send after `after`, queueing it in the heap or
     /// marking it owed when it is already due; counts it when it falls in the window.
     fn schedule_next(&mut self, idx: usize, next: u64, now: u64) {
         let conn = &mut self.conns[idx];
-        if next >= self.plan.measure_to {
+        if next >= self.workload.measure_to {
             conn.next_due = NEVER;
             return;
         }
-        if self.plan.in_window(next) {
+        if self.workload.in_window(next) {
             self.tally.scheduled += 1;
         }
         conn.next_due = next;
@@ -375,7 +375,7 @@ impl Generator<'_> {
         send_bytes(&mut conn.stream, &mut conn.tx, &header, msg)
             .map_err(|e| TrialError::Failed(format!("connection {idx}: send failed: {e}")))?;
         conn.in_flight = Some(InFlight { seq, intended, actual });
-        if self.plan.in_window(actual) {
+        if self.workload.in_window(actual) {
             self.tally.sent_in_window += 1;
         }
         Ok(())
@@ -436,14 +436,14 @@ impl Generator<'_> {
 
     /// Handles every whole reply at the start of `bytes`; returns the bytes used.
     fn on_frames(&mut self, idx: usize, bytes: &[u8], received: u64) -> Result<usize, TrialError> {
-        let frame_bytes = FRAME_HEADER_BYTES + self.plan.message_bytes;
+        let frame_bytes = FRAME_HEADER_BYTES + self.workload.message_bytes;
         let mut used = 0;
         while bytes.len() - used >= FRAME_HEADER_BYTES {
             let len = u32::from_le_bytes(bytes[used..used + FRAME_HEADER_BYTES].try_into().expect("4 bytes")) as usize;
-            if len != self.plan.message_bytes {
+            if len != self.workload.message_bytes {
                 return Err(TrialError::Failed(format!(
                     "connection {idx}: reply of {len} bytes, expected {}",
-                    self.plan.message_bytes
+                    self.workload.message_bytes
                 )));
             }
             if bytes.len() - used < frame_bytes {
@@ -461,8 +461,8 @@ impl Generator<'_> {
                 "connection {idx}: a reply arrived with no request in flight"
             )));
         };
-        verify(msg, self.plan.message_bytes, request.seq)?;
-        if self.plan.in_window(request.intended) {
+        verify(msg, self.workload.message_bytes, request.seq)?;
+        if self.workload.in_window(request.intended) {
             stats::record(&mut self.raw, received.saturating_sub(request.actual))?;
             stats::record(&mut self.corrected, received.saturating_sub(request.intended))?;
             self.tally.recorded += 1;
@@ -501,16 +501,16 @@ fn drive<C: ipcbench_core::Channel>(
     capability: &dyn EventLoopTransport,
     address: &str,
     control: &mut C,
-    plan: &Plan,
+    workload: &Workload,
 ) -> Result<(Trial, protocol::PeerReport), TrialError> {
     let mut buf = vec![0u8; protocol::CONTROL_BUF_BYTES];
     let mut poll = Poll::new().map_err(|e| TrialError::Failed(format!("cannot create an event loop: {e}")))?;
-    let mut streams = Vec::with_capacity(plan.connections as usize);
+    let mut streams = Vec::with_capacity(workload.connections as usize);
     let ramp_started = Instant::now();
     fleet::open_connections(
         capability,
         address,
-        plan.connections,
+        workload.connections,
         &mut poll,
         &mut streams,
         &mut || fleet::query_accepted(control, &mut buf),
@@ -524,7 +524,7 @@ fn drive<C: ipcbench_core::Channel>(
         .register(&mut SourceFd(&timer.fd.as_raw_fd()), TIMER, Interest::READABLE)
         .map_err(|e| TrialError::Failed(format!("cannot register the timer: {e}")))?;
     let mut generator = Generator {
-        plan,
+        workload,
         conns: streams
             .into_iter()
             .map(|stream| Conn {
@@ -537,9 +537,9 @@ fn drive<C: ipcbench_core::Channel>(
                 owed: false,
             })
             .collect(),
-        heap: BinaryHeap::with_capacity(plan.connections as usize),
-        rng: SplitMix64::new(0x10AD ^ plan.connections),
-        payload: Payload::new(plan.message_bytes),
+        heap: BinaryHeap::with_capacity(workload.connections as usize),
+        rng: SplitMix64::new(0x10AD ^ workload.connections),
+        payload: Payload::new(workload.message_bytes),
         epoch,
         tally: Tally::default(),
         busy: 0,
@@ -548,8 +548,8 @@ fn drive<C: ipcbench_core::Channel>(
         corrected: stats::new_histogram(),
     };
     for idx in 0..generator.conns.len() {
-        let first = match plan.schedule {
-            Schedule::Uniform => (generator.rng.unit() * 1e9 / plan.rate_hz) as u64,
+        let first = match workload.schedule {
+            Schedule::Uniform => (generator.rng.unit() * 1e9 / workload.rate_hz) as u64,
             Schedule::Poisson => generator.gap(),
         };
         generator.schedule_next(idx, first, 0);
@@ -560,16 +560,16 @@ fn drive<C: ipcbench_core::Channel>(
     let mut usage = None;
     // Owed requests may still leave until the drain deadline; answers are awaited until the
     // close deadline.
-    let drain_deadline = plan.measure_to + DRAIN_LIMIT.as_nanos() as u64;
+    let drain_deadline = workload.measure_to + DRAIN_LIMIT.as_nanos() as u64;
     let close_deadline = drain_deadline + CLOSE_LIMIT.as_nanos() as u64;
     loop {
         let now = generator.now();
-        if usage_start.is_none() && now >= plan.measure_from {
+        if usage_start.is_none() && now >= workload.measure_from {
             usage_start = Some(Snapshot::now());
             // Not waiting for the echo: it is read after the run.
             control.send(&protocol::encode(protocol::MARK, None::<&()>))?;
         }
-        if usage.is_none() && now >= plan.measure_to {
+        if usage.is_none() && now >= workload.measure_to {
             usage = usage_start.map(|start| start.until(&Snapshot::now()));
         }
         while let Some(&Reverse((due, idx))) = generator.heap.peek() {
@@ -592,10 +592,10 @@ fn drive<C: ipcbench_core::Channel>(
         }
         let mut wake = generator.heap.peek().map_or(NEVER, |Reverse((due, _))| *due);
         if usage_start.is_none() {
-            wake = wake.min(plan.measure_from);
+            wake = wake.min(workload.measure_from);
         }
         if usage.is_none() {
-            wake = wake.min(plan.measure_to);
+            wake = wake.min(workload.measure_to);
         }
         wake = wake.min(if generator.closing {
             close_deadline
@@ -634,21 +634,24 @@ fn drive<C: ipcbench_core::Channel>(
     let usage = usage.unwrap_or_default();
     let report = fleet::end_and_report(control, &mut buf, true)?;
     let tally = &generator.tally;
-    let measure_s = plan.measure_ns() as f64 / 1e9;
+    let measure_s = workload.measure_ns() as f64 / 1e9;
     let mut trial = Trial {
         latency_ns: stats::percentiles(&generator.raw),
         latency_corrected_ns: stats::percentiles(&generator.corrected),
         histogram_v2: Some(stats::encode_histogram(&generator.raw)),
         histogram_corrected_v2: Some(stats::encode_histogram(&generator.corrected)),
         messages: tally.recorded,
-        bytes: tally.recorded * 2 * plan.message_bytes as u64,
+        bytes: tally.recorded * 2 * workload.message_bytes as u64,
         ..Trial::default()
     };
-    finish_trial(&mut trial, Duration::from_nanos(plan.measure_ns()), usage);
+    finish_trial(&mut trial, Duration::from_nanos(workload.measure_ns()), usage);
     let target = tally.scheduled as f64 / measure_s;
     let achieved = tally.sent_in_window as f64 / measure_s;
     let extra = &mut trial.extra;
-    extra.insert("target_messages_per_s".into(), plan.connections as f64 * plan.rate_hz);
+    extra.insert(
+        "target_messages_per_s".into(),
+        workload.connections as f64 * workload.rate_hz,
+    );
     extra.insert("scheduled_messages_per_s".into(), target);
     extra.insert("achieved_messages_per_s".into(), achieved);
     extra.insert(
@@ -673,8 +676,8 @@ fn drive<C: ipcbench_core::Channel>(
 mod tests {
     use super::*;
 
-    fn plan(schedule: Schedule) -> Plan {
-        Plan {
+    fn workload(schedule: Schedule) -> Workload {
+        Workload {
             connections: 1,
             rate_hz: 1000.0,
             schedule,
@@ -696,17 +699,17 @@ mod tests {
             "warmup": {"time": 500_000_000u64}, "measure": {"messages": 2000}, "timeout": 10_000_000_000u64
         }))
         .unwrap();
-        let p = Plan::new(&case, 100, 10.0);
+        let p = Workload::new(&case, 100, 10.0);
         assert_eq!(p.measure_from, 500_000_000);
         // 2000 messages at 100 x 10 msg/s take 2 s.
         assert_eq!(p.measure_ns(), 2_000_000_000);
         case.measure = Amount::Time(Duration::from_secs(3));
-        assert_eq!(Plan::new(&case, 100, 10.0).measure_ns(), 3_000_000_000);
+        assert_eq!(Workload::new(&case, 100, 10.0).measure_ns(), 3_000_000_000);
     }
 
     #[test]
     fn window_is_half_open() {
-        let p = plan(Schedule::Uniform);
+        let p = workload(Schedule::Uniform);
         assert!(!p.in_window(999) && p.in_window(1_000) && p.in_window(1_999) && !p.in_window(2_000));
     }
 

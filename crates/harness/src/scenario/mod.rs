@@ -4,9 +4,9 @@
 
 use ipcbench_core::{Channel, PeerMode, Transport};
 
-use crate::config::{Case, ScenarioKind};
+use crate::plan::{Case, ScenarioKind};
 use crate::protocol::{PeerReport, PeerSpec};
-use crate::trial::{ClientOutcome, TrialContext, TrialError, TrialOutput};
+use crate::session::{ClientOutcome, TrialContext, TrialError, TrialOutput};
 
 pub mod conn_cost;
 pub(crate) mod echo_server;
@@ -68,8 +68,8 @@ pub(crate) type OwnTrial<T> = fn(T, &Case, &TrialContext<'_>) -> Result<TrialOut
 /// The scenario's own trial function, when it has one.
 pub(crate) fn own_trial<T: Transport + 'static>(kind: ScenarioKind) -> Option<OwnTrial<T>> {
     match kind {
-        ScenarioKind::Load => Some(load::run_trial::<T>),
-        ScenarioKind::ConnCost => Some(conn_cost::run_trial::<T>),
+        ScenarioKind::Load => Some(load::trial::<T>),
+        ScenarioKind::ConnCost => Some(conn_cost::trial::<T>),
         ScenarioKind::Proxy => Some(proxy::without_back::<T>),
         _ => None,
     }

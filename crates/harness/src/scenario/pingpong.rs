@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use ipcbench_core::payload::{Payload, verify};
 use ipcbench_core::{Channel, PeerMode};
 
-use crate::config::{Amount, Case};
+use crate::plan::{Amount, Case};
 use crate::protocol::{self, PeerReport};
 use crate::rusage::Snapshot;
-use crate::trial::{ClientOutcome, TrialError, control_exchange, finish_trial};
+use crate::session::{ClientOutcome, TrialError, control_exchange, finish_trial};
 use ipcbench_record::stats;
 
 fn buffer_for(case: &Case) -> Vec<u8> {

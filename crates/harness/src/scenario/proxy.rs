@@ -44,15 +44,14 @@ use std::time::{Duration, Instant};
 use ipcbench_core::payload::{Payload, verify};
 use ipcbench_core::{Channel, Endpoint, Listener, PeerMode, Transport};
 
-use crate::config::{Amount, Case, Convert, TransportSettings};
+use crate::affinity;
 use crate::dispatch::{Dispatch, PairVisitor};
+use crate::plan::{Amount, Case, Convert, TransportSettings};
+use crate::protocol::ACCEPT_TIMEOUT;
 use crate::protocol::{self, PeerReport, PeerSpec, Ready};
 use crate::rusage::Snapshot;
 use crate::scenario::fleet::{self, Listening, PeerRole};
-use crate::trial::{
-    ACCEPT_TIMEOUT, TrialContext, TrialError, TrialOutput, control_exchange, error_chain, finish_trial,
-};
-use crate::{affinity, peer};
+use crate::session::{TrialContext, TrialError, TrialOutput, control_exchange, error_chain, finish_trial};
 use ipcbench_record::Trial;
 use ipcbench_record::stats;
 
@@ -72,7 +71,7 @@ pub(crate) struct PairTrial<'a> {
 impl PairVisitor for PairTrial<'_> {
     type Output = Result<TrialOutput, TrialError>;
     fn visit_pair<F: Transport + 'static, B: Transport + 'static>(self, front: F, back: B) -> Self::Output {
-        run_trial(front, back, self.case, &self.ctx)
+        trial(front, back, self.case, &self.ctx)
     }
 }
 
@@ -104,7 +103,7 @@ pub(crate) fn without_back<T: Transport + 'static>(
 /// # Errors
 /// [`TrialError::Unsupported`] when a transport cannot be a hop; [`TrialError::Failed`]
 /// otherwise. Every process is reaped either way.
-pub fn run_trial<F: Transport + 'static, B: Transport + 'static>(
+pub fn trial<F: Transport + 'static, B: Transport + 'static>(
     front: F,
     back: B,
     case: &Case,
@@ -151,7 +150,7 @@ pub fn run_trial<F: Transport + 'static, B: Transport + 'static>(
         Ok(server) => server,
         Err(e) => {
             drop(relay.control);
-            let _ = relay.process.finish(crate::trial::EXIT_TIMEOUT);
+            let _ = relay.process.finish(crate::protocol::EXIT_TIMEOUT);
             return Err(e);
         }
     };
@@ -164,11 +163,11 @@ pub fn run_trial<F: Transport + 'static, B: Transport + 'static>(
     drop(server.control);
     let relay_failure = relay
         .process
-        .finish(crate::trial::EXIT_TIMEOUT)
+        .finish(crate::protocol::EXIT_TIMEOUT)
         .map(|f| format!("relay: {f}"));
     let server_failure = server
         .process
-        .finish(crate::trial::EXIT_TIMEOUT)
+        .finish(crate::protocol::EXIT_TIMEOUT)
         .map(|f| format!("server: {f}"));
     let peer_failure = match (relay_failure, server_failure) {
         (Some(r), Some(s)) => Some(format!("{r}; {s}")),
@@ -403,7 +402,7 @@ pub(crate) fn serve_relay<F: Transport, B: Transport>(
     // The client's core: the relay is the client's sidecar (module docs, "Placement").
     let cores_applied = affinity::pin_current_thread(case.placement.client).map_err(TrialError::Failed)?;
     let mut upstream = front
-        .connect(&spec.address, peer::CONNECT_TIMEOUT)
+        .connect(&spec.address, protocol::CONNECT_TIMEOUT)
         .map_err(|e| TrialError::Failed(format!("relay cannot connect to {}: {}", spec.address, error_chain(&e))))?;
     let endpoint = Endpoint::new(format!("case{}-relay-{}", case.index, std::process::id()), work_dir);
     let mut listener = back.bind(&endpoint)?;
@@ -487,14 +486,14 @@ fn relay_loop<U: Channel, D: Channel>(upstream: &mut U, downstream: &mut D, case
 pub(crate) fn serve_server<B: Transport>(back: &B, spec: &PeerSpec, relay_address: &str) -> Result<(), TrialError> {
     let case = &spec.case;
     let cores_applied = affinity::pin_current_thread(case.placement.server).map_err(TrialError::Failed)?;
-    let mut direct = back.connect(&spec.address, peer::CONNECT_TIMEOUT).map_err(|e| {
+    let mut direct = back.connect(&spec.address, protocol::CONNECT_TIMEOUT).map_err(|e| {
         TrialError::Failed(format!(
             "server cannot connect to {}: {}",
             spec.address,
             error_chain(&e)
         ))
     })?;
-    let mut relayed = back.connect(relay_address, peer::CONNECT_TIMEOUT).map_err(|e| {
+    let mut relayed = back.connect(relay_address, protocol::CONNECT_TIMEOUT).map_err(|e| {
         TrialError::Failed(format!(
             "server cannot connect to the relay at {relay_address}: {}",
             error_chain(&e)
@@ -512,7 +511,7 @@ pub(crate) fn serve_server<B: Transport>(back: &B, spec: &PeerSpec, relay_addres
     super::pingpong::server(&mut direct, case)?;
     drop(direct);
     // The relay closes its back channel after its report, which ends the relayed thread.
-    let deadline = Instant::now() + crate::trial::EXIT_TIMEOUT;
+    let deadline = Instant::now() + crate::protocol::EXIT_TIMEOUT;
     while !relay_thread.is_finished() {
         if Instant::now() > deadline {
             return Err(TrialError::Failed("the relayed path did not end after END".into()));

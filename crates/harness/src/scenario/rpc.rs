@@ -29,10 +29,10 @@ use hdrhistogram::Histogram;
 use ipcbench_core::payload::{Payload, verify};
 use ipcbench_core::{Channel, PeerMode};
 
-use crate::config::{Amount, Case};
+use crate::plan::{Amount, Case};
 use crate::protocol;
 use crate::rusage::Snapshot;
-use crate::trial::{ClientOutcome, TrialError, control_exchange, finish_trial};
+use crate::session::{ClientOutcome, TrialError, control_exchange, finish_trial};
 use ipcbench_record::Rusage;
 use ipcbench_record::stats;
 

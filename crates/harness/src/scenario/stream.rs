@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use ipcbench_core::payload::{HEADER_BYTES, Payload, verify};
 use ipcbench_core::{Channel, PeerMode};
 
-use crate::config::{Amount, Case};
+use crate::plan::{Amount, Case};
 use crate::protocol::{self, PeerReport};
 use crate::rusage::Snapshot;
-use crate::trial::{ClientOutcome, TrialError, control_exchange, finish_trial};
+use crate::session::{ClientOutcome, TrialError, control_exchange, finish_trial};
 
 /// Key of the digest in the server's `REPORT` (removed before the trial is recorded).
 const DIGEST_KEY: &str = "stream_digest";

@@ -1,0 +1,34 @@
+//! How long a case is expected to take: the dry run's estimate and the progress bar's.
+
+use std::time::Duration;
+
+use super::case::Case;
+use super::kinds::ScenarioKind;
+use super::units::Amount;
+
+/// What one trial of `case` is expected to take.
+pub fn estimate_trial(case: &Case) -> Duration {
+    // A message count at a delay takes at least a round trip per window of messages.
+    let round_trip = Duration::from_secs_f64(2.0 * case.delay_ms.unwrap_or(0.0).max(0.0) / 1e3);
+    let window = case.window.unwrap_or(1).max(1);
+    let phase = |amount: Amount| match amount {
+        Amount::Time(d) => d,
+        // Assume about 20 µs per message when only a count is given.
+        Amount::Messages(n) => {
+            Duration::from_micros(20 * n) + round_trip * u32::try_from(n / window).unwrap_or(u32::MAX)
+        }
+    };
+    let measured = match case.total_bytes {
+        // Stream trials run until `total_bytes` moved: assume 1 GB/s, and 1 µs per message.
+        Some(total) if case.scenario == ScenarioKind::Stream => {
+            Duration::from_secs_f64(total as f64 / 1e9 + total.div_ceil(case.message_bytes.max(1)) as f64 * 1e-6)
+        }
+        _ => phase(case.measure),
+    };
+    let mut estimate = phase(case.warmup) + measured + Duration::from_millis(30);
+    if case.delay_ms.is_some() || case.rate_mbit.is_some() {
+        // Making and removing the namespace, the veth pair and the qdiscs.
+        estimate += Duration::from_millis(100);
+    }
+    estimate
+}

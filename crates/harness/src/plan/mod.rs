@@ -1,0 +1,23 @@
+//! Run plans: the TOML format, validation with `file:line:column` errors, and expansion of a
+//! plan into its case matrix.
+//!
+//! A plan file names scenarios, each with a list of transports and sizes; transport options
+//! live in `[transport.<name>]` tables, where any option may be a list (a case dimension, e.g.
+//! `send_buffer_bytes = ["default", 1024]`). Unknown keys are errors. [`Plan::parse`] returns
+//! the expanded [`Plan`]; every error it returns is a [`ConfigError`] naming the file, line and
+//! column, what is wrong, and what is allowed.
+//!
+//! Bottom to top: [`units`] (how values are written), [`kinds`] (what they name), [`case`] (one
+//! expanded case), [`parse`] (the file, its errors and the expansion), [`estimate`] (run time).
+
+mod case;
+mod estimate;
+mod kinds;
+mod parse;
+mod units;
+
+pub use case::{Case, CorePair};
+pub use estimate::estimate_trial;
+pub use kinds::*;
+pub use parse::{ConfigError, DEFAULT_PLAN, Overrides, Plan, default_placements};
+pub use units::*;

@@ -1,0 +1,646 @@
+//! Reading a plan: the TOML file format, validation with `file:line:column` errors, and the
+//! expansion of a plan into its case matrix.
+
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use super::case::{Case, CorePair};
+use super::estimate::estimate_trial;
+use super::kinds::*;
+use super::units::*;
+
+/// The built-in default plan, the same text as `bench-configs/default.toml`.
+pub const DEFAULT_PLAN: &str = include_str!("../../../../bench-configs/default.toml");
+
+/// A bad plan: where, what, and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File name (or `built-in default`, or `--flag` for a command-line override).
+    pub source_name: String,
+    /// 1-based line and column, when the error has a place in the file.
+    pub position: Option<(usize, usize)>,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, column)) => write!(f, "{}:{line}:{column}: {}", self.source_name, self.message),
+            None => write!(f, "{}: {}", self.source_name, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TcpTable {
+    nodelay: Option<OneOrMany<bool>>,
+    send_buffer_bytes: Option<OneOrMany<BufferSize>>,
+    recv_buffer_bytes: Option<OneOrMany<BufferSize>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UdsTable {
+    kind: Option<OneOrMany<UdsKind>>,
+    address: Option<OneOrMany<UdsAddress>>,
+    send_buffer_bytes: Option<OneOrMany<BufferSize>>,
+    recv_buffer_bytes: Option<OneOrMany<BufferSize>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipeTable {
+    pipe_buffer_bytes: Option<OneOrMany<BufferSize>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShmTable {
+    ring_bytes: Option<OneOrMany<ByteSize>>,
+    wait: Option<OneOrMany<ShmWait>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DelayTable {
+    delay_ns: Option<OneOrMany<u64>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransportTables {
+    tcp: Option<TcpTable>,
+    uds: Option<UdsTable>,
+    pipe: Option<PipeTable>,
+    shm: Option<ShmTable>,
+    inproc: Option<DelayTable>,
+    null: Option<DelayTable>,
+}
+
+fn list_or<T: Clone>(value: &Option<OneOrMany<T>>, default: T) -> Vec<T> {
+    value.as_ref().map(OneOrMany::to_vec).unwrap_or_else(|| vec![default])
+}
+
+impl TransportTables {
+    /// Every combination of the options given for `kind`.
+    fn settings(&self, kind: TransportKind) -> Vec<TransportSettings> {
+        let mut out = Vec::new();
+        match kind {
+            TransportKind::Tcp => {
+                let t = self.tcp.clone().unwrap_or_default();
+                for nodelay in list_or(&t.nodelay, true) {
+                    for send in list_or(&t.send_buffer_bytes, BufferSize::Default) {
+                        for recv in list_or(&t.recv_buffer_bytes, BufferSize::Default) {
+                            out.push(TransportSettings::Tcp {
+                                nodelay,
+                                send_buffer_bytes: send.bytes(),
+                                recv_buffer_bytes: recv.bytes(),
+                                listen_ip: None,
+                            });
+                        }
+                    }
+                }
+            }
+            TransportKind::Uds => {
+                let t = self.uds.clone().unwrap_or_default();
+                for kind in list_or(&t.kind, UdsKind::Stream) {
+                    for address in list_or(&t.address, UdsAddress::Path) {
+                        for send in list_or(&t.send_buffer_bytes, BufferSize::Default) {
+                            for recv in list_or(&t.recv_buffer_bytes, BufferSize::Default) {
+                                out.push(TransportSettings::Uds {
+                                    kind,
+                                    address,
+                                    send_buffer_bytes: send.bytes(),
+                                    recv_buffer_bytes: recv.bytes(),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            TransportKind::Pipe => {
+                let t = self.pipe.clone().unwrap_or_default();
+                for size in list_or(&t.pipe_buffer_bytes, BufferSize::Default) {
+                    out.push(TransportSettings::Pipe {
+                        pipe_buffer_bytes: size.bytes(),
+                    });
+                }
+            }
+            TransportKind::Shm => {
+                let t = self.shm.clone().unwrap_or_default();
+                for ring in list_or(&t.ring_bytes, ByteSize(DEFAULT_RING_BYTES)) {
+                    for wait in list_or(&t.wait, ShmWait::Spin) {
+                        out.push(TransportSettings::Shm {
+                            ring_bytes: ring.0,
+                            wait,
+                        });
+                    }
+                }
+            }
+            TransportKind::Inproc => {
+                let t = self.inproc.clone().unwrap_or_default();
+                out.extend(
+                    list_or(&t.delay_ns, 0)
+                        .into_iter()
+                        .map(|delay_ns| TransportSettings::Inproc { delay_ns }),
+                );
+            }
+            TransportKind::Null => {
+                let t = self.null.clone().unwrap_or_default();
+                out.extend(
+                    list_or(&t.delay_ns, 0)
+                        .into_iter()
+                        .map(|delay_ns| TransportSettings::Null { delay_ns }),
+                );
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioSpec {
+    kind: ScenarioKind,
+    // A proxy scenario names its transports in `front` and `back` instead.
+    #[serde(default)]
+    transports: Vec<TransportKind>,
+    message_bytes: OneOrMany<ByteSize>,
+    reply_bytes: Option<ByteSize>,
+    total_bytes: Option<ByteSize>,
+    window: Option<OneOrMany<u64>>,
+    delay_ms: Option<OneOrMany<f64>>,
+    rate_mbit: Option<f64>,
+    connections: Option<OneOrMany<u64>>,
+    rate_per_connection_hz: Option<OneOrMany<f64>>,
+    schedule: Option<Schedule>,
+    server_loops: Option<u32>,
+    front: Option<Vec<TransportKind>>,
+    back: Option<Vec<TransportKind>>,
+    convert: Option<OneOrMany<Convert>>,
+    step: Option<u64>,
+    repetitions: Option<u32>,
+    warmup: Option<AmountText>,
+    duration: Option<DurationText>,
+    messages: Option<u64>,
+    cores: Option<toml::Value>,
+}
+
+impl ScenarioSpec {
+    fn present_keys(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let mut note = |present: bool, key: &'static str| {
+            if present {
+                keys.push(key);
+            }
+        };
+        note(self.reply_bytes.is_some(), "reply_bytes");
+        note(self.total_bytes.is_some(), "total_bytes");
+        note(self.window.is_some(), "window");
+        note(self.delay_ms.is_some(), "delay_ms");
+        note(self.rate_mbit.is_some(), "rate_mbit");
+        note(self.connections.is_some(), "connections");
+        note(self.rate_per_connection_hz.is_some(), "rate_per_connection_hz");
+        note(self.schedule.is_some(), "schedule");
+        note(self.server_loops.is_some(), "server_loops");
+        note(self.front.is_some(), "front");
+        note(self.back.is_some(), "back");
+        note(self.convert.is_some(), "convert");
+        note(self.step.is_some(), "step");
+        keys
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanFile {
+    name: String,
+    repetitions: Option<u32>,
+    warmup: Option<AmountText>,
+    duration: Option<DurationText>,
+    messages: Option<u64>,
+    timeout: Option<DurationText>,
+    cores: Option<toml::Value>,
+    #[serde(default)]
+    scenario: Vec<Spanned<ScenarioSpec>>,
+    #[serde(default)]
+    transport: TransportTables,
+    /// Overrides of the regression gate's significance level and thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gate: Option<ipcbench_gate::compare::GateTable>,
+}
+
+/// A validated, expanded plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The plan's name.
+    pub name: String,
+    /// Every case, in plan order.
+    pub cases: Vec<Case>,
+    /// The plan as parsed, after overrides.
+    pub config_json: serde_json::Value,
+    /// Where it came from.
+    pub source_name: String,
+    /// SHA-256 of the plan text, hex.
+    pub sha256: String,
+    /// The `[gate]` table: the regression gate's overrides, when the plan has one.
+    pub gate: Option<ipcbench_gate::compare::GateTable>,
+}
+
+/// Command-line overrides of single keys.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--transports`: replaces every scenario's `transports`.
+    pub transports: Option<Vec<TransportKind>>,
+    /// `--sizes`: replaces every scenario's `message_bytes`.
+    pub sizes: Option<Vec<u64>>,
+    /// `--repetitions`.
+    pub repetitions: Option<u32>,
+    /// `--duration`.
+    pub duration: Option<Duration>,
+    /// `--warmup`.
+    pub warmup: Option<Duration>,
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+struct Source<'a> {
+    name: &'a str,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            source_name: self.name.to_owned(),
+            position: span.map(|s| line_column(self.text, s.start)),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads a `cores` value: `[client, server]` or a list of such pairs.
+fn parse_cores(value: &toml::Value, n_cores: usize) -> Result<Vec<CorePair>, String> {
+    const HELP: &str = "expected [client, server] or a list of pairs like [[0, 1], [0, 0]]";
+    let as_pair = |v: &toml::Value| -> Result<CorePair, String> {
+        let items = v.as_array().ok_or(HELP)?;
+        if items.len() != 2 {
+            return Err(format!(
+                "a core pair has 2 entries, this one has {}; {HELP}",
+                items.len()
+            ));
+        }
+        let mut cores = [0usize; 2];
+        for (slot, item) in cores.iter_mut().zip(items) {
+            let n = item.as_integer().ok_or(HELP)?;
+            if n < 0 || n as usize >= n_cores {
+                return Err(format!(
+                    "core {n} does not exist: this machine has cores 0..={}",
+                    n_cores - 1
+                ));
+            }
+            *slot = n as usize;
+        }
+        Ok(CorePair {
+            client: cores[0],
+            server: cores[1],
+        })
+    };
+    let items = value.as_array().ok_or(HELP)?;
+    if items.iter().all(|v| v.is_integer()) {
+        return Ok(vec![as_pair(value)?]);
+    }
+    let pairs = items.iter().map(as_pair).collect::<Result<Vec<_>, _>>()?;
+    if pairs.is_empty() {
+        return Err(format!("no placement given; {HELP}"));
+    }
+    Ok(pairs)
+}
+
+/// The placements used when a plan names none: cross-core and same-core, because on a VM a
+/// cross-core wake-up costs several times a same-core one.
+pub fn default_placements(n_cores: usize) -> Vec<CorePair> {
+    if n_cores >= 2 {
+        vec![CorePair { client: 0, server: 1 }, CorePair { client: 0, server: 0 }]
+    } else {
+        vec![CorePair { client: 0, server: 0 }]
+    }
+}
+
+impl Plan {
+    /// Parses, validates and expands a plan; `n_cores` bounds the core numbers.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, line and column.
+    pub fn parse(source_name: &str, text: &str, overrides: &Overrides, n_cores: usize) -> Result<Plan, ConfigError> {
+        let source = Source {
+            name: source_name,
+            text,
+        };
+        let mut file: PlanFile = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().replace('\n', " ");
+            source.error(e.span(), message)
+        })?;
+        let span_of = |key: &str| -> Option<Range<usize>> {
+            // Best effort: the first `key =` at the start of a line.
+            text.match_indices(key)
+                .find(|(i, _)| text[..*i].rsplit('\n').next().is_some_and(|l| l.trim().is_empty()))
+                .map(|(i, _)| i..i + key.len())
+        };
+        if file.name.trim().is_empty()
+            || !file
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(source.error(
+                span_of("name"),
+                format!("bad name `{}`: use letters, digits, `-`, `_`, `.`", file.name),
+            ));
+        }
+        if file.scenario.is_empty() {
+            return Err(source.error(None, "the plan has no [[scenario]]; add at least one"));
+        }
+        if let Some(gate) = &file.gate
+            && let Err(message) = gate.validate()
+        {
+            return Err(source.error(span_of("[gate]"), format!("[gate]: {message}")));
+        }
+        if file.duration.is_some() && file.messages.is_some() {
+            return Err(source.error(span_of("messages"), "give either `duration` or `messages`, not both"));
+        }
+        if let Some(r) = overrides.repetitions {
+            file.repetitions = Some(r);
+        }
+        if let Some(d) = overrides.duration {
+            file.duration = Some(DurationText(d));
+            file.messages = None;
+        }
+        if let Some(w) = overrides.warmup {
+            file.warmup = Some(AmountText(Amount::Time(w)));
+        }
+        let repetitions = file.repetitions.unwrap_or(3);
+        if repetitions == 0 {
+            return Err(source.error(span_of("repetitions"), "`repetitions` must be at least 1"));
+        }
+        let default_warmup = file
+            .warmup
+            .map(|a| a.0)
+            .unwrap_or(Amount::Time(Duration::from_millis(200)));
+        let default_measure = match (file.messages, file.duration) {
+            (Some(n), _) => Amount::Messages(n),
+            (None, Some(d)) => Amount::Time(d.0),
+            (None, None) => Amount::Time(Duration::from_secs(1)),
+        };
+        let default_placements = match &file.cores {
+            Some(value) => {
+                parse_cores(value, n_cores).map_err(|m| source.error(span_of("cores"), format!("`cores`: {m}")))?
+            }
+            None => default_placements(n_cores),
+        };
+
+        let mut cases = Vec::new();
+        for spanned in &mut file.scenario {
+            let span = spanned.span();
+            let spec = spanned.get_mut();
+            if let Some(t) = &overrides.transports {
+                spec.transports = t.clone();
+            }
+            if let Some(s) = &overrides.sizes {
+                spec.message_bytes = OneOrMany::Many(s.iter().map(|&b| ByteSize(b)).collect());
+            }
+            let kind = spec.kind;
+            let allowed = kind.keys();
+            if let Some(bad) = spec.present_keys().into_iter().find(|k| !allowed.contains(k)) {
+                return Err(source.error(
+                    Some(span.clone()),
+                    format!(
+                        "`{bad}` does not apply to scenario `{}`; its own keys are: {}",
+                        kind.as_str(),
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+            if spec.transports.is_empty() && kind != ScenarioKind::Proxy {
+                return Err(source.error(Some(span.clone()), "`transports` is empty; name at least one transport"));
+            }
+            if spec.duration.is_some() && spec.messages.is_some() {
+                return Err(source.error(Some(span.clone()), "give either `duration` or `messages`, not both"));
+            }
+            let sizes = spec.message_bytes.to_vec();
+            if sizes.is_empty() {
+                return Err(source.error(Some(span.clone()), "`message_bytes` is empty"));
+            }
+            if let Some(&ByteSize(big)) = sizes.iter().find(|s| s.0 > u32::MAX as u64) {
+                return Err(source.error(
+                    Some(span.clone()),
+                    format!("message of {big} bytes is above the 4 GiB frame limit"),
+                ));
+            }
+            let placements = match &spec.cores {
+                Some(value) => parse_cores(value, n_cores)
+                    .map_err(|m| source.error(Some(span.clone()), format!("`cores`: {m}")))?,
+                None => default_placements.clone(),
+            };
+            let warmup = spec.warmup.map(|a| a.0).unwrap_or(default_warmup);
+            let measure = match (spec.messages, spec.duration, overrides.duration) {
+                (_, _, Some(d)) => Amount::Time(d),
+                (Some(n), _, None) => Amount::Messages(n),
+                (None, Some(d), None) => Amount::Time(d.0),
+                (None, None, None) => default_measure,
+            };
+            let repetitions = overrides.repetitions.or(spec.repetitions).unwrap_or(repetitions);
+            if repetitions == 0 {
+                return Err(source.error(Some(span.clone()), "`repetitions` must be at least 1"));
+            }
+            let timeout = file
+                .timeout
+                .map(|d| d.0)
+                .unwrap_or_else(|| default_timeout(warmup, measure) + slow_phase_allowance(spec, warmup, measure));
+
+            let transports: Vec<(TransportSettings, Option<TransportSettings>)> = if kind == ScenarioKind::Proxy {
+                let fronts = spec.front.clone().unwrap_or_default();
+                let backs = spec.back.clone().unwrap_or_default();
+                if fronts.is_empty() || backs.is_empty() || fronts.len() != backs.len() {
+                    return Err(source.error(
+                        Some(span.clone()),
+                        "proxy needs `front` and `back` lists of equal length (front[i] -> relay -> back[i])",
+                    ));
+                }
+                fronts
+                    .iter()
+                    .zip(&backs)
+                    .flat_map(|(f, b)| {
+                        let backs = file.transport.settings(*b);
+                        file.transport
+                            .settings(*f)
+                            .into_iter()
+                            .flat_map(move |fs| backs.clone().into_iter().map(move |bs| (fs.clone(), Some(bs))))
+                    })
+                    .collect()
+            } else {
+                spec.transports
+                    .iter()
+                    .flat_map(|k| file.transport.settings(*k))
+                    .map(|s| (s, None))
+                    .collect()
+            };
+            let windows: Vec<Option<u64>> = spec
+                .window
+                .as_ref()
+                .map(|w| w.to_vec().into_iter().map(Some).collect())
+                .unwrap_or(vec![None]);
+            let delays: Vec<Option<f64>> = spec
+                .delay_ms
+                .as_ref()
+                .map(|w| w.to_vec().into_iter().map(Some).collect())
+                .unwrap_or(vec![None]);
+            let connections: Vec<Option<u64>> = spec
+                .connections
+                .as_ref()
+                .map(|w| w.to_vec().into_iter().map(Some).collect())
+                .unwrap_or(vec![None]);
+            let rates: Vec<Option<f64>> = spec
+                .rate_per_connection_hz
+                .as_ref()
+                .map(|w| w.to_vec().into_iter().map(Some).collect())
+                .unwrap_or(vec![None]);
+            let converts = spec
+                .convert
+                .as_ref()
+                .map(OneOrMany::to_vec)
+                .unwrap_or(vec![Convert::None]);
+            if windows.contains(&Some(0)) {
+                return Err(source.error(Some(span.clone()), "`window` must be at least 1"));
+            }
+            if delays.iter().flatten().any(|d| !(0.0..=10_000.0).contains(d)) {
+                return Err(source.error(Some(span.clone()), "`delay_ms` must be between 0 and 10000"));
+            }
+            if spec.rate_mbit.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+                return Err(source.error(Some(span.clone()), "`rate_mbit` must be a positive number"));
+            }
+            if connections.contains(&Some(0)) {
+                return Err(source.error(Some(span.clone()), "`connections` must be at least 1"));
+            }
+            if spec.step == Some(0) {
+                return Err(source.error(Some(span.clone()), "`step` must be at least 1"));
+            }
+            if rates.iter().flatten().any(|r| !(*r > 0.0 && r.is_finite())) {
+                return Err(source.error(Some(span.clone()), "`rate_per_connection_hz` must be a positive number"));
+            }
+
+            for (transport, back_transport) in &transports {
+                for &ByteSize(message_bytes) in &sizes {
+                    for &window in &windows {
+                        for &delay_ms in &delays {
+                            for &conns in &connections {
+                                for &rate in &rates {
+                                    for &convert in &converts {
+                                        for &placement in &placements {
+                                            let mut case = Case {
+                                                index: cases.len(),
+                                                id: String::new(),
+                                                scenario: kind,
+                                                transport: transport.clone(),
+                                                back_transport: back_transport.clone(),
+                                                message_bytes,
+                                                reply_bytes: spec.reply_bytes.map(|b| b.0).unwrap_or(message_bytes),
+                                                total_bytes: spec.total_bytes.map(|b| b.0),
+                                                window,
+                                                delay_ms,
+                                                rate_mbit: spec.rate_mbit,
+                                                connections: conns,
+                                                rate_per_connection_hz: rate,
+                                                schedule: spec.schedule.unwrap_or_default(),
+                                                server_loops: spec.server_loops.unwrap_or(1),
+                                                convert,
+                                                step: spec.step,
+                                                placement,
+                                                repetitions,
+                                                warmup,
+                                                measure,
+                                                timeout,
+                                            };
+                                            // Without a peer, placements differ only in the client's core.
+                                            if transport.kind() == TransportKind::Null {
+                                                case.placement.server = case.placement.client;
+                                            }
+                                            case.id = case.make_id();
+                                            if !cases.iter().any(|c: &Case| c.id == case.id) {
+                                                cases.push(case);
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let config_json = serde_json::to_value(&file).unwrap_or(serde_json::Value::Null);
+        let sha256 = Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Plan {
+            name: file.name,
+            cases,
+            config_json,
+            source_name: source_name.to_owned(),
+            sha256,
+            gate: file.gate,
+        })
+    }
+
+    /// A rough estimate of the run time: warm-up plus measured phase plus launch cost per trial.
+    pub fn estimated_duration(&self) -> Duration {
+        self.cases.iter().map(|c| estimate_trial(c) * c.repetitions).sum()
+    }
+}
+
+/// Extra time a trial may take beyond [`default_timeout`]: moving `total_bytes` at a slow
+/// 20 MB/s, and message counts at a round trip per message over a delayed link.
+fn slow_phase_allowance(spec: &ScenarioSpec, warmup: Amount, measure: Amount) -> Duration {
+    let mut allowance = Duration::ZERO;
+    if let Some(total) = spec.total_bytes {
+        allowance += Duration::from_secs_f64(total.0 as f64 / 20e6);
+    }
+    let max_delay_ms = spec
+        .delay_ms
+        .as_ref()
+        .map(|d| d.to_vec().into_iter().fold(0.0f64, f64::max))
+        .unwrap_or(0.0);
+    let messages = |amount: Amount| match amount {
+        Amount::Messages(n) => n,
+        Amount::Time(_) => 0,
+    };
+    let n = messages(warmup).saturating_add(messages(measure));
+    allowance + Duration::from_secs_f64((2.0 * max_delay_ms / 1e3 * n as f64).min(86_400.0))
+}
+
+fn default_timeout(warmup: Amount, measure: Amount) -> Duration {
+    let phase = |amount: Amount| match amount {
+        Amount::Time(d) => d,
+        Amount::Messages(n) => Duration::from_millis(n / 10),
+    };
+    phase(warmup) + phase(measure) + Duration::from_secs(30)
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

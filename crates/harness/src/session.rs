@@ -1,0 +1,125 @@
+//! What a trial and the scenarios share: the trial's context and errors, the outcome types,
+//! the control exchange and the derived rates of a trial.
+//!
+//! This module sits below both the scenarios (which measure) and [`crate::trial`] (which
+//! starts the peer and calls a scenario), so neither needs the other to name these types.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipcbench_core::{Channel, TransportError};
+use ipcbench_record::{Rusage, Trial};
+
+use crate::protocol::{self, PeerReport};
+
+/// How to start a peer process: the program and the arguments before `--spec JSON`.
+#[derive(Debug, Clone)]
+pub struct PeerCommand {
+    /// The program (normally the running binary).
+    pub program: PathBuf,
+    /// Arguments that select the peer role (normally `["peer"]`).
+    pub args: Vec<String>,
+}
+
+/// What a trial needs besides its case.
+#[derive(Debug, Clone, Copy)]
+pub struct TrialContext<'a> {
+    /// A private directory for socket files and FIFOs.
+    pub work_dir: &'a Path,
+    /// How to start a peer process.
+    pub peer_command: &'a PeerCommand,
+    /// Which repetition this is (for unique endpoint names).
+    pub trial_idx: usize,
+}
+
+/// Why a trial produced no figures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrialError {
+    /// The case cannot run here; nothing was measured.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The case ran and failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<TransportError> for TrialError {
+    fn from(e: TransportError) -> Self {
+        TrialError::Failed(error_chain(&e))
+    }
+}
+
+impl From<ipcbench_core::payload::PayloadError> for TrialError {
+    fn from(e: ipcbench_core::payload::PayloadError) -> Self {
+        TrialError::Failed(format!("payload check failed: {e}"))
+    }
+}
+
+impl From<ipcbench_record::stats::OutOfRange> for TrialError {
+    fn from(e: ipcbench_record::stats::OutOfRange) -> Self {
+        TrialError::Failed(e.to_string())
+    }
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// What the client side of a scenario measured.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOutcome {
+    /// The trial's figures (the server side is filled in from the peer's report).
+    pub trial: Trial,
+    /// The peer's report, when there is a peer.
+    pub report: Option<PeerReport>,
+}
+
+/// The result of a successful trial.
+#[derive(Debug, Clone)]
+pub struct TrialOutput {
+    /// The figures.
+    pub trial: Trial,
+    /// Options as applied by the listening side.
+    pub applied_options: serde_json::Map<String, serde_json::Value>,
+    /// The client's affinity as read back.
+    pub client_cores: Vec<usize>,
+    /// The server's affinity as read back (empty without a peer).
+    pub server_cores: Vec<usize>,
+}
+
+/// Sends a control message and returns the reply (the echo of `MARK`, the peer's `REPORT`).
+pub(crate) fn control_exchange<C: Channel>(
+    channel: &mut C,
+    command: u64,
+    buf: &mut [u8],
+) -> Result<Option<PeerReport>, TrialError> {
+    channel.send(&protocol::encode(command, None::<&()>))?;
+    // Data still in flight (rpc windows, streams) is the scenario's to drain first.
+    let n = channel.recv(buf)?;
+    match protocol::decode(&buf[..n]) {
+        Some((protocol::REPORT, body)) => serde_json::from_slice(body)
+            .map(Some)
+            .map_err(|e| TrialError::Failed(format!("peer sent a malformed REPORT: {e}"))),
+        Some((c, _)) if c == command => Ok(None),
+        _ => Err(TrialError::Failed(format!(
+            "expected the answer to control message {command}, got a data message"
+        ))),
+    }
+}
+
+/// Fills in the derived rates of a trial.
+pub(crate) fn finish_trial(trial: &mut Trial, elapsed: Duration, client: Rusage) {
+    trial.elapsed_ns = elapsed.as_nanos() as u64;
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    trial.messages_per_s = trial.messages as f64 / seconds;
+    trial.bytes_per_s = trial.bytes as f64 / seconds;
+    trial.client = Some(client);
+}
