@@ -15,18 +15,32 @@
 //!   process (`wait`).
 //! - A peer killed with SIGKILL is noticed through a pidfd, zombie or not (`peer`).
 //!
+//! [`SharedMap`] is the other shared structure here: a fixed-capacity open-addressing table of
+//! client records (a counter and a few bytes of data) in a memfd that any number of processes
+//! map, with a lock per record so that concurrent read-modify-writes never lose an update
+//! (`map` for the slot protocol, `map_region` for the mapping). The `balance` scenario keeps
+//! its `shm` state in it.
+//!
 //! This is the workspace's one crate with `unsafe` code: the byte copies in and out of the
-//! mapping and the cast of the mapping's first page to its header. Every block names the
+//! mappings and the casts of their pages to headers and slots. Every block names the
 //! invariant it relies on, and every atomic operation the operation it pairs with. The index
-//! protocol (`ring`) and the doorbell are model-checked with loom (`--cfg loom`, which builds
-//! only those modules and their models) and property-tested against a `VecDeque`.
-// A loom build keeps only the ring, the doorbell and their models (the transport needs a real
+//! protocol (`ring`), the doorbell and the map's slot protocol (`map`) are model-checked with
+//! loom (`--cfg loom`, which builds only those modules and their models) and property-tested
+//! against a `VecDeque` and a `HashMap`.
+// A loom build keeps only the ring, the doorbell, the map's protocol and their models (the transport needs a real
 // mapping and futexes), so outside the models' test build their items go unused.
 #![cfg_attr(loom, allow(dead_code))]
 
 mod doorbell;
 #[cfg(all(test, loom))]
+mod loom_map_models;
+#[cfg(all(test, loom))]
 mod loom_models;
+mod map;
+#[cfg(not(loom))]
+mod map_region;
+#[cfg(not(loom))]
+mod memfd;
 #[cfg(not(loom))]
 mod peer;
 #[cfg(not(loom))]
@@ -38,6 +52,10 @@ mod transport;
 #[cfg(not(loom))]
 mod wait;
 
+#[cfg(not(loom))]
+pub use map_region::{
+    DEFAULT_LOCK_TIMEOUT, MAX_MAP_BYTES, MAX_MAP_SLOTS, MAX_RECORD_BYTES, MapError, MapRecord, SharedMap,
+};
 #[cfg(not(loom))]
 pub use transport::{DEFAULT_RING_BYTES, MAX_RING_BYTES, MIN_RING_BYTES, ShmChannel, ShmListener, ShmTransport};
 #[cfg(not(loom))]

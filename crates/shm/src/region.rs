@@ -18,10 +18,9 @@
 //!
 //! # Creation and opening
 //!
-//! [`Region::create`] makes a memfd (no name in `/dev/shm`, so a killed process leaves nothing
-//! behind: the memory goes when the last descriptor and mapping go), sizes it, seals its size
-//! (so no one can truncate it under a mapping, which would turn accesses into SIGBUS), maps
-//! it, fills in the header and stores `magic` last with `Release`. [`Region::open`] maps a
+//! [`Region::create`] makes a memfd (`memfd` module: no name in `/dev/shm`, so a killed
+//! process leaves nothing behind; its size sealed, so no one can truncate it under a
+//! mapping), maps it, fills in the header and stores `magic` last with `Release`. [`Region::open`] maps a
 //! descriptor opened from the creator's address, loads `magic` with `Acquire` and only then
 //! trusts the other fields, checking version, token and the capacity against the mapping's
 //! length. A mismatch is an error, never a panic.
@@ -30,12 +29,11 @@ use std::fs::File;
 use std::io;
 use std::ptr::{self, NonNull};
 
-use memmap2::{MmapOptions, MmapRaw};
-use rustix::fs::{MemfdFlags, SealFlags};
-
 use crate::doorbell::Doorbell;
+use crate::memfd;
 use crate::ring::{CachePadded, Capacity, Counters, Storage};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering};
+use memmap2::{MmapOptions, MmapRaw};
 
 /// "IPCBSHM" and a zero byte, read as a little-endian `u64`.
 const MAGIC: u64 = u64::from_le_bytes(*b"IPCBSHM\0");
@@ -171,10 +169,7 @@ impl Region {
     /// Creates the memfd, maps it and writes the header for `server`; returns the mapping
     /// and the descriptor (which the address names until the peer is accepted).
     pub(crate) fn create(capacity: Capacity, token: u64, server: (u32, u32)) -> io::Result<(Region, File)> {
-        let fd = rustix::fs::memfd_create(MEMFD_NAME, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
-        let file = File::from(fd);
-        file.set_len(Region::len_for(capacity))?;
-        rustix::fs::fcntl_add_seals(&file, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+        let file = memfd::create_sealed(MEMFD_NAME, Region::len_for(capacity))?;
         let map = MmapOptions::new().populate().map_raw(&file)?;
         let region = Region { map, capacity };
         let header = region.header();
@@ -343,6 +338,7 @@ unsafe impl Storage for MappedRing {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use rustix::fs::MemfdFlags;
 
     use super::*;
     use crate::ring::tests::{check_against_model, check_records, ops};

@@ -28,13 +28,12 @@
 //! consumer, so `Channel::split` gives them to two threads with no lock between them.
 
 use std::fs::File;
-use std::hash::{BuildHasher, Hasher};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use ipcbench_core::transport::{Halves, RecvHalf, SendHalf};
 use ipcbench_core::{Channel, Endpoint, Listener, Options, Transport, TransportError};
 
+use crate::memfd;
 use crate::peer::PeerWatch;
 use crate::region::{MEMFD_NAME, MappedRing, OpenError, Region, Role};
 use crate::ring::{Capacity, Consumer, Header, Producer, RECORD_HEADER_BYTES, commit_key, record_bytes};
@@ -177,36 +176,16 @@ struct Address {
 
 impl Address {
     fn parse(text: &str) -> Result<Address, TransportError> {
-        let bad = |reason: &str| TransportError::BadAddress {
+        let parsed = memfd::ProcAddress::parse(text).map_err(|reason| TransportError::BadAddress {
             address: text.to_owned(),
-            reason: format!("{reason} (expected /proc/<pid>/fd/<fd>#<16 hex digits>)"),
-        };
-        let (path, token) = text.split_once('#').ok_or_else(|| bad("no `#token`"))?;
-        let token = u64::from_str_radix(token, 16).map_err(|_| bad("the token is not hexadecimal"))?;
-        let (pid, fd) = path
-            .strip_prefix("/proc/")
-            .and_then(|rest| rest.split_once("/fd/"))
-            .ok_or_else(|| bad("not a /proc descriptor path"))?;
-        if pid.parse::<u32>().is_err() || fd.parse::<u32>().is_err() {
-            return Err(bad("the pid and descriptor must be numbers"));
-        }
+            reason,
+        })?;
         Ok(Address {
             text: text.to_owned(),
-            path: path.to_owned(),
-            token,
+            path: parsed.path,
+            token: parsed.token,
         })
     }
-}
-
-/// A random token for a new endpoint. `RandomState` is seeded from the OS once per thread and
-/// stepped per call; the time and pid add a little more.
-fn random_token() -> u64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        hasher.write_u128(now.as_nanos());
-    }
-    hasher.finish()
 }
 
 impl Transport for ShmTransport {
@@ -227,11 +206,11 @@ impl Transport for ShmTransport {
     fn bind(&self, _endpoint: &Endpoint) -> Result<ShmListener, TransportError> {
         let ring_bytes = self.mapped_ring_bytes()?;
         let capacity = Capacity::new(ring_bytes as u64).expect("mapped_ring_bytes is a power of two");
-        let token = random_token();
+        let token = memfd::random_token();
         let pid = std::process::id();
         let (region, file) = Region::create(capacity, token, (pid, self.wait.code()))
             .map_err(|e| TransportError::io("create shared memory", e))?;
-        let address = format!("/proc/{pid}/fd/{}#{token:016x}", file.as_raw_fd());
+        let address = memfd::address_of(&file, token);
         Ok(ShmListener {
             region: Arc::new(region),
             file: Some(file),
