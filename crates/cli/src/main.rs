@@ -10,6 +10,7 @@ mod dispatch;
 mod gate;
 mod output;
 mod render;
+mod rerun;
 mod run;
 mod table;
 

@@ -838,7 +838,7 @@ struct PlanFile {
     transport: TransportTables,
     /// Overrides of the regression gate's significance level and thresholds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    gate: Option<ipcbench_gate::compare::GateTable>,
+    gate: Option<ipcbench_gate::GateTable>,
 }
 
 /// Client and server cores of one placement.
@@ -980,7 +980,7 @@ pub struct Plan {
     /// SHA-256 of the plan text, hex.
     pub sha256: String,
     /// The `[gate]` table: the regression gate's overrides, when the plan has one.
-    pub gate: Option<ipcbench_gate::compare::GateTable>,
+    pub gate: Option<ipcbench_gate::GateTable>,
 }
 
 /// Command-line overrides of single keys.
