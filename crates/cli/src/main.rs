@@ -11,6 +11,7 @@ mod dispatch;
 mod gate;
 mod output;
 mod render;
+mod rerun;
 mod run;
 mod table;
 

@@ -265,19 +265,20 @@ fn bad_input_exits_2_with_one_clear_message() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     };
     let missing = dir.join("missing.json");
-    check(&[&good, &missing], "cannot read the new run");
+    check(&[&good, &missing], "the new run: cannot read");
     let garbage = dir.join("garbage.json");
     std::fs::write(&garbage, "{ not json").unwrap();
-    check(&[&garbage, &good], "is not JSON");
+    check(&[&garbage, &good], "the old run: ");
+    check(&[&garbage, &good], "is not valid JSON");
     let foreign = dir.join("foreign.json");
     std::fs::write(&foreign, r#"{"benchmarks": []}"#).unwrap();
     check(&[&good, &foreign], "no `schema` field");
     let future = dir.join("future.json");
     std::fs::write(&future, r#"{"schema": "ipcbench.run/9"}"#).unwrap();
-    check(&[&good, &future], "schema `ipcbench.run/9`");
+    check(&[&good, &future], "its schema is \"ipcbench.run/9\"");
     let broken = dir.join("broken.json");
     std::fs::write(&broken, r#"{"schema": "ipcbench.run/1", "name": 5}"#).unwrap();
-    check(&[&good, &broken], "malformed run record");
+    check(&[&good, &broken], "does not match the run record schema");
     // Two valid records without a case in common.
     check(&[&good, &good], "no case in common");
     // Another machine is refused unless allowed.
