@@ -32,6 +32,15 @@ pub enum CompareError {
         .0.join("; ")
     )]
     DifferentMachine(Vec<String>),
+    /// A record holds cases the gate cannot judge (no trials, or no positive figure): a pass
+    /// over them would mean nothing.
+    #[error("the {which} run cannot be judged: {}", .problems.join("; "))]
+    CannotJudge {
+        /// `old` or `new`.
+        which: &'static str,
+        /// What is wrong, per case.
+        problems: Vec<String>,
+    },
     /// The runs share no case: nothing would be judged, so a pass would mean nothing.
     #[error("the runs have no case in common (old: {n_old} cases, new: {n_new} cases); compare runs of the same plan")]
     NoCaseInCommon {
@@ -57,6 +66,34 @@ pub fn compare_common(old: &RunRecord, new: &RunRecord, options: &CompareOptions
     Ok(comparison)
 }
 
+/// The cases of `run` that report `ok` but give the gate nothing to judge: no trials, or no
+/// trial with a positive figure (latency, messages/s or bytes/s). At most five are named.
+fn unjudgeable(run: &RunRecord) -> Vec<String> {
+    let positive = |t: &ipcbench_record::Trial| {
+        t.latency_ns.is_some_and(|l| l.p50 > 0.0) || t.messages_per_s > 0.0 || t.bytes_per_s > 0.0
+    };
+    let mut problems: Vec<String> = run
+        .cases
+        .iter()
+        .filter(|c| c.status == Status::Ok)
+        .filter_map(|c| {
+            if c.trials.is_empty() {
+                Some(format!("case {} is ok but has no trials", c.id))
+            } else if !c.trials.iter().any(positive) {
+                Some(format!("case {} has only zero or negative figures", c.id))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if problems.len() > 5 {
+        let more = problems.len() - 5;
+        problems.truncate(5);
+        problems.push(format!("and {more} more"));
+    }
+    problems
+}
+
 /// Compares `new` against `old` (the baseline).
 ///
 /// # Errors
@@ -69,6 +106,12 @@ pub fn compare(old: &RunRecord, new: &RunRecord, options: &CompareOptions) -> Re
                 which,
                 found: run.schema.clone(),
             });
+        }
+    }
+    for (which, run) in [("old", old), ("new", new)] {
+        let problems = unjudgeable(run);
+        if !problems.is_empty() {
+            return Err(CompareError::CannotJudge { which, problems });
         }
     }
     let differences = machine_differences(&old.environment, &new.environment);

@@ -247,7 +247,8 @@ impl Comparison {
 
     /// True when nothing regressed and nothing newly failed: the gate passes.
     pub fn passed(&self) -> bool {
-        self.regressions().next().is_none() && self.newly_failed().next().is_none()
+        // A case the baseline lacks cannot be judged: a pass would say nothing about it.
+        self.regressions().next().is_none() && self.newly_failed().next().is_none() && self.only_in_new.is_empty()
     }
 
     /// The keys of the cases currently flagged as regressed (what confirmation re-runs), with

@@ -503,3 +503,45 @@ fn both_verdict_texts_end_with_the_one_rule_text() {
     assert!(markdown.starts_with("## ❌ ipcbench regression gate: FAIL: 1 regressed case(s) of 2 compared\n"));
     assert!(markdown.ends_with(&format!("Rule: {rule}.\n")), "{markdown}");
 }
+
+#[test]
+fn a_record_the_gate_cannot_judge_is_refused_not_passed() {
+    // A case that says ok but has no trials.
+    let empty = run(vec![case(TCP, &[]), case(UDS, &BASE_UDS)]);
+    match compare(&empty, &baseline(), &CompareOptions::default()) {
+        Err(CompareError::CannotJudge { which: "old", problems }) => {
+            assert!(
+                problems[0].contains(TCP) && problems[0].contains("no trials"),
+                "{problems:?}"
+            );
+        }
+        other => panic!("expected CannotJudge, got {other:?}"),
+    }
+    // Figures that are all zero.
+    let mut zero = baseline();
+    for case in &mut zero.cases {
+        for trial in &mut case.trials {
+            trial.latency_ns = None;
+            trial.messages_per_s = 0.0;
+            trial.bytes_per_s = 0.0;
+        }
+    }
+    assert!(matches!(
+        compare(&baseline(), &zero, &CompareOptions::default()),
+        Err(CompareError::CannotJudge { which: "new", .. })
+    ));
+}
+
+#[test]
+fn a_case_the_baseline_lacks_fails_the_gate() {
+    let old = run(vec![case(TCP, &BASE_TCP)]);
+    let new = run(vec![case(TCP, &BASE_TCP), case(UDS, &BASE_UDS)]);
+    let result = compare(&old, &new, &CompareOptions::default()).unwrap();
+    assert_eq!(result.only_in_new, [UDS]);
+    assert!(!result.passed());
+    assert!(
+        verdict::terminal(&result).contains("the baseline lacks (cannot judge)"),
+        "{}",
+        verdict::terminal(&result)
+    );
+}

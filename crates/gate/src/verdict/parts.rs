@@ -56,13 +56,17 @@ pub(crate) fn headline(comparison: &Comparison) -> String {
         .iter()
         .filter(|c| c.verdict == Verdict::Inconclusive)
         .count();
-    if regressed + failed > 0 {
+    let unjudged = comparison.only_in_new.len();
+    if regressed + failed + unjudged > 0 {
         let mut parts = Vec::new();
         if regressed > 0 {
             parts.push(format!("{regressed} regressed case(s)"));
         }
         if failed > 0 {
             parts.push(format!("{failed} newly failing case(s)"));
+        }
+        if unjudged > 0 {
+            parts.push(format!("{unjudged} case(s) the baseline lacks (cannot judge)"));
         }
         format!("FAIL: {} of {compared} compared", parts.join(", "))
     } else if compared > 0 && inconclusive == compared {
