@@ -23,7 +23,6 @@ use ipcbench_record::{RunRecord, SCHEMA, Status};
 use crate::UsageError;
 use crate::output::write_atomically;
 use crate::run;
-use crate::table::{format_ns, format_rate};
 
 /// The plan `ipcbench ci` runs when none is named.
 pub const DEFAULT_CI_PLAN: &str = "bench-configs/ci.toml";
@@ -360,9 +359,9 @@ fn chart_rows(comparison: &Comparison) -> Vec<compare::ChartRow> {
 
 fn format_value(metric: Metric, value: f64) -> String {
     match metric {
-        Metric::LatencyP50 | Metric::LatencyP99 | Metric::CpuPerMessage => format_ns(value),
-        Metric::MessagesPerS => format!("{}msg/s", format_rate(value)),
-        Metric::BytesPerS => format!("{}B/s", format_rate(value)),
+        Metric::LatencyP50 | Metric::LatencyP99 | Metric::CpuPerMessage => ipcbench_report::format::time_ns(value, 3),
+        Metric::MessagesPerS => ipcbench_report::format::rate(value, "msg/s", 3),
+        Metric::BytesPerS => ipcbench_report::format::rate(value, "B/s", 3),
     }
 }
 

@@ -11,7 +11,6 @@ mod gate;
 mod output;
 mod render;
 mod run;
-mod table;
 
 use std::process::ExitCode;
 

@@ -20,7 +20,6 @@ use ipcbench_record::{RunRecord, Status};
 use crate::UsageError;
 use crate::dispatch::CliDispatch;
 use crate::output::RunOutput;
-use crate::table;
 
 /// Arguments of `ipcbench run`.
 #[derive(Debug, Args)]
@@ -159,7 +158,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     let executed = execute(&plan, args.out.as_deref())?;
     let record = &executed.record;
-    print!("{}", table::render(record));
+    print!("{}", ipcbench_report::terminal_tables(record));
     if record.interrupted {
         eprintln!(
             "interrupted: the completed cases are in {}",
