@@ -13,7 +13,6 @@ mod output;
 mod render;
 mod rerun;
 mod run;
-mod table;
 
 use std::process::ExitCode;
 

@@ -21,7 +21,6 @@ use crate::UsageError;
 use crate::cleanup;
 use crate::dispatch::CliDispatch;
 use crate::output::RunOutput;
-use crate::table;
 
 /// Arguments of `ipcbench run`.
 #[derive(Debug, Args)]
@@ -191,7 +190,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     let executed = execute_with(&plan, args.out.as_deref(), args.force)?;
     let record = &executed.record;
-    print!("{}", table::render(record));
+    print!("{}", ipcbench_report::terminal_tables(record));
     if record.interrupted {
         eprintln!(
             "interrupted: the completed cases are in {}",
