@@ -349,33 +349,10 @@ pub fn run_warnings(cases: &[CaseRecord]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{Percentiles, Placement, Status};
+    use crate::schema::Percentiles;
 
     fn case_with_p50s(p50s: &[f64]) -> CaseRecord {
         CaseRecord {
-            id: "pingpong/tcp/64B/c0s0".into(),
-            scenario: "pingpong".into(),
-            transport: "tcp".into(),
-            peer_mode: "process".into(),
-            transport_options: Default::default(),
-            applied_options: Default::default(),
-            message_bytes: 64,
-            reply_bytes: Some(64),
-            total_bytes: None,
-            connections: None,
-            rate_per_connection_hz: None,
-            window: None,
-            delay_ms: None,
-            cores: Placement {
-                client: 0,
-                server: Some(0),
-                label: "same-core".into(),
-                client_applied: vec![0],
-                server_applied: vec![0],
-            },
-            status: Status::Ok,
-            reason: None,
-            flags: Vec::new(),
             trials: p50s
                 .iter()
                 .map(|&p50| Trial {
@@ -388,8 +365,7 @@ mod tests {
                     ..Trial::default()
                 })
                 .collect(),
-            summary: None,
-            extra: Default::default(),
+            ..CaseRecord::skeleton("pingpong/tcp/64B/c0s1", "pingpong", "tcp", 64)
         }
     }
 
