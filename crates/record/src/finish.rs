@@ -224,7 +224,7 @@ fn finish_proxy(case: &mut CaseRecord) {
 }
 
 /// The trial figures of an `http` case that its record carries as medians over trials.
-pub const HTTP_FIGURES: [&str; 27] = [
+pub const HTTP_FIGURES: [&str; 28] = [
     "hop_added_p50_ns",
     "hop_added_p90_ns",
     "hop_added_p99_ns",
@@ -241,6 +241,7 @@ pub const HTTP_FIGURES: [&str; 27] = [
     "pool_wait_p50_ns",
     "pool_wait_p99_ns",
     "front_wire_bytes_per_request",
+    "front_request_wire_bytes_per_request",
     "direct_wire_bytes_per_request",
     "back_wire_bytes_per_request",
     "miss_penalty_p50_ns",

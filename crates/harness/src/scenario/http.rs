@@ -36,7 +36,8 @@
 //!   (warm-up included; the pool opens them on first use), `upstream_connections_measured` in
 //!   the measured phase; `pool_wait_p50_ns`/`pool_wait_p99_ns` (built-in relay);
 //! - `front_wire_bytes_per_request` (client side of relayed blocks, both directions, headers
-//!   and framing included, below TLS), `direct_wire_bytes_per_request`,
+//!   and framing included, below TLS), `front_request_wire_bytes_per_request` (the request
+//!   direction alone), `direct_wire_bytes_per_request`,
 //!   `back_wire_bytes_per_request` (origin's back listener per forwarded request);
 //! - `miss_penalty_p50_ns`: relayed miss p50 minus hit p50 (raw), when 0 < `cache_hit_ratio` < 1;
 //!   `cache_hit_share`;
@@ -469,6 +470,13 @@ impl Figures<'_> {
         put("upstream_connections", origin("back_connections_total"));
         put("upstream_connections_measured", origin("back_connections"));
         put("front_wire_bytes_per_request", r.wire_bytes_per_request());
+        if r.n_requests > 0 {
+            // The request direction alone: where HPACK's indexing of repeated headers shows.
+            put(
+                "front_request_wire_bytes_per_request",
+                r.wire.written_bytes as f64 / r.n_requests as f64,
+            );
+        }
         put("direct_wire_bytes_per_request", d.wire_bytes_per_request());
         if origin("back_requests") > 0.0 {
             put(
