@@ -106,15 +106,43 @@ fn overrides(args: &RunArgs) -> Result<Overrides> {
 /// Reads and expands the plan named on the command line (or the built-in one).
 pub fn load_plan(config: Option<&PathBuf>, overrides: &Overrides) -> Result<Plan> {
     let (name, text) = match config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| usage(format!("cannot read plan {}: {e}", path.display())))?;
-            (path.display().to_string(), text)
-        }
+        Some(path) => (path.display().to_string(), read_plan_file(path)?),
         None => ("built-in default".to_owned(), DEFAULT_PLAN.to_owned()),
     };
     let n_cores = ipcbench_harness::affinity::online_cores();
-    Plan::parse(&name, &text, overrides, n_cores).map_err(|e| usage(e.to_string()))
+    let plan = Plan::parse(&name, &text, overrides, n_cores).map_err(|e| usage(e.to_string()))?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(plan)
+}
+
+/// Reads a plan file: a regular file of at most `MAX_PLAN_BYTES`, checked before it is opened
+/// (opening a FIFO would block until a writer appears).
+fn read_plan_file(path: &Path) -> Result<String> {
+    use std::io::Read as _;
+    let max = ipcbench_harness::plan::limits::MAX_PLAN_BYTES;
+    let meta = std::fs::metadata(path).map_err(|e| usage(format!("cannot read plan {}: {e}", path.display())))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        return Err(usage(format!("plan {} is {what}; give a TOML file", path.display())));
+    }
+    if meta.len() > max {
+        return Err(usage(format!(
+            "plan {} has {} bytes; a plan may have at most {max} bytes",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_string(&mut text))
+        .map_err(|e| usage(format!("cannot read plan {}: {e}", path.display())))?;
+    Ok(text)
 }
 
 fn build_info() -> BuildInfo {
