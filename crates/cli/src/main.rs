@@ -7,13 +7,14 @@
 //! failed (or, for `compare`/`ci`, a regression), 2 bad input.
 #![forbid(unsafe_code)]
 
+mod cleanup;
 mod dispatch;
 mod gate;
 mod http;
 mod output;
 mod render;
+mod rerun;
 mod run;
-mod table;
 
 use std::process::ExitCode;
 
@@ -58,6 +59,13 @@ enum Command {
     /// Loads an HTTP server with ipcbench's client, closed loop (for cross-checks).
     #[command(hide = true, name = "http-load")]
     HttpLoad(http::LoadArgs),
+    /// Cleans up after a run that dies (started by `run`; not for direct use).
+    #[command(hide = true)]
+    Cleanup {
+        /// What the run may leave behind, JSON.
+        #[arg(long)]
+        spec: String,
+    },
     /// Serves one trial as the peer process (started by `run`; not for direct use).
     #[command(hide = true)]
     Peer {
@@ -88,6 +96,7 @@ fn main() -> ExitCode {
         Command::Peer { spec } => run::peer(&spec),
         Command::HttpOrigin(args) => http::origin(args),
         Command::HttpLoad(args) => http::load(args),
+        Command::Cleanup { spec } => cleanup::watch(&spec).map(|()| ExitCode::SUCCESS),
         Command::Report(args) => render::report(args),
         Command::Compare(args) => gate::compare_command(args),
         Command::Ci(args) => gate::ci_command(args),

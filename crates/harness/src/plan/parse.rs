@@ -271,7 +271,7 @@ struct PlanFile {
     transport: TransportTables,
     /// Overrides of the regression gate's significance level and thresholds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    gate: Option<ipcbench_gate::compare::GateTable>,
+    gate: Option<ipcbench_gate::GateTable>,
 }
 
 /// A validated, expanded plan.
@@ -288,7 +288,7 @@ pub struct Plan {
     /// SHA-256 of the plan text, hex.
     pub sha256: String,
     /// The `[gate]` table: the regression gate's overrides, when the plan has one.
-    pub gate: Option<ipcbench_gate::compare::GateTable>,
+    pub gate: Option<ipcbench_gate::GateTable>,
     /// What the expansion did that the plan did not say in so many words (cases named twice,
     /// merged), for the CLI to print.
     pub notes: Vec<String>,
