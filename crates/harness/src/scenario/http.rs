@@ -65,7 +65,9 @@ use crate::plan::{Amount, Case, HttpCase, HttpRelay, HttpVersion};
 use crate::protocol::{self, PeerReport, PeerSpec, Ready};
 use crate::rusage::Snapshot;
 use crate::scenario::fleet::{self, PeerRole, Started, TlsDer};
-use crate::session::{TrialContext, TrialError, TrialOutput, control_exchange, error_chain, finish_trial};
+use crate::session::{
+    TrialContext, TrialError, TrialOutput, control_exchange, error_chain, finish_trial, interrupted, stop_requested,
+};
 use ipcbench_record::{Trial, stats};
 
 /// The length of one block; the client alternates blocks over the direct and relayed paths.
@@ -312,6 +314,10 @@ fn alternate(direct: &mut Client, relayed: &mut Client, length: Duration) -> Res
     let started = Instant::now();
     let mut paths = Paths::default();
     while paths.relayed.is_none() || started.elapsed() < length {
+        // Ctrl-C ends the trial at the next block (every 100 ms per path).
+        if stop_requested() {
+            return Err(interrupted());
+        }
         add(
             &mut paths.direct,
             direct.run_block(BLOCK).map_err(failed("direct path"))?,
