@@ -335,7 +335,9 @@ fn columns(scenario: &str, of: &[&CaseRecord]) -> Vec<Column> {
         let figure = |key: &'static str| move |c: &CaseRecord| or_dash(extra(c, key).map(time));
         let bytes = |key: &'static str| move |c: &CaseRecord| or_dash(extra(c, key).map(format::bytes_approx));
         let rate = |key: &'static str| move |c: &CaseRecord| or_dash(extra(c, key).map(count_rate));
-        columns.push(column("direct p50", true, Document, figure("direct_p50_ns")));
+        // The direct path (client -> origin over the front protocol) of the same trials: the
+        // preset's "direct h1" and "direct h2".
+        columns.push(column("direct p50", true, Everywhere, figure("direct_p50_ns")));
         columns.push(column("hop p50", true, Everywhere, figure("hop_added_p50_ns")));
         columns.push(column("hop p50 95% CI", true, Document, move |c| {
             match (extra(c, "hop_added_p50_ns_lo"), extra(c, "hop_added_p50_ns_hi")) {
