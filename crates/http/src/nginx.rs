@@ -270,12 +270,14 @@ impl Nginx {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(HttpError::Nginx(format!("exited with {status}: {}", self.log_tail())));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            // The master listens before it forks its workers: ready once both are true.
+            let pid = child.id();
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() && !children(pid).is_empty() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(HttpError::Nginx(format!(
-                    "not listening on {addr} after {limit:?}: {}",
+                    "not listening on {addr} with a worker after {limit:?}: {}",
                     self.log_tail()
                 )));
             }

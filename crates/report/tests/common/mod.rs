@@ -52,20 +52,10 @@ fn empty_case(scenario: &str, transport: &str, options: Option<&str>, size: u64,
     let label = if same_core { "same-core" } else { "cross-core" };
     let server = if same_core { 0 } else { 1 };
     let options_part = options.map(|o| format!("[{o}]")).unwrap_or_default();
+    let id = format!("{scenario}/{transport}{options_part}/{size}B/c0s{server}");
     CaseRecord {
-        id: format!("{scenario}/{transport}{options_part}/{size}B/c0s{server}"),
-        scenario: scenario.to_owned(),
-        transport: transport.to_owned(),
-        peer_mode: "process".to_owned(),
-        transport_options: Default::default(),
-        applied_options: Default::default(),
-        message_bytes: size,
         reply_bytes: (scenario != "stream").then_some(size),
         total_bytes: (scenario == "stream").then_some(64 << 20),
-        connections: None,
-        rate_per_connection_hz: None,
-        window: None,
-        delay_ms: None,
         cores: Placement {
             client: 0,
             server: Some(server),
@@ -73,12 +63,7 @@ fn empty_case(scenario: &str, transport: &str, options: Option<&str>, size: u64,
             client_applied: vec![0],
             server_applied: vec![server],
         },
-        status: Status::Ok,
-        reason: None,
-        flags: Vec::new(),
-        trials: Vec::new(),
-        summary: None,
-        extra: BTreeMap::new(),
+        ..CaseRecord::skeleton(&id, scenario, transport, size)
     }
 }
 
