@@ -28,6 +28,7 @@ pub fn finish_case(case: &mut CaseRecord, context: &FinishContext<'_>) {
         "load" => finish_load(case),
         "proxy" => finish_proxy(case),
         "conn-cost" => finish_conn_cost(case),
+        "http" => finish_http(case),
         _ => {}
     }
     if let Some(limits) = context.calibration {
@@ -255,6 +256,73 @@ fn finish_proxy(case: &mut CaseRecord) {
     // The direct path runs over the back transport: the hop is added to that round trip.
     if let Some(back) = case.transport.split("->").nth(1) {
         case.extra.insert("direct_transport".into(), back.into());
+    }
+    case.extra.insert("relay_core".into(), case.cores.client.into());
+}
+
+/// The trial figures of an `http` case that its record carries as medians over trials.
+pub const HTTP_FIGURES: [&str; 28] = [
+    "hop_added_p50_ns",
+    "hop_added_p90_ns",
+    "hop_added_p99_ns",
+    "hop_added_p999_ns",
+    "hop_added_raw_p50_ns",
+    "direct_p50_ns",
+    "direct_p99_ns",
+    "requests_per_s_in",
+    "requests_per_s_out",
+    "direct_requests_per_s",
+    "relay_cpu_ns_per_request",
+    "upstream_connections",
+    "upstream_connections_measured",
+    "pool_wait_p50_ns",
+    "pool_wait_p99_ns",
+    "front_wire_bytes_per_request",
+    "front_request_wire_bytes_per_request",
+    "direct_wire_bytes_per_request",
+    "back_wire_bytes_per_request",
+    "miss_penalty_p50_ns",
+    "hit_p50_ns",
+    "miss_p50_ns",
+    "cache_hit_share",
+    "handshakes_per_s",
+    "tls_handshakes_per_s",
+    "relay_requests_in",
+    "relay_upstream_errors",
+    "unsent_requests",
+];
+
+/// The figures of an `http` case whose 95% interval is kept: in `summary.ci95` and as
+/// `<name>_lo` / `<name>_hi` in the case's `extra`.
+pub const HTTP_INTERVALS: [&str; 4] = [
+    "hop_added_p50_ns",
+    "hop_added_p99_ns",
+    "relay_cpu_ns_per_request",
+    "requests_per_s_in",
+];
+
+/// The case-level figures of an `http` case: medians over trials, and bootstrap intervals of
+/// the hop's cost (called after every trial, so it replaces what it set before).
+fn finish_http(case: &mut CaseRecord) {
+    for key in HTTP_FIGURES {
+        case.extra.remove(key);
+        let values: Vec<f64> = case.trials.iter().filter_map(|t| t.extra.get(key).copied()).collect();
+        if let Some(median) = stats::median(&values) {
+            case.extra.insert(key.into(), median.into());
+        }
+    }
+    for key in HTTP_INTERVALS {
+        let values: Vec<f64> = case.trials.iter().filter_map(|t| t.extra.get(key).copied()).collect();
+        let (lo, hi) = (format!("{key}_lo"), format!("{key}_hi"));
+        case.extra.remove(&lo);
+        case.extra.remove(&hi);
+        if let Some([low, high]) = stats::bootstrap_median_ci(&values) {
+            case.extra.insert(lo, low.into());
+            case.extra.insert(hi, high.into());
+            if let Some(summary) = case.summary.as_mut() {
+                summary.ci95.insert(key.into(), [low, high]);
+            }
+        }
     }
     case.extra.insert("relay_core".into(), case.cores.client.into());
 }

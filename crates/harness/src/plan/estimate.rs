@@ -32,5 +32,9 @@ pub fn estimate_trial(case: &Case) -> Duration {
         // Making and removing the namespace, the veth pair and the qdiscs.
         estimate += Duration::from_millis(100);
     }
+    if case.scenario == ScenarioKind::Http {
+        // Three processes, TLS identities and the clients' connections per trial.
+        estimate += Duration::from_millis(300);
+    }
     estimate
 }

@@ -11,6 +11,7 @@ use crate::session::{ClientOutcome, TrialContext, TrialError, TrialOutput};
 pub mod conn_cost;
 pub(crate) mod echo_server;
 pub mod fleet;
+pub mod http;
 pub mod load;
 pub mod pingpong;
 pub mod proxy;
@@ -27,6 +28,7 @@ pub fn supported(kind: ScenarioKind) -> bool {
             | ScenarioKind::Load
             | ScenarioKind::Proxy
             | ScenarioKind::ConnCost
+            | ScenarioKind::Http
     )
 }
 
@@ -71,11 +73,12 @@ pub(crate) fn own_trial<T: Transport + 'static>(kind: ScenarioKind) -> Option<Ow
         ScenarioKind::Load => Some(load::trial::<T>),
         ScenarioKind::ConnCost => Some(conn_cost::trial::<T>),
         ScenarioKind::Proxy => Some(proxy::without_back::<T>),
+        ScenarioKind::Http => Some(http::trial::<T>),
         _ => None,
     }
 }
 
-/// Serves a peer process of `load`, `conn-cost` or `proxy` (server side) over `transport`.
+/// Serves a peer process of `load`, `conn-cost`, `proxy` (server side) or `http` over `transport`.
 pub(crate) fn serve_role<T: Transport>(
     transport: &T,
     spec: &PeerSpec,
@@ -86,6 +89,8 @@ pub(crate) fn serve_role<T: Transport>(
             echo_server::serve(transport, spec, &work_dir, stall, load::DEFAULT_CONNECTIONS)
         }
         fleet::PeerRole::ProxyServer { relay_address } => proxy::serve_server(transport, spec, &relay_address),
+        fleet::PeerRole::HttpOrigin { work_dir, tls } => http::serve_origin(transport, spec, &work_dir, tls.as_ref()),
+        fleet::PeerRole::HttpRelay { origin, tls } => http::serve_relay(transport, spec, &origin, tls.as_ref()),
         fleet::PeerRole::Relay { .. } => Err(TrialError::Failed(
             "the relay needs both transports; start it through peer::serve_pair".into(),
         )),

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use super::common::{ChartInfo, DrawFailed, SIZE};
 use super::comparison::{self, ComparisonRow};
-use super::{conn_cost, cpu, latency, load, spectrum, style, text, throughput, window};
+use super::{conn_cost, cpu, http, latency, load, spectrum, style, text, throughput, window};
 use crate::{ReportError, Stamp, cases, font};
 
 /// A chart drawn in memory.
@@ -32,6 +32,7 @@ pub(crate) enum Figure {
     Window(window::WindowChart),
     Comparison(comparison::Comparison),
     ConnCost(conn_cost::ConnCost),
+    Http(http::HttpBars),
 }
 
 impl Figure {
@@ -45,6 +46,7 @@ impl Figure {
             Figure::Window(f) => &f.info,
             Figure::Comparison(f) => &f.info,
             Figure::ConnCost(f) => &f.info,
+            Figure::Http(f) => &f.info,
         }
     }
 
@@ -52,6 +54,7 @@ impl Figure {
         match self {
             Figure::Cpu(f) => f.size(),
             Figure::Comparison(f) => f.size(),
+            Figure::Http(f) => f.size(),
             _ => SIZE,
         }
     }
@@ -66,13 +69,15 @@ impl Figure {
             Figure::Window(f) => f.draw(root),
             Figure::Comparison(f) => f.draw(root),
             Figure::ConnCost(f) => f.draw(root),
+            Figure::Http(f) => f.draw(root),
         }
     }
 }
 
 /// The charts of `record`, in the order the reports show them: per scenario (in plan order)
 /// latency vs size, latency vs load, percentile spectra, throughput vs size, throughput vs
-/// window, memory per connection (conn-cost), CPU cost.
+/// window, memory per connection (conn-cost), the http charts (added latency per path, relay
+/// CPU per request, wire bytes per request, throughput in vs out), CPU cost.
 ///
 /// # Errors
 /// [`ReportError::Histogram`] when a stored histogram cannot be decoded.
@@ -114,6 +119,9 @@ pub(crate) fn figures(record: &RunRecord) -> Result<Vec<Figure>, ReportError> {
         }
         if let Some(f) = conn_cost::ConnCost::build(&scenario, &of, &stamp, &palette) {
             out.push(Figure::ConnCost(f));
+        }
+        for f in http::HttpBars::build(&scenario, &of, &stamp) {
+            out.push(Figure::Http(f));
         }
         // conn-cost's "messages" are connection set-ups; CPU per message would mislead.
         if scenario != "conn-cost"
