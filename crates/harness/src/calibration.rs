@@ -17,7 +17,7 @@
 //!   copied at least once (shared memory) or twice (through a kernel buffer), so a `stream`
 //!   cannot beat this figure.
 //!
-//! [`fraction_of_limit`] puts a case's headline figure against its limit as
+//! `ipcbench_record::finish::fraction_of_limit` puts a case's headline figure against its limit as
 //! **limit-relative speed: 1.0 = at the physical limit, smaller = further from it**. For latency
 //! that is `limit / achieved` (cache-line round trip / pingpong p50); for throughput it is
 //! `achieved / limit` (stream bytes/s / memcpy bytes/s).

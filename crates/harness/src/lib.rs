@@ -3,7 +3,7 @@
 //! The flow: [`plan::Plan::parse`] turns a TOML plan into cases; [`runner::run`] runs their
 //! trials in interleaved rounds, each trial ([`trial::run_trial`]) a fresh peer — a separate
 //! process of the same binary, which calls [`peer::serve`] — and returns a
-//! [`record::RunRecord`], the content of `run.json`.
+//! [`ipcbench_record::RunRecord`], the content of `run.json`.
 //!
 //! The harness never names a concrete transport: the CLI implements [`dispatch::Dispatch`],
 //! mapping [`plan::TransportSettings`] to a transport type, and the harness's generic

@@ -19,7 +19,7 @@
 //! - **`delay_ms` is one-way.** netem delays the packets leaving each end, so a round trip
 //!   crosses it twice: the round-trip floor is 2 x `delay_ms`, and a window of W requests moves
 //!   at most W x (request + reply) bytes per 2 x `delay_ms` (see
-//!   [`crate::scenario::rpc::link_figures`]).
+//!   `ipcbench_record::finish`).
 //! - **`rate_mbit` is per direction**, applied by the same netem qdiscs.
 //! - netem's queue is raised to [`NETEM_LIMIT_PACKETS`] packets (default 1000), so a large
 //!   window at a long delay is not cut short by drops in the emulator itself.

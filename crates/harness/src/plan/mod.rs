@@ -7,8 +7,8 @@
 //! the expanded [`Plan`]; every error it returns is a [`ConfigError`] naming the file, line and
 //! column, what is wrong, and what is allowed.
 //!
-//! Bottom to top: [`units`] (how values are written), [`kinds`] (what they name), [`case`] (one
-//! expanded case), [`parse`] (the file, its errors and the expansion), [`estimate`] (run time).
+//! Bottom to top: `units` (how values are written), `kinds` (what they name), `case` (one
+//! expanded case), `parse` (the file, its errors and the expansion), `estimate` (run time).
 
 mod case;
 mod estimate;

@@ -19,7 +19,7 @@
 //! Over a delayed link (`delay_ms`, see [`crate::netns`]), the round trip is at least twice the
 //! one-way delay, so a window of W requests moves at most W x (request + reply) bytes per round
 //! trip: the bandwidth-delay product. The runner stores that bound beside the figures
-//! ([`link_figures`]).
+//! (`ipcbench_record::finish`).
 
 use std::thread;
 use std::time::{Duration, Instant};
