@@ -120,15 +120,16 @@ rate_per_connection_hz = 20
     );
 }
 
-/// A server that stalls once for 100 ms during an open-loop run: the requests scheduled
+/// A server that stalls once for 500 ms during an open-loop run: the requests scheduled
 /// during the stall wait behind it, so the corrected p99.9 (from the intended send time)
 /// shows the stall, while the uncorrected p99.9 (from the actual, late, send time) does not.
 ///
-/// Four connections at 1000 msg/s each for 3 s make 12,000 samples. The stall holds the one
-/// request in flight on each connection (4 samples of up to 100 ms, under the 12 that p99.9
-/// may skip), and about 100 scheduled sends per connection queue behind it: about 400 samples
-/// whose corrected latency spreads up to 100 ms. The thresholds are about the deliberate stall,
-/// not about the machine's speed.
+/// Four connections at 1000 msg/s each for 3 s make up to 12,000 samples. The stall holds the
+/// one request in flight on each connection (4 samples of up to 500 ms, under the 12 that p99.9
+/// may skip), and about 500 scheduled sends per connection queue behind it: about 2,000 samples
+/// whose corrected latency spreads up to 500 ms. The thresholds (250 ms) sit half-way: 5 times
+/// what a loaded 2-core machine adds to a raw p99.9 by descheduling (seen: tens of ms at load
+/// 6-8, which failed a 100 ms stall's 50 ms threshold), and half the deliberate stall.
 #[test]
 fn one_stall_shows_in_corrected_but_not_in_uncorrected_p999() {
     let plan = format!(
@@ -163,26 +164,26 @@ rate_per_connection_hz = 1000
     // Warm-up is 1,200 messages; stall about one second into the measured phase.
     let stall = Stall {
         after_messages: 1_200 + 4_000,
-        stall_ms: 100,
+        stall_ms: 500,
     };
     // The trial pins the calling thread: this test's own thread.
     let output = load::trial_with(ipcbench_tcp::TcpTransport::default(), case, &ctx, Some(stall))
         .unwrap_or_else(|e| panic!("{e}"));
     let raw = output.trial.latency_ns.unwrap();
     let corrected = output.trial.latency_corrected_ns.unwrap();
-    assert!(output.trial.messages > 10_000, "{}", output.trial.messages);
+    assert!(output.trial.messages > 6_000, "{}", output.trial.messages);
     assert!(
-        corrected.p999 >= 50e6,
-        "corrected p99.9 {} ns should show the 100 ms stall",
+        corrected.p999 >= 250e6,
+        "corrected p99.9 {} ns should show the 500 ms stall",
         corrected.p999
     );
     assert!(
-        raw.p999 < 50e6,
+        raw.p999 < 250e6,
         "uncorrected p99.9 {} ns should not show the stall",
         raw.p999
     );
     // The stall itself is in both maxima: the requests in flight waited it out.
-    assert!(raw.max >= 90e6 && corrected.max >= 90e6, "{raw:?} {corrected:?}");
+    assert!(raw.max >= 450e6 && corrected.max >= 450e6, "{raw:?} {corrected:?}");
 }
 
 #[test]
