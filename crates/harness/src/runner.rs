@@ -129,6 +129,7 @@ fn null_floor_ns(options: &RunOptions, client_core: usize) -> f64 {
         server_loops: 1,
         convert: crate::plan::Convert::None,
         step: None,
+        bare: false,
         placement: CorePair {
             client: client_core,
             server: client_core,

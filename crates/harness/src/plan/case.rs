@@ -66,6 +66,10 @@ pub struct Case {
     pub convert: Convert,
     /// Connection step (conn-cost).
     pub step: Option<u64>,
+    /// Alternate the measured phase with the transport's bare loop (pingpong, stream; plan
+    /// key `bare`, default true): the trial then records `bare_p50_ns` or `bare_bytes_per_s`.
+    #[serde(default)]
+    pub bare: bool,
     /// Core placement.
     pub placement: CorePair,
     /// Fresh launches.

@@ -189,6 +189,9 @@ struct ScenarioSpec {
     back: Option<Vec<TransportKind>>,
     convert: Option<OneOrMany<Convert>>,
     step: Option<u64>,
+    /// Alternate the trial with the transport's bare loop (pingpong, stream; default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bare: Option<bool>,
     repetitions: Option<u32>,
     warmup: Option<AmountText>,
     duration: Option<DurationText>,
@@ -217,6 +220,7 @@ impl ScenarioSpec {
         note(self.back.is_some(), "back");
         note(self.convert.is_some(), "convert");
         note(self.step.is_some(), "step");
+        note(self.bare.is_some(), "bare");
         keys
     }
 }
@@ -531,10 +535,12 @@ impl Plan {
                     "`repetitions` must be at least 1",
                 ));
             }
-            let timeout = file
-                .timeout
-                .map(|d| d.0)
-                .unwrap_or_else(|| default_timeout(warmup, measure) + slow_phase_allowance(spec, warmup, measure));
+            let bare_on = spec.bare.unwrap_or(true) && matches!(kind, ScenarioKind::Pingpong | ScenarioKind::Stream);
+            let timeout = file.timeout.map(|d| d.0).unwrap_or_else(|| {
+                let timeout = default_timeout(warmup, measure) + slow_phase_allowance(spec, warmup, measure);
+                // The bare blocks take about as long again as the measured ones.
+                if bare_on { timeout * 2 } else { timeout }
+            });
 
             let transports: Vec<(TransportSettings, Option<TransportSettings>)> = if kind == ScenarioKind::Proxy {
                 let fronts = spec.front.clone().unwrap_or_default();
@@ -645,6 +651,7 @@ impl Plan {
                                                 server_loops: spec.server_loops.unwrap_or(1),
                                                 convert,
                                                 step: spec.step,
+                                                bare: bare_on,
                                                 placement,
                                                 repetitions,
                                                 warmup,
