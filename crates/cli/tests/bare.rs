@@ -9,7 +9,7 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 /// The transports with a bare loop, as plan lists.
-const WITH_BARE: &str = r#"["tcp", "uds", "pipe"]"#;
+const WITH_BARE: &str = r#"["tcp", "uds", "pipe", "shm"]"#;
 
 fn run_plan(plan: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
@@ -65,7 +65,7 @@ wait = "hybrid"
 fn pingpong_and_stream_record_their_bare_loop_and_overhead() {
     let record = run_plan(&plan(WITH_BARE, None));
     let cases = record["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 2 * 3);
+    assert_eq!(cases.len(), 2 * 4);
     for case in cases {
         let id = case["id"].as_str().unwrap();
         assert_eq!(case["status"], "ok", "{id}: {case}");
