@@ -37,6 +37,7 @@ use std::ptr::{self, NonNull};
 use crate::doorbell::Doorbell;
 use crate::memfd;
 use crate::ring::{CachePadded, Capacity, Counters, Storage};
+use crate::slot::{SlotData, SlotHeader};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering};
 use memmap2::{MmapOptions, MmapRaw};
 
@@ -93,20 +94,6 @@ pub(crate) struct RingHeader {
 const MAX_SLOT_BYTES: u64 = 4 << 20;
 /// Bytes of a [`SlotHeader`]; the slot's data follows at once.
 const SLOT_HEADER_BYTES: u64 = 24;
-
-/// The words at the start of a bare slot. Every word is written only by the side that owns the
-/// slot (the client owns slot 0, the server slot 1) and read by the other.
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct SlotHeader {
-    /// Hand-offs ever published into this slot by its owner.
-    pub(crate) seq: AtomicU64,
-    /// Bytes of the latest hand-off.
-    pub(crate) len: AtomicU64,
-    /// Hand-offs of the *other* slot that the owner has finished reading: its writer may
-    /// reuse that slot once this equals its own `seq`.
-    pub(crate) ack: AtomicU64,
-}
 
 const _: () = assert!(size_of::<SlotHeader>() as u64 == SLOT_HEADER_BYTES);
 
@@ -349,6 +336,26 @@ impl Region {
             data: NonNull::new(data).expect("a mapping is not at address 0"),
             bytes: Region::slot_bytes(self.capacity) as usize,
         }
+    }
+}
+
+// SAFETY: `bytes` is fixed at construction and the data area has that many bytes after the
+// header (`Slot` invariant); the copies touch only the bytes named.
+unsafe impl SlotData for Slot<'_> {
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    unsafe fn copy_in(&self, src: &[u8]) {
+        // SAFETY: the caller guarantees `src.len() <= bytes` and that the reader does not read
+        // the slot now; `src` is local memory, so the two cannot overlap.
+        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), self.data.as_ptr(), src.len()) }
+    }
+
+    unsafe fn copy_out(&self, offset: usize, dst: &mut [u8]) {
+        // SAFETY: the caller guarantees `offset + dst.len() <= bytes` and that the writer does
+        // not write the slot now; `dst` is local memory.
+        unsafe { ptr::copy_nonoverlapping(self.data.as_ptr().add(offset), dst.as_mut_ptr(), dst.len()) }
     }
 }
 

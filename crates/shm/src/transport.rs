@@ -48,6 +48,7 @@ use crate::memfd;
 use crate::peer::PeerWatch;
 use crate::region::{MEMFD_NAME, MappedRing, OpenError, Region, Role};
 use crate::ring::{Capacity, Consumer, Header, Producer, RECORD_HEADER_BYTES, commit_key, record_bytes};
+use crate::slot::{BadHandOff, SlotState, Slots};
 use crate::sync::{Arc, Ordering};
 use crate::wait::{self, Peer, WaitStrategy};
 
@@ -338,19 +339,7 @@ pub struct ShmChannel {
     tx: TxSide,
     rx: RxSide,
     link: Link,
-    bare: BareState,
-}
-
-/// This side's counters of the bare slots (local copies; see the module docs).
-#[derive(Debug, Default)]
-struct BareState {
-    /// Hand-offs published into our slot.
-    sent: u64,
-    /// Hand-offs of the peer's slot read to the end.
-    consumed: u64,
-    /// Bytes of the peer's current hand-off, and how many of them were read.
-    current_len: usize,
-    current_read: usize,
+    bare: SlotState,
 }
 
 /// What both halves of a channel read: the mapping, who we are and how the peer waits.
@@ -420,7 +409,7 @@ impl ShmChannel {
                 watch,
                 peer_sleeps,
             },
-            bare: BareState::default(),
+            bare: SlotState::default(),
         }
     }
 }
@@ -612,37 +601,31 @@ impl Channel for ShmChannel {
     }
 }
 
-/// The bare loop of a [`ShmChannel`] (module docs, "The bare loop").
+/// The bare loop of a [`ShmChannel`] (module docs, "The bare loop"; protocol in `slot`).
 struct ShmBare<'a> {
-    state: &'a mut BareState,
+    state: &'a mut SlotState,
     link: &'a Link,
 }
 
 impl BareIo for ShmBare<'_> {
     fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
         let link = self.link;
-        let mine = link.region.slot(link.role.tx_ring());
-        let theirs = link.region.slot(link.role.rx_ring());
+        let (mine, theirs) = (
+            link.region.slot(link.role.tx_ring()),
+            link.region.slot(link.role.rx_ring()),
+        );
+        let slots = Slots {
+            mine: mine.header,
+            my_data: &mine,
+            theirs: theirs.header,
+            their_data: &theirs,
+        };
         let ring = link.region.ring_header(link.role.tx_ring());
         for piece in bytes.chunks(mine.bytes) {
-            let sent = self.state.sent;
-            // Acquire pairs with the peer's Release store of its `ack` in `read_exact`: it has
-            // copied our previous hand-off out before we overwrite it.
-            let free = || theirs.header.ack.load(Ordering::Acquire) == sent;
-            if !free() {
-                wait::wait_until(link.wait, &ring.space_bell.0, &link.peer(), free)?;
+            while !self.state.try_write(&slots, piece) {
+                let state = &*self.state;
+                wait::wait_until(link.wait, &ring.space_bell.0, &link.peer(), || state.writable(&slots))?;
             }
-            // SAFETY: `piece.len() <= mine.bytes`, so the range lies in our slot's data area
-            // (`Slot` invariant); the peer reads it only between our `seq` store below and its
-            // `ack`, which it has given for every earlier hand-off (checked above), so no one
-            // else touches it now; `piece` is local memory, so the two cannot overlap.
-            unsafe { std::ptr::copy_nonoverlapping(piece.as_ptr(), mine.data.as_ptr(), piece.len()) };
-            // Relaxed: published by the Release store of `seq` below.
-            mine.header.len.store(piece.len() as u64, Ordering::Relaxed);
-            self.state.sent = sent + 1;
-            // Release pairs with the peer's Acquire load of our `seq` in `read_exact`: the
-            // bytes and `len` above are visible to it.
-            mine.header.seq.store(sent + 1, Ordering::Release);
             if link.peer_sleeps {
                 wait::ring(&ring.data_bell.0);
             }
@@ -652,52 +635,40 @@ impl BareIo for ShmBare<'_> {
 
     fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), TransportError> {
         let link = self.link;
-        let mine = link.region.slot(link.role.tx_ring());
-        let theirs = link.region.slot(link.role.rx_ring());
+        let (mine, theirs) = (
+            link.region.slot(link.role.tx_ring()),
+            link.region.slot(link.role.rx_ring()),
+        );
+        let slots = Slots {
+            mine: mine.header,
+            my_data: &mine,
+            theirs: theirs.header,
+            their_data: &theirs,
+        };
         let ring = link.region.ring_header(link.role.rx_ring());
-        let state = &mut *self.state;
         let mut filled = 0;
         while filled < buf.len() {
-            if state.current_read == state.current_len {
-                let want = state.consumed + 1;
-                // Acquire pairs with the peer's Release store of its `seq` in `write_all`: its
-                // bytes and `len` for hand-off `want` are visible once we see it.
-                let ready = || theirs.header.seq.load(Ordering::Acquire) >= want;
-                if !ready() {
-                    wait::wait_until(link.wait, &ring.data_bell.0, &link.peer(), ready)?;
-                }
-                // Relaxed: published by the `seq` store that the Acquire load above saw.
-                let len = theirs.header.len.load(Ordering::Relaxed) as usize;
-                if len == 0 || len > theirs.bytes {
-                    return Err(TransportError::io(
+            let n = self
+                .state
+                .try_read(&slots, &mut buf[filled..])
+                .map_err(|BadHandOff(len)| {
+                    TransportError::io(
                         "read bare slot",
-                        std::io::Error::new(std::io::ErrorKind::InvalidData, "bare slot length out of range"),
-                    ));
-                }
-                state.current_len = len;
-                state.current_read = 0;
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("a hand-off of {len} bytes does not fit the slot"),
+                        ),
+                    )
+                })?;
+            if n == 0 {
+                let state = &*self.state;
+                wait::wait_until(link.wait, &ring.data_bell.0, &link.peer(), || state.readable(&slots))?;
+                continue;
             }
-            let take = (state.current_len - state.current_read).min(buf.len() - filled);
-            // SAFETY: `current_read + take <= current_len <= theirs.bytes` (checked above), so
-            // the range lies in the peer's slot data area (`Slot` invariant); the peer does not
-            // write it again before our `ack` below; `buf` is local memory.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    theirs.data.as_ptr().add(state.current_read),
-                    buf[filled..].as_mut_ptr(),
-                    take,
-                );
-            }
-            state.current_read += take;
-            filled += take;
-            if state.current_read == state.current_len {
-                state.consumed += 1;
-                // Release pairs with the peer's Acquire load of our `ack` in `write_all`: our
-                // copy out is done before it overwrites its slot.
-                mine.header.ack.store(state.consumed, Ordering::Release);
-                if link.peer_sleeps {
-                    wait::ring(&ring.space_bell.0);
-                }
+            filled += n;
+            // Once a hand-off was read to the end it is acknowledged; a sleeping writer waits for that.
+            if link.peer_sleeps {
+                wait::ring(&ring.space_bell.0);
             }
         }
         Ok(())
