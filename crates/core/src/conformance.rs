@@ -294,6 +294,85 @@ pub fn split_halves_never_deadlock<T: Transport + 'static>(transport: Arc<T>) {
     });
 }
 
+/// Sizes for the bare loop check: small, around a page and a ring, and above any buffer.
+const BARE_SIZES: &[usize] = &[1, 8, 64, 1000, 4096, 65_537, (1 << 20) + 3];
+/// Bytes of the bare loop check's one-way burst, read back in chunks of another size.
+const BARE_BURST_BYTES: usize = 300_001;
+
+fn pattern(len: usize, salt: usize) -> Vec<u8> {
+    (0..len).map(|i| (i.wrapping_mul(31) ^ salt) as u8).collect()
+}
+
+/// Contract item 6: a channel that offers a bare loop moves raw bytes whole and in order in
+/// both directions through it, and is a whole channel again afterwards. A transport without
+/// one passes (it says so by returning `None`; the harness records such cases as
+/// `bare: unsupported`).
+pub fn bare_moves_bytes_whole<T: Transport + 'static>(transport: Arc<T>) {
+    within(CHECK_TIMEOUT, "bare_moves_bytes_whole", move || {
+        let dir = fresh_dir();
+        let (mut server, mut client) = connected_pair(&transport, dir.path());
+        let offered = (client.bare().is_some(), server.bare().is_some());
+        assert_eq!(
+            offered.0, offered.1,
+            "both ends of a channel offer the bare loop, or neither"
+        );
+        if !offered.0 {
+            return;
+        }
+        let echo = thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            let n = server.recv(&mut buf).expect("framed recv before");
+            assert_eq!(&buf[..n], b"before");
+            {
+                let mut bare = server.bare().expect("bare");
+                let mut buf = vec![0u8; BARE_SIZES[BARE_SIZES.len() - 1]];
+                for &size in BARE_SIZES {
+                    bare.read_exact(&mut buf[..size]).expect("bare read");
+                    bare.write_all(&buf[..size]).expect("bare echo");
+                }
+                // The burst comes in writes of 1000 bytes and is read in pieces of 777.
+                let mut got = Vec::with_capacity(BARE_BURST_BYTES);
+                while got.len() < BARE_BURST_BYTES {
+                    let n = (BARE_BURST_BYTES - got.len()).min(777);
+                    bare.read_exact(&mut buf[..n]).expect("bare burst read");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                assert!(
+                    got == pattern(BARE_BURST_BYTES, 7),
+                    "the burst arrived whole and in order"
+                );
+                bare.write_all(&[1]).expect("bare ack");
+            }
+            let n = server.recv(&mut buf).expect("framed recv after");
+            server.send(&buf[..n]).expect("framed send after");
+            server
+        });
+        client.send(b"before").expect("framed send before");
+        {
+            let mut bare = client.bare().expect("bare");
+            let mut buf = vec![0u8; BARE_SIZES[BARE_SIZES.len() - 1]];
+            for (idx, &size) in BARE_SIZES.iter().enumerate() {
+                let sent = pattern(size, idx);
+                bare.write_all(&sent).expect("bare write");
+                bare.read_exact(&mut buf[..size]).expect("bare read echo");
+                assert!(buf[..size] == sent[..], "{size} bytes came back whole");
+            }
+            let burst = pattern(BARE_BURST_BYTES, 7);
+            for chunk in burst.chunks(1000) {
+                bare.write_all(chunk).expect("bare burst write");
+            }
+            let mut ack = [0u8; 1];
+            bare.read_exact(&mut ack).expect("bare ack");
+            assert_eq!(ack, [1]);
+        }
+        client.send(b"whole again").expect("framed send after");
+        let mut buf = vec![0u8; 64];
+        let n = client.recv(&mut buf).expect("framed recv after");
+        assert_eq!(&buf[..n], b"whole again");
+        echo.join().expect("echo thread");
+    });
+}
+
 /// Generates one `#[test]` per conformance check for the transport built by `$make`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -340,6 +419,10 @@ macro_rules! conformance_tests {
             #[test]
             fn split_halves_never_deadlock() {
                 suite::split_halves_never_deadlock(transport());
+            }
+            #[test]
+            fn bare_moves_bytes_whole() {
+                suite::bare_moves_bytes_whole(transport());
             }
         }
     };

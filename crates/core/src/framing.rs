@@ -9,7 +9,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 
-use crate::{Channel, Halves, Options, RecvHalf, SendHalf, TransportError};
+use crate::{Bare, BareIo, Channel, Halves, Options, RecvHalf, SendHalf, TransportError};
 
 /// Bytes in a frame header.
 pub const HEADER_BYTES: usize = 4;
@@ -178,6 +178,40 @@ impl<R: Read + Send, W: Write + Send> Channel for FramedStream<R, W> {
     }
 }
 
+impl<R: Read + Send, W: Write + Send> FramedStream<R, W> {
+    /// The bare loop over the stream itself (see [`Channel::bare`]): plain `write` and `read`
+    /// calls, the bytes this stream buffered handed out first.
+    pub fn bare(&mut self) -> Bare<'_> {
+        Box::new(BareStream {
+            reader: &mut self.reader,
+            writer: &mut self.writer,
+            rx: &mut self.rx,
+        })
+    }
+}
+
+/// Raw bytes over the stream of a [`FramedStream`].
+struct BareStream<'a, R, W> {
+    reader: &'a mut R,
+    writer: &'a mut W,
+    rx: &'a mut RxBuffer,
+}
+
+impl<R: Read, W: Write> BareIo for BareStream<'_, R, W> {
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        self.writer.write_all(bytes).map_err(|e| TransportError::io("write", e))
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), TransportError> {
+        let from_buf = buf.len().min(self.rx.buffered());
+        buf[..from_buf].copy_from_slice(&self.rx.buf[self.rx.start..self.rx.start + from_buf]);
+        self.rx.start += from_buf;
+        self.reader
+            .read_exact(&mut buf[from_buf..])
+            .map_err(|e| TransportError::io("read", e))
+    }
+}
+
 /// The sending half of a split [`FramedStream`].
 struct FrameSender<'a, W> {
     writer: &'a mut W,
@@ -315,6 +349,32 @@ mod tests {
         }
         assert_eq!(stream.recv(&mut buf).unwrap(), 5);
         assert_eq!(&buf[..5], b"three");
+    }
+
+    #[test]
+    fn bare_bytes_follow_the_buffered_ones_and_frames_resume() {
+        let pipe = Pipe {
+            bytes: Arc::default(),
+            chunk: 10,
+        };
+        let mut stream = FramedStream::new(pipe.clone(), pipe);
+        stream.send(b"one").unwrap();
+        {
+            let mut bare = stream.bare();
+            bare.write_all(b"raw bytes").unwrap();
+        }
+        stream.send(b"two").unwrap();
+        let mut buf = [0u8; 16];
+        // The first read buffers the frame and some raw bytes after it.
+        assert_eq!(stream.recv(&mut buf).unwrap(), 3);
+        {
+            let mut bare = stream.bare();
+            let mut raw = [0u8; 9];
+            bare.read_exact(&mut raw).unwrap();
+            assert_eq!(&raw, b"raw bytes");
+        }
+        assert_eq!(stream.recv(&mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"two");
     }
 
     proptest::proptest! {

@@ -36,4 +36,4 @@ pub mod wait;
 
 pub use endpoint::Endpoint;
 pub use error::TransportError;
-pub use transport::{Channel, Halves, Listener, Options, PeerMode, RecvHalf, SendHalf, Transport};
+pub use transport::{Bare, BareIo, Channel, Halves, Listener, Options, PeerMode, RecvHalf, SendHalf, Transport};

@@ -16,6 +16,10 @@
 //!    returns [`TransportError::Disconnected`] within a bounded time.
 //! 5. **Nothing left behind.** Dropping the listener and the channels removes every socket
 //!    file, FIFO and named shared-memory object the transport created.
+//! 6. **Bare bytes, when offered.** A channel whose [`Channel::bare`] returns `Some` moves raw
+//!    bytes whole and in order in both directions through it (no framing), and is a whole
+//!    channel again once the [`Bare`] is dropped, provided both sides read exactly what the
+//!    other wrote in between.
 //!
 //! Both `send` and `recv` block. The timed loop of the harness is generic over
 //! [`Transport`], so every transport gets its own monomorphic copy of it and the measured path
@@ -137,7 +141,42 @@ pub trait Channel: Send {
     fn split(&mut self) -> Option<Halves<'_>> {
         None
     }
+
+    /// Optional capability: the transport's bare loop, raw bytes over the same connected
+    /// objects (the socket, the FIFO pair, one shared-memory slot per direction) with no
+    /// framing, no header and no check. The harness times it against the framed channel to
+    /// measure its own overhead (`overhead_vs_bare`).
+    ///
+    /// Both sides must switch at the same point in the conversation, with nothing of the
+    /// framed channel in flight, and must read exactly the bytes the other side writes before
+    /// switching back. Bytes the channel already buffered are handed out first.
+    ///
+    /// The [`Bare`] is a trait object, so each write and read costs one indirect call (about a
+    /// nanosecond), against a system call or a cache-line transfer for the I/O itself.
+    ///
+    /// `None` (the default) when the transport has no bare loop (`inproc`, `null`).
+    fn bare(&mut self) -> Option<Bare<'_>> {
+        None
+    }
 }
+
+/// Raw byte I/O on the objects under a channel; see [`Channel::bare`].
+pub trait BareIo {
+    /// Writes all of `bytes`, blocking while the peer cannot take them yet.
+    ///
+    /// # Errors
+    /// `Disconnected` once the peer is gone.
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError>;
+
+    /// Fills all of `buf`, blocking until the bytes arrive.
+    ///
+    /// # Errors
+    /// `Disconnected` once the peer is gone.
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), TransportError>;
+}
+
+/// The bare loop of a channel, borrowing it (see [`Channel::bare`]).
+pub type Bare<'a> = Box<dyn BareIo + 'a>;
 
 /// The sending half of a channel split by [`Channel::split`].
 pub trait SendHalf: Send {

@@ -10,6 +10,14 @@
 //! | `MARK`   | client  | none (echoed)   | warm-up is over; snapshot CPU counters now           |
 //! | `END`    | client  | none            | the measured phase is over; send your report         |
 //! | `REPORT` | peer    | [`PeerReport`]  | the peer's counters over the measured phase          |
+//! | `BARE`   | client  | [`BareBlock`] (echoed) | a block of the bare loop follows, then framing resumes |
+//!
+//! `BARE` (pingpong and stream only) is echoed before the peer switches to the transport's bare
+//! loop (`Channel::bare`): `messages` raw requests of `message_bytes`, each answered by a raw
+//! reply of `reply_bytes` (pingpong), or `messages` raw writes of `message_bytes` confirmed by
+//! one raw byte at the end (stream). Then both sides go back to framed messages. The stream
+//! peer reads its framed messages in order, so its echo of `BARE` also confirms that every
+//! framed message before it arrived.
 //!
 //! With no peer (`null`), the channel echoes `MARK` and `END` unchanged, so the client sees its
 //! own `END` instead of a `REPORT` and records no server side.
@@ -31,6 +39,8 @@ pub const MARK: u64 = 2;
 pub const END: u64 = 3;
 /// Peer to client: counters over the measured phase.
 pub const REPORT: u64 = 4;
+/// Client to peer: a block of the bare loop follows (echoed back before it starts).
+pub const BARE: u64 = 5;
 /// Receive buffer large enough for any control message.
 pub const CONTROL_BUF_BYTES: usize = 64 * 1024;
 
@@ -59,6 +69,13 @@ pub fn decode(msg: &[u8]) -> Option<(u64, &[u8])> {
     }
     let command = u64::from_le_bytes(msg[8..16].try_into().expect("8 bytes"));
     Some((command, &msg[16..]))
+}
+
+/// The body of `BARE`: how long the bare block is.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct BareBlock {
+    /// Round trips (pingpong) or raw writes of `message_bytes` (stream) in the block.
+    pub messages: u64,
 }
 
 /// What the peer process is told on its command line.

@@ -158,6 +158,7 @@ fn null_floor_ns(options: &RunOptions, client_core: usize) -> f64 {
         convert: crate::plan::Convert::None,
         step: None,
         http: None,
+        bare: false,
         placement: CorePair {
             client: client_core,
             server: client_core,

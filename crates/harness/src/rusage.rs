@@ -74,6 +74,30 @@ impl Snapshot {
     }
 }
 
+/// The sum of two spans' use (the measured blocks of a trial that alternates with its bare
+/// loop); peak RSS is the larger.
+pub fn add(a: Rusage, b: Rusage) -> Rusage {
+    Rusage {
+        user_ns: a.user_ns + b.user_ns,
+        system_ns: a.system_ns + b.system_ns,
+        voluntary_csw: a.voluntary_csw + b.voluntary_csw,
+        involuntary_csw: a.involuntary_csw + b.involuntary_csw,
+        max_rss_bytes: a.max_rss_bytes.max(b.max_rss_bytes),
+    }
+}
+
+/// `whole` without `part` (a peer's bare blocks taken out of its measured phase); peak RSS is
+/// the whole's.
+pub fn subtract(whole: Rusage, part: Rusage) -> Rusage {
+    Rusage {
+        user_ns: whole.user_ns.saturating_sub(part.user_ns),
+        system_ns: whole.system_ns.saturating_sub(part.system_ns),
+        voluntary_csw: whole.voluntary_csw.saturating_sub(part.voluntary_csw),
+        involuntary_csw: whole.involuntary_csw.saturating_sub(part.involuntary_csw),
+        max_rss_bytes: whole.max_rss_bytes,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ipcbench_core::{Channel, TransportError};
+use ipcbench_core::{Channel, PeerMode, TransportError};
 use ipcbench_record::{Rusage, Trial};
 
+use crate::plan::Amount;
 use crate::protocol::{self, PeerReport};
 
 /// Set once an interrupt asked every running trial to stop.
@@ -130,7 +131,17 @@ pub(crate) fn control_exchange<C: Channel>(
     command: u64,
     buf: &mut [u8],
 ) -> Result<Option<PeerReport>, TrialError> {
-    channel.send(&protocol::encode(command, None::<&()>))?;
+    control_exchange_with(channel, command, None::<&()>, buf)
+}
+
+/// [`control_exchange`] with a JSON body (`BARE`'s block length).
+pub(crate) fn control_exchange_with<C: Channel>(
+    channel: &mut C,
+    command: u64,
+    body: Option<&impl serde::Serialize>,
+    buf: &mut [u8],
+) -> Result<Option<PeerReport>, TrialError> {
+    channel.send(&protocol::encode(command, body))?;
     // Data still in flight (rpc windows, streams) is the scenario's to drain first.
     let n = channel.recv(buf)?;
     match protocol::decode(&buf[..n]) {
@@ -141,6 +152,37 @@ pub(crate) fn control_exchange<C: Channel>(
         _ => Err(TrialError::Failed(format!(
             "expected the answer to control message {command}, got a data message"
         ))),
+    }
+}
+
+/// How many blocks of each kind a trial with its bare loop alternates (measured, bare,
+/// measured, bare, ...), so that drift within the trial hits both alike.
+pub const BARE_BLOCKS: u32 = 4;
+
+pub use ipcbench_record::finish::{BARE_BYTES_PER_S_KEY, BARE_P50_KEY, BARE_UNSUPPORTED_KEY};
+
+/// Whether this trial runs the bare loop: asked for, a peer process, and a channel that has
+/// one. Returns `Some(false)` when asked for but unavailable (the trial records it).
+pub(crate) fn bare_wanted<C: Channel>(channel: &mut C, case: &crate::plan::Case, mode: PeerMode) -> Option<bool> {
+    if !case.bare {
+        return None;
+    }
+    Some(mode == PeerMode::Process && case.message_bytes > 0 && channel.bare().is_some())
+}
+
+/// The amount of measured block `idx` of [`BARE_BLOCKS`]: an equal share of `amount` (the
+/// last block takes the remainder of a message count).
+pub(crate) fn block_amount(amount: Amount, idx: u32) -> Amount {
+    match amount {
+        Amount::Time(d) => Amount::Time(d / BARE_BLOCKS),
+        Amount::Messages(n) => {
+            let share = n / u64::from(BARE_BLOCKS);
+            if idx + 1 == BARE_BLOCKS {
+                Amount::Messages(n - share * u64::from(BARE_BLOCKS - 1))
+            } else {
+                Amount::Messages(share)
+            }
+        }
     }
 }
 

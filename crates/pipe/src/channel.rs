@@ -3,7 +3,7 @@
 use std::fs::File;
 
 use ipcbench_core::framing::FramedStream;
-use ipcbench_core::{Channel, Halves, Options, TransportError};
+use ipcbench_core::{Bare, Channel, Halves, Options, TransportError};
 
 /// One end of a FIFO-pair connection: frames are read from one FIFO and written to the other.
 ///
@@ -40,5 +40,10 @@ impl Channel for PipeChannel {
 
     fn split(&mut self) -> Option<Halves<'_>> {
         self.frames.split()
+    }
+
+    /// Plain writes and reads on the FIFO pair.
+    fn bare(&mut self) -> Option<Bare<'_>> {
+        Some(self.frames.bare())
     }
 }

@@ -24,6 +24,7 @@ pub struct FinishContext<'a> {
 pub fn finish_case(case: &mut CaseRecord, context: &FinishContext<'_>) {
     summarize(case, context.clock_overhead_ns);
     flag_unstable(case);
+    finish_bare(case);
     match case.scenario.as_str() {
         "load" => finish_load(case),
         "proxy" => finish_proxy(case),
@@ -97,6 +98,8 @@ fn summarize(case: &mut CaseRecord, clock_overhead_ns: f64) {
         client_cpu_ns_per_byte: side_per_byte(|t| t.client),
         server_cpu_ns_per_byte: side_per_byte(|t| t.server),
         fraction_of_limit: case.summary.as_ref().and_then(|s| s.fraction_of_limit),
+        bare: None,
+        overhead_vs_bare: None,
         ci95,
         n_trials: trials.len(),
     };
@@ -146,6 +149,72 @@ fn flag_unstable(case: &mut CaseRecord) {
             spread * 100.0,
             crate::units::significant(low, 3),
             crate::units::significant(high, 3),
+        ));
+    }
+}
+
+/// The start of the flag on a case whose overhead over its bare loop exceeds [`OVERHEAD_LIMIT`].
+pub const OVERHEAD_FLAG: &str = "overhead";
+/// The largest `overhead_vs_bare` that is not flagged.
+pub const OVERHEAD_LIMIT: f64 = 1.25;
+/// The trial extra of a pingpong trial's bare loop: its p50 round trip, ns.
+pub const BARE_P50_KEY: &str = "bare_p50_ns";
+/// The trial extra of a stream trial's bare loop: its bytes/s.
+pub const BARE_BYTES_PER_S_KEY: &str = "bare_bytes_per_s";
+/// The trial extra saying the transport has no bare loop (1.0).
+pub const BARE_UNSUPPORTED_KEY: &str = "bare_unsupported";
+
+/// One trial's bare figure and ipcbench's overhead over it: p50 / bare p50 for a trial with
+/// `bare_p50_ns`, bare bytes/s / bytes/s for one with `bare_bytes_per_s`.
+pub fn trial_overhead(trial: &Trial) -> Option<(f64, f64)> {
+    if let Some(&bare) = trial.extra.get(BARE_P50_KEY) {
+        let p50 = trial.latency_ns?.p50;
+        return (bare > 0.0 && p50 > 0.0).then(|| (bare, p50 / bare));
+    }
+    let bare = *trial.extra.get(BARE_BYTES_PER_S_KEY)?;
+    (bare > 0.0 && trial.bytes_per_s > 0.0).then(|| (bare, bare / trial.bytes_per_s))
+}
+
+/// `summary.bare`, `summary.overhead_vs_bare` with its interval, the overhead flag, and
+/// `extra.bare = "unsupported"` for a transport without a bare loop.
+fn finish_bare(case: &mut CaseRecord) {
+    case.flags.retain(|f| !f.starts_with(OVERHEAD_FLAG));
+    case.extra.remove("bare");
+    if case.trials.iter().any(|t| t.extra.contains_key(BARE_UNSUPPORTED_KEY)) {
+        case.extra.insert("bare".into(), "unsupported".into());
+    }
+    let pairs: Vec<(f64, f64)> = case.trials.iter().filter_map(trial_overhead).collect();
+    let Some(summary) = case.summary.as_mut() else {
+        return;
+    };
+    let bares: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let ratios: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    summary.bare = stats::median(&bares);
+    summary.overhead_vs_bare = stats::median(&ratios);
+    summary.ci95.remove("overhead_vs_bare");
+    if let Some(ci) = stats::bootstrap_median_ci(&ratios) {
+        summary.ci95.insert("overhead_vs_bare".into(), ci);
+    }
+    if let (Some(overhead), Some(bare)) = (summary.overhead_vs_bare, summary.bare)
+        && overhead > OVERHEAD_LIMIT
+    {
+        let (figure, own, bare) = if case.trials.iter().any(|t| t.extra.contains_key(BARE_P50_KEY)) {
+            let own = summary.latency_ns.map(|l| l.p50).unwrap_or(0.0);
+            (
+                "p50 round trip",
+                crate::units::time_ns(own, 3),
+                crate::units::time_ns(bare, 3),
+            )
+        } else {
+            (
+                "throughput",
+                crate::units::rate(summary.bytes_per_s, "B/s", 3),
+                crate::units::rate(bare, "B/s", 3),
+            )
+        };
+        case.flags.push(format!(
+            "{OVERHEAD_FLAG}: {overhead:.2}x the transport's bare loop in {figure} ({own} against {bare} over the \
+             same objects and cores): more than {OVERHEAD_LIMIT:.2}x is ipcbench's own cost, not the transport's"
         ));
     }
 }
@@ -467,5 +536,68 @@ mod tests {
         let mut single = case_with_p50s(&[4000.0]);
         finish_case(&mut single, &FinishContext::default());
         assert!(single.flags.is_empty());
+    }
+
+    fn with_bare_p50s(mut case: CaseRecord, bare: &[f64]) -> CaseRecord {
+        for (trial, &b) in case.trials.iter_mut().zip(bare) {
+            trial.extra.insert(BARE_P50_KEY.into(), b);
+        }
+        case
+    }
+
+    #[test]
+    fn pingpong_overhead_is_the_median_of_each_trials_p50_over_its_bare_p50() {
+        // Ratios 1.1, 1.2 and 1.05: the median is 1.1, the bare figure the median 1000 ns.
+        let mut case = with_bare_p50s(case_with_p50s(&[1100.0, 1200.0, 1050.0]), &[1000.0, 1000.0, 1000.0]);
+        finish_case(&mut case, &FinishContext::default());
+        let summary = case.summary.as_ref().expect("summary");
+        assert_eq!(summary.bare, Some(1000.0));
+        let overhead = summary.overhead_vs_bare.expect("overhead");
+        assert!((overhead - 1.1).abs() < 1e-9, "{overhead}");
+        let [low, high] = summary.ci95["overhead_vs_bare"];
+        assert!(low <= overhead && overhead <= high && low >= 1.05 - 1e-9 && high <= 1.2 + 1e-9);
+        assert!(
+            case.flags.iter().all(|f| !f.starts_with(OVERHEAD_FLAG)),
+            "{:?}",
+            case.flags
+        );
+    }
+
+    #[test]
+    fn stream_overhead_is_bare_bytes_per_s_over_the_measured_ones_and_is_flagged_above_the_limit() {
+        let mut case = case_with_p50s(&[1.0, 1.0, 1.0]);
+        case.scenario = "stream".into();
+        for (trial, (own, bare)) in case.trials.iter_mut().zip([(1e9, 1.5e9), (1e9, 1.4e9), (2e9, 3.2e9)]) {
+            trial.latency_ns = None;
+            trial.bytes_per_s = own;
+            trial.extra.insert(BARE_BYTES_PER_S_KEY.into(), bare);
+        }
+        finish_case(&mut case, &FinishContext::default());
+        let summary = case.summary.as_ref().expect("summary");
+        assert_eq!(summary.bare, Some(1.5e9));
+        assert!((summary.overhead_vs_bare.expect("overhead") - 1.5).abs() < 1e-9);
+        let flag = case
+            .flags
+            .iter()
+            .find(|f| f.starts_with(OVERHEAD_FLAG))
+            .expect("flagged above 1.25");
+        assert!(flag.contains("1.50x") && flag.contains("throughput"), "{flag}");
+        finish_case(&mut case, &FinishContext::default());
+        assert_eq!(case.flags.iter().filter(|f| f.starts_with(OVERHEAD_FLAG)).count(), 1);
+    }
+
+    #[test]
+    fn without_bare_figures_there_is_no_overhead_and_unsupported_says_so() {
+        let mut case = case_with_p50s(&[1000.0, 1000.0]);
+        finish_case(&mut case, &FinishContext::default());
+        let summary = case.summary.as_ref().expect("summary");
+        assert_eq!((summary.bare, summary.overhead_vs_bare), (None, None));
+        assert!(!summary.ci95.contains_key("overhead_vs_bare"));
+        assert!(!case.extra.contains_key("bare"));
+        case.trials[0].extra.insert(BARE_UNSUPPORTED_KEY.into(), 1.0);
+        finish_case(&mut case, &FinishContext::default());
+        assert_eq!(case.extra["bare"], "unsupported");
+        let json = serde_json::to_string(case.summary.as_ref().expect("summary")).expect("json");
+        assert!(!json.contains("bare"), "absent figures are not written: {json}");
     }
 }

@@ -342,8 +342,18 @@ pub struct Summary {
     /// the round trip was measured between). Stream: bytes/s / single-core memcpy bytes/s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fraction_of_limit: Option<f64>,
+    /// The transport's bare loop over the same objects and cores, run in blocks alternating
+    /// with the measured ones in every trial, median over trials: its p50 round trip in ns
+    /// (pingpong) or its bytes/s (stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bare: Option<f64>,
+    /// ipcbench's own overhead over the bare loop, median over trials of each trial's ratio:
+    /// p50 / bare p50 (pingpong) or bare bytes/s / bytes/s (stream). **1.0 = no overhead**;
+    /// 1.25 = the figure is 25% worse than the bare loop's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead_vs_bare: Option<f64>,
     /// 95% bootstrap interval of the median, per metric: `latency_p50_ns`, `latency_p99_ns`,
-    /// `messages_per_s`, `bytes_per_s`, `cpu_ns_per_message`.
+    /// `messages_per_s`, `bytes_per_s`, `cpu_ns_per_message`, `overhead_vs_bare`.
     pub ci95: BTreeMap<String, [f64; 2]>,
     /// Trials that completed.
     pub n_trials: usize,

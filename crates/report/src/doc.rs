@@ -416,6 +416,30 @@ fn columns(scenario: &str, of: &[&CaseRecord]) -> Vec<Column> {
         in_terminal_if(matches!(kind, Kind::Stream | Kind::Rpc)),
         summary_figure(|s| Some(format::rate(s.bytes_per_s, "B/s", 3))),
     ));
+    if any(&|c| c.summary.as_ref().is_some_and(|s| s.overhead_vs_bare.is_some())) {
+        let stream = kind == Kind::Stream;
+        columns.push(column(
+            "bare",
+            true,
+            Document,
+            summary_figure(move |s| s.bare.map(|b| if stream { format::rate(b, "B/s", 3) } else { time(b) })),
+        ));
+        columns.push(column(
+            "vs bare",
+            true,
+            Everywhere,
+            summary_figure(|s| s.overhead_vs_bare.map(|o| format!("{o:.2}x"))),
+        ));
+        columns.push(column(
+            "vs bare 95% CI",
+            true,
+            Document,
+            summary_figure(|s| {
+                let [lo, hi] = s.ci95.get("overhead_vs_bare")?;
+                Some(format!("{lo:.2} – {hi:.2}"))
+            }),
+        ));
+    }
     if kind == Kind::Rpc {
         columns.push(column("of BDP", true, Terminal, |c| {
             or_dash(extra(c, "fraction_of_bdp").map(format::percent))
@@ -503,6 +527,24 @@ fn placement_text(case: &CaseRecord) -> String {
         Some(server) => format!("{} {}/{}", case.cores.label, case.cores.client, server),
         None => format!("{} {}", case.cores.label, case.cores.client),
     }
+}
+
+/// What the `vs bare` column means, for a scenario whose table has it (`None` otherwise, so a
+/// record without the figure renders as before).
+pub(crate) fn bare_explanation(record: &RunRecord, scenario: &str) -> Option<&'static str> {
+    record
+        .cases
+        .iter()
+        .filter(|c| c.scenario == scenario)
+        .any(|c| c.summary.as_ref().is_some_and(|s| s.overhead_vs_bare.is_some()))
+        .then_some(
+            "`vs bare` is `overhead_vs_bare`, ipcbench's own cost: every trial also ran the transport's bare loop \
+             (raw writes and reads of the same bytes over the same connected objects and cores: no frame, no \
+             sequence number, no checksum; for shm one slot per direction with a sequence word) in blocks \
+             alternating with the measured ones, so drift hits both. The ratio is the p50 round trip over the bare \
+             loop's (stream: the bare loop's bytes/s over the measured ones), median over trials with its 95% \
+             interval; `bare` is the bare loop's own figure. 1.00x means no overhead; a case above 1.25x is flagged.",
+        )
 }
 
 /// Notes on a scenario's cases: why a case failed or was unsupported, and caveats.

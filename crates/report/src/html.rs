@@ -133,6 +133,9 @@ pub(crate) fn render(record: &RunRecord, charts: &[(ChartInfo, String)], hgrm: &
             &doc::scenario_table(record, &scenario, Output::Document),
             "cases",
         ));
+        if let Some(explanation) = doc::bare_explanation(record, &scenario) {
+            out.push_str(&format!("<p class=\"notes\">{}</p>\n", escape(explanation)));
+        }
         let notes = doc::scenario_notes(record, &scenario);
         if !notes.is_empty() {
             out.push_str("<ul class=\"notes\">\n");

@@ -52,6 +52,9 @@ pub(crate) fn render(record: &RunRecord, charts: &[ChartInfo], hgrm: &[HgrmFile]
     for scenario in cases::scenarios(&record.cases) {
         out.push_str(&format!("\n## {scenario}\n\n"));
         out.push_str(&table(&doc::scenario_table(record, &scenario, Output::Document)));
+        if let Some(explanation) = doc::bare_explanation(record, &scenario) {
+            out.push_str(&format!("\n{explanation}\n"));
+        }
         let notes = doc::scenario_notes(record, &scenario);
         if !notes.is_empty() {
             out.push('\n');

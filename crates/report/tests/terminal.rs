@@ -116,3 +116,38 @@ fn columns_line_up_and_no_line_ends_in_a_space() {
         }
     }
 }
+
+#[test]
+fn the_vs_bare_column_and_its_note_appear_only_when_a_case_has_the_figure() {
+    let without = common::record("plain", vec![common::pingpong("tcp", None, 64, false, 20_000.0)]);
+    assert!(!ipcbench_report::terminal_tables(&without).contains("vs bare"));
+    assert!(
+        !ipcbench_report::markdown(&without)
+            .unwrap()
+            .contains("overhead_vs_bare")
+    );
+
+    let mut measured = common::pingpong("tcp", None, 64, false, 20_000.0);
+    let summary = measured.summary.as_mut().unwrap();
+    summary.bare = Some(18_500.0);
+    summary.overhead_vs_bare = Some(1.081);
+    summary.ci95.insert("overhead_vs_bare".to_owned(), [1.05, 1.12]);
+    let mut stream = common::stream("uds", 65536, false, 2e9);
+    let summary = stream.summary.as_mut().unwrap();
+    summary.bare = Some(2.2e9);
+    summary.overhead_vs_bare = Some(1.1);
+    let with = common::record(
+        "bare",
+        vec![measured, common::pingpong("uds", None, 64, false, 15_000.0), stream],
+    );
+    let text = ipcbench_report::terminal_tables(&with);
+    assert!(text.contains("vs bare"), "{text}");
+    assert!(text.contains("1.08x") && text.contains("1.10x"), "{text}");
+    let markdown = ipcbench_report::markdown(&with).unwrap();
+    assert!(markdown.contains("overhead_vs_bare"), "{markdown}");
+    assert!(
+        markdown.contains("18.5 µs") && markdown.contains("1.05 – 1.12"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("2.2 GB/s"), "{markdown}");
+}

@@ -24,7 +24,7 @@
 //! This is the workspace's one crate with `unsafe` code: the byte copies in and out of the
 //! mappings and the casts of their pages to headers and slots. Every block names the
 //! invariant it relies on, and every atomic operation the operation it pairs with. The index
-//! protocol (`ring`), the doorbell and the map's slot protocol (`map`) are model-checked with
+//! protocol (`ring`), the bare loop's slots (`slot`), the doorbell and the map's slot protocol (`map`) are model-checked with
 //! loom (`--cfg loom`, which builds only those modules and their models) and property-tested
 //! against a `VecDeque` and a `HashMap`.
 // A loom build keeps only the ring, the doorbell, the map's protocol and their models (the transport needs a real
@@ -46,6 +46,7 @@ mod peer;
 #[cfg(not(loom))]
 mod region;
 mod ring;
+mod slot;
 mod sync;
 #[cfg(not(loom))]
 mod transport;

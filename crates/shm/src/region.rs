@@ -12,9 +12,14 @@
 //!     rings[0], rings[1]        counters (tail, head) and doorbells (data, space)
 //! [4096, 4096 + cap)            data area of ring 0: client -> server
 //! [4096 + cap, 4096 + 2 cap)    data area of ring 1: server -> client
+//! [4096 + 2 cap, + slot area)   bare slot 0, written by the client
+//! [.., + slot area)             bare slot 1, written by the server
 //! ```
 //!
 //! `cap` is a power of two of at least 4 KiB, so both data areas start on a page boundary.
+//! A bare slot (the bare loop's, see `transport`) is a [`SlotHeader`] (`seq`, `len`, `ack`)
+//! followed at once by `slot` data bytes, `slot = min(cap, 4 MiB)`, in an area of `slot + 4096`
+//! bytes; a small message shares the header's cache line, as it would in a minimal loop.
 //!
 //! # Creation and opening
 //!
@@ -32,13 +37,14 @@ use std::ptr::{self, NonNull};
 use crate::doorbell::Doorbell;
 use crate::memfd;
 use crate::ring::{CachePadded, Capacity, Counters, Storage};
+use crate::slot::{SlotData, SlotHeader};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering};
 use memmap2::{MmapOptions, MmapRaw};
 
 /// "IPCBSHM" and a zero byte, read as a little-endian `u64`.
 const MAGIC: u64 = u64::from_le_bytes(*b"IPCBSHM\0");
 /// Bumped whenever the layout changes.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// Bytes before the first data area: the header, padded to a page.
 pub(crate) const HEADER_BYTES: u64 = 4096;
 /// The name every memfd of ours carries (it shows in `/proc/PID/fd` as `/memfd:NAME`).
@@ -82,6 +88,23 @@ pub(crate) struct RingHeader {
     pub(crate) data_bell: CachePadded<Doorbell>,
     /// The producer sleeps here waiting for space; the consumer rings after releasing.
     pub(crate) space_bell: CachePadded<Doorbell>,
+}
+
+/// The largest bare slot: larger writes go through it in pieces.
+const MAX_SLOT_BYTES: u64 = 4 << 20;
+/// Bytes of a [`SlotHeader`]; the slot's data follows at once.
+const SLOT_HEADER_BYTES: u64 = 24;
+
+const _: () = assert!(size_of::<SlotHeader>() as u64 == SLOT_HEADER_BYTES);
+
+/// One bare slot of a [`Region`]: its header and `bytes` data bytes right after it.
+///
+/// Invariant: both point into the region's mapping, which outlives the borrow `'a`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot<'a> {
+    pub(crate) header: &'a SlotHeader,
+    pub(crate) data: NonNull<u8>,
+    pub(crate) bytes: usize,
 }
 
 /// The first [`HEADER_BYTES`] of the memfd. `#[repr(C)]` so both processes read one layout.
@@ -151,7 +174,7 @@ pub(crate) enum OpenError {
 
 /// One mapping of the shared memfd.
 ///
-/// Invariant: the mapping is `HEADER_BYTES + 2 * capacity` bytes, starts with an initialized
+/// Invariant: the mapping is `Region::len_for(capacity)` bytes (header, two rings, two bare slots), starts with an initialized
 /// [`SharedHeader`] (the creator wrote `magic` last and the opener checked it), and its
 /// size is sealed, so every offset below stays valid for the mapping's life.
 #[derive(Debug)]
@@ -163,7 +186,17 @@ pub(crate) struct Region {
 impl Region {
     /// The length of a region whose rings hold `capacity` bytes each.
     pub(crate) fn len_for(capacity: Capacity) -> u64 {
-        HEADER_BYTES + 2 * capacity.bytes()
+        HEADER_BYTES + 2 * capacity.bytes() + 2 * Region::slot_area_bytes(capacity)
+    }
+
+    /// Data bytes of each bare slot.
+    fn slot_bytes(capacity: Capacity) -> u64 {
+        capacity.bytes().min(MAX_SLOT_BYTES)
+    }
+
+    /// Bytes of each bare slot's area: header, data and padding to a page.
+    fn slot_area_bytes(capacity: Capacity) -> u64 {
+        Region::slot_bytes(capacity) + HEADER_BYTES
     }
 
     /// Creates the memfd, maps it and writes the header for `server`; returns the mapping
@@ -279,6 +312,50 @@ impl Region {
             capacity: self.capacity,
             _region: Arc::clone(self),
         }
+    }
+}
+
+impl Region {
+    /// Bare slot `idx` (0: written by the client, 1: by the server).
+    pub(crate) fn slot(&self, idx: usize) -> Slot<'_> {
+        assert!(idx < 2, "a region has two bare slots");
+        let offset = HEADER_BYTES + 2 * self.capacity.bytes() + idx as u64 * Region::slot_area_bytes(self.capacity);
+        // SAFETY: the slot area `[offset, offset + slot_area_bytes)` ends at most at
+        // `len_for(capacity)`, the mapping's length (invariant), so the header and the data
+        // after it lie inside the mapping.
+        let base = unsafe { self.map.as_mut_ptr().add(offset as usize) };
+        // SAFETY: `base` is page aligned (every earlier area is a multiple of a page) and inside
+        // the mapping with room for the header; a `SlotHeader` is three atomic integers, valid
+        // for any bytes (a fresh memfd's zeros: an empty slot) and shareable by reference while
+        // the other process accesses them atomically. The mapping outlives `&self`.
+        let header = unsafe { &*base.cast::<SlotHeader>() };
+        // SAFETY: the data starts right after the header, inside the same slot area.
+        let data = unsafe { base.add(SLOT_HEADER_BYTES as usize) };
+        Slot {
+            header,
+            data: NonNull::new(data).expect("a mapping is not at address 0"),
+            bytes: Region::slot_bytes(self.capacity) as usize,
+        }
+    }
+}
+
+// SAFETY: `bytes` is fixed at construction and the data area has that many bytes after the
+// header (`Slot` invariant); the copies touch only the bytes named.
+unsafe impl SlotData for Slot<'_> {
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    unsafe fn copy_in(&self, src: &[u8]) {
+        // SAFETY: the caller guarantees `src.len() <= bytes` and that the reader does not read
+        // the slot now; `src` is local memory, so the two cannot overlap.
+        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), self.data.as_ptr(), src.len()) }
+    }
+
+    unsafe fn copy_out(&self, offset: usize, dst: &mut [u8]) {
+        // SAFETY: the caller guarantees `offset + dst.len() <= bytes` and that the writer does
+        // not write the slot now; `dst` is local memory.
+        unsafe { ptr::copy_nonoverlapping(self.data.as_ptr().add(offset), dst.as_mut_ptr(), dst.len()) }
     }
 }
 
@@ -411,7 +488,8 @@ mod tests {
 
     #[test]
     fn open_refuses_a_file_without_magic() {
-        let file = tempfile_of_len(HEADER_BYTES + 2 * 4096);
+        let capacity = Capacity::new(4096).expect("power of two");
+        let file = tempfile_of_len(Region::len_for(capacity));
         assert!(matches!(Region::open(&file, 0), Err(OpenError::NotOurs(_))));
         let short = tempfile_of_len(100);
         assert!(matches!(Region::open(&short, 0), Err(OpenError::NotOurs(_))));

@@ -26,17 +26,29 @@
 //!
 //! A channel's sending half owns one ring's producer and its receiving half the other ring's
 //! consumer, so `Channel::split` gives them to two threads with no lock between them.
+//!
+//! # The bare loop
+//!
+//! `Channel::bare` is the minimal loop the rings are measured against: one slot per direction
+//! (`region::Slot`) carrying the same bytes and a sequence word, no record header, no commit
+//! key, no padding. The writer waits until the reader acknowledged its previous hand-off
+//! (`ack == seq`), copies up to a slot of bytes in, stores `len` and publishes `seq + 1`; the
+//! reader waits for `seq`, copies out and publishes `ack`. A side writes only its own slot's
+//! words, and its `ack` of the other slot shares the line it writes its data on, so a small
+//! round trip moves one cache line each way. Waiting follows the channel's strategy on the
+//! rings' doorbells (idle while the bare loop runs), so `hybrid` and `futex` sleep as usual.
 
 use std::fs::File;
 use std::time::{Duration, Instant};
 
 use ipcbench_core::transport::{Halves, RecvHalf, SendHalf};
-use ipcbench_core::{Channel, Endpoint, Listener, Options, Transport, TransportError};
+use ipcbench_core::{Bare, BareIo, Channel, Endpoint, Listener, Options, Transport, TransportError};
 
 use crate::memfd;
 use crate::peer::PeerWatch;
 use crate::region::{MEMFD_NAME, MappedRing, OpenError, Region, Role};
 use crate::ring::{Capacity, Consumer, Header, Producer, RECORD_HEADER_BYTES, commit_key, record_bytes};
+use crate::slot::{BadHandOff, SlotState, Slots};
 use crate::sync::{Arc, Ordering};
 use crate::wait::{self, Peer, WaitStrategy};
 
@@ -327,6 +339,7 @@ pub struct ShmChannel {
     tx: TxSide,
     rx: RxSide,
     link: Link,
+    bare: SlotState,
 }
 
 /// What both halves of a channel read: the mapping, who we are and how the peer waits.
@@ -396,6 +409,7 @@ impl ShmChannel {
                 watch,
                 peer_sleeps,
             },
+            bare: SlotState::default(),
         }
     }
 }
@@ -576,6 +590,88 @@ impl Channel for ShmChannel {
             Box::new(ShmSendHalf { tx: &mut self.tx, link }),
             Box::new(ShmRecvHalf { rx: &mut self.rx, link }),
         ))
+    }
+
+    /// One slot per direction with a sequence word (module docs, "The bare loop").
+    fn bare(&mut self) -> Option<Bare<'_>> {
+        Some(Box::new(ShmBare {
+            state: &mut self.bare,
+            link: &self.link,
+        }))
+    }
+}
+
+/// The bare loop of a [`ShmChannel`] (module docs, "The bare loop"; protocol in `slot`).
+struct ShmBare<'a> {
+    state: &'a mut SlotState,
+    link: &'a Link,
+}
+
+impl BareIo for ShmBare<'_> {
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        let link = self.link;
+        let (mine, theirs) = (
+            link.region.slot(link.role.tx_ring()),
+            link.region.slot(link.role.rx_ring()),
+        );
+        let slots = Slots {
+            mine: mine.header,
+            my_data: &mine,
+            theirs: theirs.header,
+            their_data: &theirs,
+        };
+        let ring = link.region.ring_header(link.role.tx_ring());
+        for piece in bytes.chunks(mine.bytes) {
+            while !self.state.try_write(&slots, piece) {
+                let state = &*self.state;
+                wait::wait_until(link.wait, &ring.space_bell.0, &link.peer(), || state.writable(&slots))?;
+            }
+            if link.peer_sleeps {
+                wait::ring(&ring.data_bell.0);
+            }
+        }
+        Ok(())
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), TransportError> {
+        let link = self.link;
+        let (mine, theirs) = (
+            link.region.slot(link.role.tx_ring()),
+            link.region.slot(link.role.rx_ring()),
+        );
+        let slots = Slots {
+            mine: mine.header,
+            my_data: &mine,
+            theirs: theirs.header,
+            their_data: &theirs,
+        };
+        let ring = link.region.ring_header(link.role.rx_ring());
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = self
+                .state
+                .try_read(&slots, &mut buf[filled..])
+                .map_err(|BadHandOff(len)| {
+                    TransportError::io(
+                        "read bare slot",
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("a hand-off of {len} bytes does not fit the slot"),
+                        ),
+                    )
+                })?;
+            if n == 0 {
+                let state = &*self.state;
+                wait::wait_until(link.wait, &ring.data_bell.0, &link.peer(), || state.readable(&slots))?;
+                continue;
+            }
+            filled += n;
+            // Once a hand-off was read to the end it is acknowledged; a sleeping writer waits for that.
+            if link.peer_sleeps {
+                wait::ring(&ring.space_bell.0);
+            }
+        }
+        Ok(())
     }
 }
 

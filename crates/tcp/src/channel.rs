@@ -4,7 +4,7 @@ use std::net::TcpStream;
 
 use ipcbench_core::framing::FramedStream;
 use ipcbench_core::nosignal::NoSignalWriter;
-use ipcbench_core::{Channel, Halves, Options, TransportError};
+use ipcbench_core::{Bare, Channel, Halves, Options, TransportError};
 
 /// One end of a TCP connection: 4-byte length-prefixed frames over a `TcpStream`.
 ///
@@ -50,5 +50,10 @@ impl Channel for TcpChannel {
 
     fn split(&mut self) -> Option<Halves<'_>> {
         self.frames.split()
+    }
+
+    /// Plain writes and reads on the socket.
+    fn bare(&mut self) -> Option<Bare<'_>> {
+        Some(self.frames.bare())
     }
 }

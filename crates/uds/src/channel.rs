@@ -4,7 +4,7 @@ use std::os::unix::net::UnixStream;
 
 use ipcbench_core::framing::FramedStream;
 use ipcbench_core::nosignal::NoSignalWriter;
-use ipcbench_core::{Channel, Halves, Options, TransportError};
+use ipcbench_core::{Bare, Channel, Halves, Options, TransportError};
 
 use crate::seqpacket::SeqpacketChannel;
 
@@ -70,6 +70,15 @@ impl Channel for UdsChannel {
         match &mut self.inner {
             Inner::Stream(frames) => frames.split(),
             Inner::Seqpacket(packets) => packets.split(),
+        }
+    }
+
+    /// Plain writes and reads on a stream socket; a seqpacket socket has none (its packets
+    /// are the messages, so there is no framing to leave out).
+    fn bare(&mut self) -> Option<Bare<'_>> {
+        match &mut self.inner {
+            Inner::Stream(frames) => Some(frames.bare()),
+            Inner::Seqpacket(_) => None,
         }
     }
 }

@@ -69,6 +69,10 @@ pub struct Case {
     /// Everything else an `http` case decides (`message_bytes` is its response size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpCase>,
+    /// Alternate the measured phase with the transport's bare loop (pingpong, stream; plan
+    /// key `bare`, default true): the trial then records `bare_p50_ns` or `bare_bytes_per_s`.
+    #[serde(default)]
+    pub bare: bool,
     /// Core placement.
     pub placement: CorePair,
     /// Fresh launches.

@@ -24,9 +24,12 @@ pub fn estimate_trial(case: &Case) -> Duration {
         }
         _ => phase(case.measure),
     };
+    // The bare loop's blocks (and its warm-up) take about as long again.
+    let repeat = if case.bare { 2 } else { 1 };
     // Saturating: the plan's limits keep every term small, but an estimate must never panic.
     let mut estimate = phase(case.warmup)
         .saturating_add(measured)
+        .saturating_mul(repeat)
         .saturating_add(Duration::from_millis(30));
     if case.delay_ms.is_some() || case.rate_mbit.is_some() {
         // Making and removing the namespace, the veth pair and the qdiscs.

@@ -78,8 +78,8 @@ impl ScenarioKind {
     /// The scenario-specific keys this scenario accepts.
     pub(super) fn keys(self) -> &'static [&'static str] {
         match self {
-            ScenarioKind::Pingpong => &["reply_bytes"],
-            ScenarioKind::Stream => &["total_bytes"],
+            ScenarioKind::Pingpong => &["reply_bytes", "bare"],
+            ScenarioKind::Stream => &["total_bytes", "bare"],
             ScenarioKind::Rpc => &["reply_bytes", "window", "delay_ms", "rate_mbit"],
             ScenarioKind::Load => &["connections", "rate_per_connection_hz", "schedule", "server_loops"],
             ScenarioKind::Proxy => &["reply_bytes", "front", "back", "convert"],

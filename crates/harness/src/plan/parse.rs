@@ -203,6 +203,9 @@ struct ScenarioSpec {
     relay: Option<Spanned<String>>,
     relay_pid: Option<Spanned<i64>>,
     origin_listen: Option<Spanned<String>>,
+    /// Alternate the trial with the transport's bare loop (pingpong, stream; default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bare: Option<bool>,
     repetitions: Option<u32>,
     warmup: Option<AmountText>,
     duration: Option<DurationText>,
@@ -251,6 +254,7 @@ impl ScenarioSpec {
         note(self.relay.is_some(), "relay");
         note(self.relay_pid.is_some(), "relay_pid");
         note(self.origin_listen.is_some(), "origin_listen");
+        note(self.bare.is_some(), "bare");
         keys
     }
 }
@@ -602,10 +606,12 @@ impl Plan {
                     "`repetitions` must be at least 1",
                 ));
             }
-            let timeout = file
-                .timeout
-                .map(|d| d.0)
-                .unwrap_or_else(|| default_timeout(warmup, measure) + slow_phase_allowance(spec, warmup, measure));
+            let bare_on = spec.bare.unwrap_or(true) && matches!(kind, ScenarioKind::Pingpong | ScenarioKind::Stream);
+            let timeout = file.timeout.map(|d| d.0).unwrap_or_else(|| {
+                let timeout = default_timeout(warmup, measure) + slow_phase_allowance(spec, warmup, measure);
+                // The bare blocks take about as long again as the measured ones.
+                if bare_on { timeout * 2 } else { timeout }
+            });
 
             let https: Vec<Option<HttpCase>> = if kind == ScenarioKind::Http {
                 http_cases(spec, &span, &source)?.into_iter().map(Some).collect()
@@ -747,6 +753,7 @@ impl Plan {
                                                 convert,
                                                 step: spec.step,
                                                 http: http.clone(),
+                                                bare: bare_on,
                                                 placement,
                                                 repetitions,
                                                 warmup,

@@ -4,17 +4,24 @@
 //! Stamping the request's header happens before the first clock read and verifying the reply
 //! after the second, so neither is inside the sample. The server sends its reply first and
 //! verifies the request afterwards, so its checksum work overlaps the client's.
+//!
+//! With the bare loop on (`Case::bare`, the default), the measured phase is cut into
+//! [`BARE_BLOCKS`] blocks, each followed by a block of the transport's bare loop of the same
+//! number of round trips (raw writes and reads of the same sizes, no frame, no stamp, no
+//! check) over the same channel: the trial's `bare_p50_ns`. The CPU counters of both sides
+//! cover the measured blocks only.
 
 use std::time::{Duration, Instant};
 
 use ipcbench_core::payload::{Payload, verify};
-use ipcbench_core::{Channel, PeerMode};
+use ipcbench_core::{BareIo, Channel, PeerMode};
 
 use crate::plan::{Amount, Case};
-use crate::protocol::{self, PeerReport};
-use crate::rusage::Snapshot;
+use crate::protocol::{self, BareBlock, PeerReport};
+use crate::rusage::{self, Snapshot};
 use crate::session::{
-    ClientOutcome, STOP_CHECK_EVERY, TrialError, control_exchange, finish_trial, interrupted, stop_requested,
+    BARE_BLOCKS, BARE_P50_KEY, BARE_UNSUPPORTED_KEY, ClientOutcome, STOP_CHECK_EVERY, TrialError, bare_wanted,
+    block_amount, control_exchange, control_exchange_with, finish_trial, interrupted, stop_requested,
 };
 use ipcbench_record::stats;
 
@@ -72,7 +79,8 @@ pub(crate) fn client<C: Channel>(channel: &mut C, case: &Case, mode: PeerMode) -
     } as usize;
     let mut buf = buffer_for(case);
     let mut seq = 0u64;
-    run_phase(
+    let bare = bare_wanted(channel, case, mode).map(|on| on && reply_bytes > 0);
+    let (n_warmup, _) = run_phase(
         channel,
         &mut request,
         &mut buf,
@@ -81,19 +89,51 @@ pub(crate) fn client<C: Channel>(channel: &mut C, case: &Case, mode: PeerMode) -
         case.warmup,
         None,
     )?;
+    if bare == Some(true) {
+        bare_block(channel, case, reply_bytes, n_warmup.max(1), &mut buf, None)?;
+    }
     control_exchange(channel, protocol::MARK, &mut buf)?;
-    let usage_start = Snapshot::now();
     let mut histogram = stats::new_histogram();
-    let (messages, elapsed) = run_phase(
-        channel,
-        &mut request,
-        &mut buf,
-        reply_bytes,
-        &mut seq,
-        case.measure,
-        Some(&mut histogram),
-    )?;
-    let usage = usage_start.until(&Snapshot::now());
+    let mut bare_histogram = stats::new_histogram();
+    let (messages, elapsed, usage) = if bare == Some(true) {
+        let (mut messages, mut elapsed, mut usage) = (0, Duration::ZERO, ipcbench_record::Rusage::default());
+        for idx in 0..BARE_BLOCKS {
+            let usage_start = Snapshot::now();
+            let (n, block_elapsed) = run_phase(
+                channel,
+                &mut request,
+                &mut buf,
+                reply_bytes,
+                &mut seq,
+                block_amount(case.measure, idx),
+                Some(&mut histogram),
+            )?;
+            usage = rusage::add(usage, usage_start.until(&Snapshot::now()));
+            messages += n;
+            elapsed += block_elapsed;
+            bare_block(
+                channel,
+                case,
+                reply_bytes,
+                n.max(1),
+                &mut buf,
+                Some(&mut bare_histogram),
+            )?;
+        }
+        (messages, elapsed, usage)
+    } else {
+        let usage_start = Snapshot::now();
+        let (messages, elapsed) = run_phase(
+            channel,
+            &mut request,
+            &mut buf,
+            reply_bytes,
+            &mut seq,
+            case.measure,
+            Some(&mut histogram),
+        )?;
+        (messages, elapsed, usage_start.until(&Snapshot::now()))
+    };
     let report = control_exchange(channel, protocol::END, &mut buf)?;
     let mut outcome = ClientOutcome {
         report,
@@ -104,8 +144,71 @@ pub(crate) fn client<C: Channel>(channel: &mut C, case: &Case, mode: PeerMode) -
     trial.bytes = messages * (case.message_bytes + reply_bytes as u64);
     trial.latency_ns = stats::percentiles(&histogram);
     trial.histogram_v2 = Some(stats::encode_histogram(&histogram));
+    match bare {
+        Some(true) => {
+            if let Some(p) = stats::percentiles(&bare_histogram) {
+                trial.extra.insert(BARE_P50_KEY.into(), p.p50);
+                trial.extra.insert("bare_messages".into(), bare_histogram.len() as f64);
+            }
+        }
+        Some(false) => {
+            trial.extra.insert(BARE_UNSUPPORTED_KEY.into(), 1.0);
+        }
+        None => {}
+    }
     finish_trial(trial, elapsed, usage);
     Ok(outcome)
+}
+
+/// Announces a block of `n` bare round trips and runs it, timing each into `histogram`.
+fn bare_block<C: Channel>(
+    channel: &mut C,
+    case: &Case,
+    reply_bytes: usize,
+    n: u64,
+    buf: &mut [u8],
+    mut histogram: Option<&mut hdrhistogram::Histogram<u64>>,
+) -> Result<(), TrialError> {
+    control_exchange_with(channel, protocol::BARE, Some(&BareBlock { messages: n }), buf)?;
+    let request = vec![0x5au8; case.message_bytes as usize];
+    let mut bare = channel
+        .bare()
+        .ok_or_else(|| TrialError::Failed("the bare loop went away".into()))?;
+    let reply = &mut buf[..reply_bytes];
+    for count in 1..=n {
+        let sent_at = Instant::now();
+        bare.write_all(&request)?;
+        bare.read_exact(reply)?;
+        let received_at = Instant::now();
+        if let Some(h) = histogram.as_deref_mut() {
+            stats::record(h, received_at.duration_since(sent_at).as_nanos() as u64)?;
+        }
+        if count.is_multiple_of(STOP_CHECK_EVERY) && stop_requested() {
+            return Err(interrupted());
+        }
+    }
+    Ok(())
+}
+
+/// The peer's half of a bare block: `n` raw requests, each answered by a raw reply.
+pub(crate) fn serve_bare_block(
+    bare: &mut dyn BareIo,
+    n: u64,
+    request: &mut [u8],
+    reply: &[u8],
+) -> Result<(), TrialError> {
+    for _ in 0..n {
+        bare.read_exact(request)?;
+        bare.write_all(reply)?;
+    }
+    Ok(())
+}
+
+/// Reads the block length of a `BARE` control message.
+pub(crate) fn bare_block_of(body: &[u8]) -> Result<u64, TrialError> {
+    serde_json::from_slice::<BareBlock>(body)
+        .map(|b| b.messages)
+        .map_err(|e| TrialError::Failed(format!("malformed BARE control message: {e}")))
 }
 
 /// The answering side: replies to every request until `END`.
@@ -116,19 +219,33 @@ pub(crate) fn server<C: Channel>(channel: &mut C, case: &Case) -> Result<PeerRep
     let mut seq = 0u64;
     let mut usage_start = Snapshot::now();
     let mut measured_from_seq = 0u64;
+    // What the bare blocks of the measured phase cost, taken out of the report.
+    let mut bare_usage = ipcbench_record::Rusage::default();
     loop {
         let n = channel.recv(&mut buf)?;
-        if let Some((command, _)) = protocol::decode(&buf[..n]) {
+        if let Some((command, body)) = protocol::decode(&buf[..n]) {
             match command {
                 protocol::MARK => {
                     usage_start = Snapshot::now();
+                    bare_usage = ipcbench_record::Rusage::default();
                     measured_from_seq = seq;
                     channel.send(&buf[..n])?;
+                }
+                protocol::BARE => {
+                    let block = bare_block_of(body)?;
+                    channel.send(&buf[..n])?;
+                    let started = Snapshot::now();
+                    let bare_reply = vec![0xa5u8; case.reply_bytes as usize];
+                    let mut bare = channel
+                        .bare()
+                        .ok_or_else(|| TrialError::Failed("BARE on a channel without a bare loop".into()))?;
+                    serve_bare_block(&mut *bare, block, &mut buf[..request_bytes], &bare_reply)?;
+                    bare_usage = rusage::add(bare_usage, started.until(&Snapshot::now()));
                 }
                 protocol::END => {
                     let messages = seq - measured_from_seq;
                     let report = PeerReport {
-                        rusage: usage_start.until(&Snapshot::now()),
+                        rusage: rusage::subtract(usage_start.until(&Snapshot::now()), bare_usage),
                         messages,
                         bytes: messages * request_bytes as u64,
                         extra: Default::default(),

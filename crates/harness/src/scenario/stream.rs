@@ -14,6 +14,15 @@
 //! number plus body checksum, so it covers every body). The client computes the same digest over
 //! what it sent; any difference fails the trial.
 //!
+//! With the bare loop on (`Case::bare`, the default), the measured phase is cut into
+//! [`BARE_BLOCKS`] blocks, each followed by a block of the transport's bare loop moving the same
+//! number of messages' bytes raw (no frame, no stamp, no check): the trial's
+//! `bare_bytes_per_s`. A measured block is timed from its first send to the echo of the `BARE`
+//! that announces the next bare block (the peer echoes it only after reading every message
+//! before it); a bare block from its first write to the one raw byte the peer writes once it
+//! read them all. Both end with one small message back, so the two figures are alike. The CPU
+//! counters of both sides cover the measured blocks only.
+//!
 //! Without a peer (`null`) the channel just takes each message, so the figures are the client's
 //! own cost of stamping and handing over a message: the floor of this loop.
 
@@ -23,10 +32,12 @@ use ipcbench_core::payload::{HEADER_BYTES, Payload, verify};
 use ipcbench_core::{Channel, PeerMode};
 
 use crate::plan::{Amount, Case};
-use crate::protocol::{self, PeerReport};
-use crate::rusage::Snapshot;
+use crate::protocol::{self, BareBlock, PeerReport};
+use crate::rusage::{self, Snapshot};
+use crate::scenario::pingpong::bare_block_of;
 use crate::session::{
-    ClientOutcome, STOP_CHECK_EVERY, TrialError, control_exchange, finish_trial, interrupted, stop_requested,
+    BARE_BLOCKS, BARE_BYTES_PER_S_KEY, BARE_UNSUPPORTED_KEY, ClientOutcome, STOP_CHECK_EVERY, TrialError, bare_wanted,
+    block_amount, control_exchange, control_exchange_with, finish_trial, interrupted, stop_requested,
 };
 
 /// Key of the digest in the server's `REPORT` (removed before the trial is recorded).
@@ -125,22 +136,54 @@ pub(crate) fn client<C: Channel>(channel: &mut C, case: &Case, mode: PeerMode) -
     let mut payload = Payload::new(case.message_bytes as usize);
     let mut buf = vec![0u8; protocol::CONTROL_BUF_BYTES];
     let mut seq = 0u64;
-    send_phase(channel, &mut payload, &mut seq, case.warmup, None)?;
+    let bare = bare_wanted(channel, case, mode);
+    let n_warmup = send_phase(channel, &mut payload, &mut seq, case.warmup, None)?;
+    if bare == Some(true) {
+        bare_block(channel, case, n_warmup.max(1), &mut buf)?;
+    }
     // The echo of MARK comes back only after the server drained every warm-up message.
     control_exchange(channel, protocol::MARK, &mut buf)?;
-    let usage_start = Snapshot::now();
-    let started = Instant::now();
     let mut digest = Digest::default();
-    let messages = send_phase(
-        channel,
-        &mut payload,
-        &mut seq,
-        measured_amount(case),
-        Some(&mut digest),
-    )?;
-    let report = control_exchange(channel, protocol::END, &mut buf)?;
-    let elapsed = started.elapsed();
-    let usage = usage_start.until(&Snapshot::now());
+    let (messages, report, elapsed, usage) = if bare == Some(true) {
+        let (mut messages, mut elapsed, mut usage) = (0, Duration::ZERO, ipcbench_record::Rusage::default());
+        let (mut bare_bytes, mut bare_elapsed) = (0u64, Duration::ZERO);
+        for idx in 0..BARE_BLOCKS {
+            let usage_start = Snapshot::now();
+            let started = Instant::now();
+            let n = send_phase(
+                channel,
+                &mut payload,
+                &mut seq,
+                block_amount(measured_amount(case), idx),
+                Some(&mut digest),
+            )?;
+            let block = BareBlock { messages: n.max(1) };
+            // The echo confirms every message of the block arrived; the bare block follows.
+            control_exchange_with(channel, protocol::BARE, Some(&block), &mut buf)?;
+            elapsed += started.elapsed();
+            usage = rusage::add(usage, usage_start.until(&Snapshot::now()));
+            messages += n;
+            bare_elapsed += bare_writes(channel, case, block.messages)?;
+            bare_bytes += block.messages * case.message_bytes;
+        }
+        let report = control_exchange(channel, protocol::END, &mut buf)?;
+        let bare_bytes_per_s = bare_bytes as f64 / bare_elapsed.as_secs_f64().max(1e-9);
+        (messages, report, elapsed, (usage, Some(bare_bytes_per_s)))
+    } else {
+        let usage_start = Snapshot::now();
+        let started = Instant::now();
+        let messages = send_phase(
+            channel,
+            &mut payload,
+            &mut seq,
+            measured_amount(case),
+            Some(&mut digest),
+        )?;
+        let report = control_exchange(channel, protocol::END, &mut buf)?;
+        let elapsed = started.elapsed();
+        (messages, report, elapsed, (usage_start.until(&Snapshot::now()), None))
+    };
+    let (usage, bare_bytes_per_s) = usage;
     let bytes = messages * case.message_bytes;
     let report = match report {
         Some(report) => Some(confirm(report, messages, bytes, digest)?),
@@ -158,8 +201,43 @@ pub(crate) fn client<C: Channel>(channel: &mut C, case: &Case, mode: PeerMode) -
     let trial = &mut outcome.trial;
     trial.messages = messages;
     trial.bytes = bytes;
+    match (bare, bare_bytes_per_s) {
+        (Some(true), Some(rate)) => {
+            trial.extra.insert(BARE_BYTES_PER_S_KEY.into(), rate);
+        }
+        (Some(false), _) => {
+            trial.extra.insert(BARE_UNSUPPORTED_KEY.into(), 1.0);
+        }
+        _ => {}
+    }
     finish_trial(trial, elapsed.max(Duration::from_nanos(1)), usage);
     Ok(outcome)
+}
+
+/// Announces a bare block of `n` raw messages and runs it, untimed (the warm-up's).
+fn bare_block<C: Channel>(channel: &mut C, case: &Case, n: u64, buf: &mut [u8]) -> Result<(), TrialError> {
+    control_exchange_with(channel, protocol::BARE, Some(&BareBlock { messages: n }), buf)?;
+    bare_writes(channel, case, n)?;
+    Ok(())
+}
+
+/// The client's half of a bare block already announced: `n` raw writes of `message_bytes`,
+/// then the peer's one-byte confirmation. Returns the time from the first write to it.
+fn bare_writes<C: Channel>(channel: &mut C, case: &Case, n: u64) -> Result<Duration, TrialError> {
+    let message = vec![0x5au8; case.message_bytes as usize];
+    let mut bare = channel
+        .bare()
+        .ok_or_else(|| TrialError::Failed("the bare loop went away".into()))?;
+    let started = Instant::now();
+    for count in 1..=n {
+        bare.write_all(&message)?;
+        if count.is_multiple_of(STOP_CHECK_EVERY) && stop_requested() {
+            return Err(interrupted());
+        }
+    }
+    let mut confirmation = [0u8; 1];
+    bare.read_exact(&mut confirmation)?;
+    Ok(started.elapsed())
 }
 
 /// Checks the server's counts and digest against what was sent; strips the digest.
@@ -188,20 +266,37 @@ pub(crate) fn server<C: Channel>(channel: &mut C, case: &Case) -> Result<PeerRep
     let mut usage_start = Snapshot::now();
     let mut measured_from_seq = 0u64;
     let mut digest = Digest::default();
+    // What the bare blocks of the measured phase cost, taken out of the report.
+    let mut bare_usage = ipcbench_record::Rusage::default();
     loop {
         let n = channel.recv(&mut buf)?;
-        if let Some((command, _)) = protocol::decode(&buf[..n]) {
+        if let Some((command, body)) = protocol::decode(&buf[..n]) {
             match command {
                 protocol::MARK => {
                     usage_start = Snapshot::now();
+                    bare_usage = ipcbench_record::Rusage::default();
                     measured_from_seq = seq;
                     digest = Digest::default();
                     channel.send(&buf[..n])?;
                 }
+                protocol::BARE => {
+                    let block = bare_block_of(body)?;
+                    // Every framed message before this one has been read: the echo says so.
+                    channel.send(&buf[..n])?;
+                    let started = Snapshot::now();
+                    let mut bare = channel
+                        .bare()
+                        .ok_or_else(|| TrialError::Failed("BARE on a channel without a bare loop".into()))?;
+                    for _ in 0..block {
+                        bare.read_exact(&mut buf[..message_bytes])?;
+                    }
+                    bare.write_all(&[1])?;
+                    bare_usage = rusage::add(bare_usage, started.until(&Snapshot::now()));
+                }
                 protocol::END => {
                     let messages = seq - measured_from_seq;
                     let mut report = PeerReport {
-                        rusage: usage_start.until(&Snapshot::now()),
+                        rusage: rusage::subtract(usage_start.until(&Snapshot::now()), bare_usage),
                         messages,
                         bytes: messages * message_bytes as u64,
                         extra: Default::default(),

@@ -1,0 +1,186 @@
+//! The bare loop's slot protocol: one slot per direction carrying bytes and a sequence word.
+//!
+//! Each side owns one slot and writes only its words: `seq` (hand-offs it published into its
+//! slot), `len` (bytes of the latest one) and `ack` (hand-offs of the *other* slot it has read
+//! to the end). A writer may fill its slot once the reader's `ack` equals its own `seq`; it
+//! copies the bytes in, stores `len`, then publishes `seq + 1`. The reader waits for `seq` to
+//! pass what it has consumed, copies out (possibly over several reads) and then publishes
+//! `ack`. The counters only grow and start at zero in a fresh mapping.
+//!
+//! The protocol depends only on `sync` and on [`SlotData`], so the loom models in
+//! `loom_models` drive it over heap cells ([`HeapSlot`]) with the same code the mapping uses.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// The words at the start of a slot. `#[repr(C)]`: it lies in the shared mapping.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct SlotHeader {
+    /// Hand-offs ever published into this slot by its owner.
+    pub(crate) seq: AtomicU64,
+    /// Bytes of the latest hand-off.
+    pub(crate) len: AtomicU64,
+    /// Hand-offs of the *other* slot that the owner has finished reading.
+    pub(crate) ack: AtomicU64,
+}
+
+/// Where a slot's data bytes live.
+///
+/// # Safety
+///
+/// `bytes` never changes, and `copy_in`/`copy_out` touch exactly the data bytes they are given.
+pub(crate) unsafe trait SlotData {
+    /// The most bytes one hand-off carries.
+    fn bytes(&self) -> usize;
+
+    /// Copies `src` to the start of the data.
+    ///
+    /// # Safety
+    ///
+    /// `src.len() <= bytes()`, and the reader has acknowledged every earlier hand-off, so it
+    /// does not read the data now.
+    unsafe fn copy_in(&self, src: &[u8]);
+
+    /// Copies data bytes from `offset` into `dst`.
+    ///
+    /// # Safety
+    ///
+    /// `offset + dst.len() <= bytes()`, within a published hand-off not yet acknowledged, so
+    /// the writer does not write the data now.
+    unsafe fn copy_out(&self, offset: usize, dst: &mut [u8]);
+}
+
+/// One side's view of the two slots: its own (it writes) and the peer's (it reads).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slots<'a, D> {
+    pub(crate) mine: &'a SlotHeader,
+    pub(crate) my_data: &'a D,
+    pub(crate) theirs: &'a SlotHeader,
+    pub(crate) their_data: &'a D,
+}
+
+/// A hand-off whose `len` is 0 or larger than the slot: the peer broke the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BadHandOff(pub(crate) u64);
+
+/// One side's local copies of the counters and its place in the current hand-off.
+#[derive(Debug, Default)]
+pub(crate) struct SlotState {
+    sent: u64,
+    consumed: u64,
+    current_len: usize,
+    current_read: usize,
+}
+
+impl SlotState {
+    /// True when our slot is free for the next hand-off (the wait condition of a writer).
+    pub(crate) fn writable<D: SlotData>(&self, slots: &Slots<'_, D>) -> bool {
+        // Acquire pairs with the peer's Release store of its `ack` in `try_read`: it has
+        // copied our previous hand-off out before we overwrite it.
+        slots.theirs.ack.load(Ordering::Acquire) == self.sent
+    }
+
+    /// Publishes `piece` (1 to `bytes()` bytes) as the next hand-off if the slot is free.
+    pub(crate) fn try_write<D: SlotData>(&mut self, slots: &Slots<'_, D>, piece: &[u8]) -> bool {
+        assert!(
+            !piece.is_empty() && piece.len() <= slots.my_data.bytes(),
+            "a hand-off carries 1 to bytes() bytes"
+        );
+        if !self.writable(slots) {
+            return false;
+        }
+        // SAFETY: `piece.len() <= bytes()` (asserted); the peer acknowledged every earlier
+        // hand-off (the Acquire load in `writable`), so it does not read the data now.
+        unsafe { slots.my_data.copy_in(piece) };
+        // Relaxed: published by the Release store of `seq` below.
+        slots.mine.len.store(piece.len() as u64, Ordering::Relaxed);
+        self.sent += 1;
+        // Release pairs with the peer's Acquire load of our `seq` in `readable`: the bytes and
+        // `len` above are visible to it.
+        slots.mine.seq.store(self.sent, Ordering::Release);
+        true
+    }
+
+    /// True when bytes are there to read (the wait condition of a reader).
+    pub(crate) fn readable<D: SlotData>(&self, slots: &Slots<'_, D>) -> bool {
+        // Acquire pairs with the peer's Release store of its `seq` in `try_write`: its bytes
+        // and `len` for the next hand-off are visible once we see it.
+        self.current_read < self.current_len || slots.theirs.seq.load(Ordering::Acquire) > self.consumed
+    }
+
+    /// Reads up to `buf.len()` bytes of the current or next hand-off; 0 when none is there.
+    /// Acknowledges a hand-off once it has been read to the end.
+    pub(crate) fn try_read<D: SlotData>(&mut self, slots: &Slots<'_, D>, buf: &mut [u8]) -> Result<usize, BadHandOff> {
+        if buf.is_empty() || !self.readable(slots) {
+            return Ok(0);
+        }
+        if self.current_read == self.current_len {
+            // Relaxed: published by the `seq` store that `readable`'s Acquire load saw.
+            let len = slots.theirs.len.load(Ordering::Relaxed);
+            if len == 0 || len > slots.their_data.bytes() as u64 {
+                return Err(BadHandOff(len));
+            }
+            self.current_len = len as usize;
+            self.current_read = 0;
+        }
+        let take = (self.current_len - self.current_read).min(buf.len());
+        // SAFETY: `current_read + take <= current_len <= bytes()` (checked above), within the
+        // published hand-off we have not acknowledged yet, so the writer leaves it alone.
+        unsafe { slots.their_data.copy_out(self.current_read, &mut buf[..take]) };
+        self.current_read += take;
+        if self.current_read == self.current_len {
+            self.consumed += 1;
+            // Release pairs with the peer's Acquire load of our `ack` in `writable`: our copy
+            // out is done before it overwrites its slot.
+            slots.mine.ack.store(self.consumed, Ordering::Release);
+        }
+        Ok(take)
+    }
+}
+
+/// A slot on the heap for the loom models: each byte its own cell, so loom reports a read
+/// that the protocol did not order after its write.
+#[cfg(loom)]
+#[derive(Debug)]
+pub(crate) struct HeapSlot {
+    pub(crate) header: SlotHeader,
+    cells: Box<[crate::sync::UnsafeCell<u8>]>,
+}
+
+#[cfg(loom)]
+impl HeapSlot {
+    /// An empty slot of `bytes` data bytes.
+    pub(crate) fn new(bytes: usize) -> Self {
+        HeapSlot {
+            header: SlotHeader::default(),
+            cells: (0..bytes).map(|_| crate::sync::UnsafeCell::new(0)).collect(),
+        }
+    }
+}
+
+#[cfg(loom)]
+// SAFETY: the cells are reached only through `copy_in`/`copy_out`, whose callers (the slot's
+// one writer and one reader) are ordered by the protocol's Release/Acquire pairs.
+unsafe impl Sync for HeapSlot {}
+
+#[cfg(loom)]
+// SAFETY: `bytes` is the fixed number of cells, and the copies touch only the cells named.
+unsafe impl SlotData for HeapSlot {
+    fn bytes(&self) -> usize {
+        self.cells.len()
+    }
+
+    unsafe fn copy_in(&self, src: &[u8]) {
+        for (cell, &byte) in self.cells.iter().zip(src) {
+            // SAFETY: the caller guarantees the reader does not read the slot now.
+            cell.with_mut(|ptr| unsafe { ptr.write(byte) });
+        }
+    }
+
+    unsafe fn copy_out(&self, offset: usize, dst: &mut [u8]) {
+        for (cell, byte) in self.cells[offset..offset + dst.len()].iter().zip(dst) {
+            // SAFETY: the caller guarantees the writer does not write the slot now.
+            *byte = cell.with(|ptr| unsafe { ptr.read() });
+        }
+    }
+}
