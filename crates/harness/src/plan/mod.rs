@@ -16,8 +16,13 @@ mod kinds;
 mod parse;
 mod units;
 
-pub use case::{Case, CorePair};
+pub use case::{BalanceOptions, Case, CorePair, DEFAULT_STATE_BYTES};
 pub use estimate::estimate_trial;
 pub use kinds::*;
 pub use parse::{ConfigError, DEFAULT_PLAN, Overrides, Plan, default_placements};
 pub use units::*;
+
+/// Connections of a `balance` case when the plan names none.
+pub const DEFAULT_BALANCE_CONNECTIONS: u64 = 100;
+/// The smallest `balance` request: a client id and a sequence number.
+pub const BALANCE_MIN_MESSAGE_BYTES: u64 = 16;

@@ -8,6 +8,10 @@ use crate::plan::{Case, ScenarioKind};
 use crate::protocol::{PeerReport, PeerSpec};
 use crate::session::{ClientOutcome, TrialContext, TrialError, TrialOutput};
 
+pub(crate) mod backend;
+pub mod balance;
+pub mod balance_wire;
+pub(crate) mod balancer;
 pub mod conn_cost;
 pub(crate) mod echo_server;
 pub mod fleet;
@@ -27,6 +31,7 @@ pub fn supported(kind: ScenarioKind) -> bool {
             | ScenarioKind::Load
             | ScenarioKind::Proxy
             | ScenarioKind::ConnCost
+            | ScenarioKind::Balance
     )
 }
 
@@ -71,6 +76,7 @@ pub(crate) fn own_trial<T: Transport + 'static>(kind: ScenarioKind) -> Option<Ow
         ScenarioKind::Load => Some(load::trial::<T>),
         ScenarioKind::ConnCost => Some(conn_cost::trial::<T>),
         ScenarioKind::Proxy => Some(proxy::without_back::<T>),
+        ScenarioKind::Balance => Some(balance::trial::<T>),
         _ => None,
     }
 }
@@ -86,6 +92,16 @@ pub(crate) fn serve_role<T: Transport>(
             echo_server::serve(transport, spec, &work_dir, stall, load::DEFAULT_CONNECTIONS)
         }
         fleet::PeerRole::ProxyServer { relay_address } => proxy::serve_server(transport, spec, &relay_address),
+        fleet::PeerRole::BalanceBackend {
+            work_dir,
+            backend_idx,
+            store,
+        } => backend::serve(transport, spec, &work_dir, backend_idx, &store),
+        fleet::PeerRole::Balancer {
+            work_dir,
+            backends,
+            n_members,
+        } => balancer::serve(transport, spec, &work_dir, &backends, n_members),
         fleet::PeerRole::Relay { .. } => Err(TrialError::Failed(
             "the relay needs both transports; start it through peer::serve_pair".into(),
         )),
