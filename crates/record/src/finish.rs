@@ -268,8 +268,9 @@ fn finish_balance(case: &mut CaseRecord) {
     if values(case, "incorrect_by_design").iter().any(|&v| v > 0.0) {
         let stale = values(case, "stale_reads").into_iter().reduce(f64::max).unwrap_or(0.0);
         case.flags.push(format!(
-            "{INCORRECT_BY_DESIGN_FLAG}: state = local keeps a map per backend, and this policy (or a membership \
-             change) sends a client's requests to more than one backend: {stale:.0} stale reads in the worst trial"
+            "{INCORRECT_BY_DESIGN_FLAG}: state = local keeps a map per backend, and nothing in this policy (or \
+             across a membership change) keeps all of a client's requests on one backend: {stale:.0} stale reads in \
+             the worst trial"
         ));
     }
 }

@@ -939,9 +939,15 @@ fn figures(
     {
         put("store_cpu_ns_per_request", store_ns as f64 / forwarded);
     }
+    // How busy each role was over the measured phase (1.0 = one core's worth): which one could
+    // not keep up when the rate falls short (the names `finish_load`'s flag reads).
+    let busy = |cpu_ns: u64| cpu_ns as f64 / workload.measure_ns().max(1) as f64;
     if let Some(client) = trial.client {
         put("client_cpu_ns_per_request", client.cpu_ns() as f64 / forwarded);
+        put("client_cpu_fraction", busy(client.cpu_ns()));
     }
+    put("server_cpu_fraction", busy(balancer.report.rusage.cpu_ns()));
+    put("backends_cpu_fraction", busy(backend_cpu));
     // The share of each backend over the measured phase, among the members at the end.
     let members = &balancer.members;
     let total: u64 = members
