@@ -6,12 +6,13 @@
 //! failed (or, for `compare`/`ci`, a regression), 2 bad input.
 #![forbid(unsafe_code)]
 
+mod cleanup;
 mod dispatch;
 mod gate;
 mod output;
 mod render;
+mod rerun;
 mod run;
-mod table;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,13 @@ enum Command {
     /// Runs a plan, compares it with a baseline, re-runs flagged cases to confirm; exits 1 only
     /// for confirmed regressions.
     Ci(gate::CiArgs),
+    /// Cleans up after a run that dies (started by `run`; not for direct use).
+    #[command(hide = true)]
+    Cleanup {
+        /// What the run may leave behind, JSON.
+        #[arg(long)]
+        spec: String,
+    },
     /// Serves one trial as the peer process (started by `run`; not for direct use).
     #[command(hide = true)]
     Peer {
@@ -78,6 +86,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Peer { spec } => run::peer(&spec),
+        Command::Cleanup { spec } => cleanup::watch(&spec).map(|()| ExitCode::SUCCESS),
         Command::Report(args) => render::report(args),
         Command::Compare(args) => gate::compare_command(args),
         Command::Ci(args) => gate::ci_command(args),

@@ -18,6 +18,54 @@ pub struct RunOutput {
     staging: PathBuf,
     /// True when `final_dir` existed before (`--out` to an existing folder).
     merge_into_existing: bool,
+    /// The exclusive lock on `final_dir` (held while the file is open), and its path.
+    lock: (fs::File, PathBuf),
+}
+
+/// `<parent>/.<name>.lock` for `dir`: beside the folder, so it exists before the folder does.
+fn lock_path(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    dir.with_file_name(format!(".{name}.lock"))
+}
+
+/// Takes the exclusive lock on `dir`, or says which run holds it.
+fn lock(dir: &Path) -> Result<(fs::File, PathBuf)> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let path = lock_path(dir);
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(crate::UsageError(format!(
+                "--out {} is in use by another run (pid {}); wait for it to finish or choose another --out",
+                dir.display(),
+                if holder.is_empty() { "unknown" } else { holder }
+            ))
+            .into());
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok((file, path))
 }
 
 fn utc_stamp() -> String {
@@ -35,8 +83,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 impl RunOutput {
-    /// Prepares the staging folder for a run named `name`.
-    pub fn create(name: &str, out: Option<&Path>) -> Result<RunOutput> {
+    /// Prepares the staging folder for a run named `name`, after taking the exclusive lock on
+    /// the output folder. An existing non-empty `--out` folder is refused unless `force`.
+    ///
+    /// # Errors
+    /// A [`crate::UsageError`] when the folder is locked by another run, is not a folder, or is
+    /// not empty without `force`.
+    pub fn create(name: &str, out: Option<&Path>, force: bool) -> Result<RunOutput> {
         let final_dir = match out {
             Some(dir) => dir.to_owned(),
             None => PathBuf::from("results").join(format!("{name}-{}", utc_stamp())),
@@ -46,6 +99,17 @@ impl RunOutput {
             return Err(
                 crate::UsageError(format!("--out {} exists and is not a directory", final_dir.display())).into(),
             );
+        }
+        let lock = lock(&final_dir)?;
+        let non_empty = fs::read_dir(&final_dir).is_ok_and(|mut entries| entries.next().is_some());
+        if non_empty && !force {
+            let _ = fs::remove_file(&lock.1);
+            return Err(crate::UsageError(format!(
+                "--out {} exists and is not empty; choose another folder, or give --force to write into it \
+                 (files of the same name are replaced)",
+                final_dir.display()
+            ))
+            .into());
         }
         let staging = if merge_into_existing {
             final_dir.join(format!(".staging-{}", std::process::id()))
@@ -61,12 +125,23 @@ impl RunOutput {
             final_dir,
             staging,
             merge_into_existing,
+            lock,
         })
     }
 
     /// Where the results will be.
     pub fn final_dir(&self) -> &Path {
         &self.final_dir
+    }
+
+    /// The lock file's path (removed by [`RunOutput::finish`]).
+    pub fn lock_file(&self) -> &Path {
+        &self.lock.1
+    }
+
+    /// Where an interrupted or dead run's completed cases go.
+    pub fn partial_dir(&self) -> PathBuf {
+        self.final_dir.join("partial")
     }
 
     /// The staging folder, where renderers write before the move.
@@ -101,6 +176,7 @@ impl RunOutput {
             fs::rename(&self.staging, &self.final_dir)
                 .with_context(|| format!("cannot move results into {}", self.final_dir.display()))?;
         }
+        let _ = fs::remove_file(&self.lock.1);
         Ok(target)
     }
 }

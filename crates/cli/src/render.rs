@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use ipcbench_gate::{Comparison, Verdict};
 use ipcbench_record::RunRecord;
 use ipcbench_report::{Formats, ReportError};
 
@@ -75,4 +76,30 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         println!("open {}", dir.join("report.html").display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Draws `comparison.png` / `comparison.svg` into `dir`: the report crate's chart of the rows
+/// `ipcbench_gate::verdict::chart_rows` picks. Returns the files written; a chart that cannot be
+/// drawn is a warning, not a failure of the gate.
+pub fn comparison_chart(comparison: &Comparison, old: &RunRecord, new: &RunRecord, dir: &Path) -> Vec<PathBuf> {
+    let rows: Vec<ipcbench_report::ComparisonRow> = ipcbench_gate::verdict::chart_rows(comparison)
+        .into_iter()
+        .map(|row| ipcbench_report::ComparisonRow {
+            case_id: row.case,
+            metric: row.metric.key().to_owned(),
+            ratio: row.ratio,
+            ci_low: row.low,
+            ci_high: row.high,
+            regressed: row.verdict == Verdict::Regressed,
+            improved: row.verdict == Verdict::Improved,
+        })
+        .collect();
+    let stamp = ipcbench_report::Stamp::comparison(old, new);
+    ipcbench_report::render_comparison(&rows, &stamp, &dir.join("comparison")).unwrap_or_else(|e| {
+        eprintln!(
+            "warning: could not draw the comparison chart: {:#}",
+            anyhow::Error::from(e)
+        );
+        Vec::new()
+    })
 }

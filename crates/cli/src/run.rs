@@ -18,9 +18,9 @@ use ipcbench_harness::session::PeerCommand;
 use ipcbench_record::{RunRecord, Status};
 
 use crate::UsageError;
+use crate::cleanup;
 use crate::dispatch::CliDispatch;
 use crate::output::RunOutput;
-use crate::table;
 
 /// Arguments of `ipcbench run`.
 #[derive(Debug, Args)]
@@ -48,6 +48,9 @@ pub struct RunArgs {
     /// Write results here instead of results/NAME-UTCTIME/.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Write into an existing non-empty --out folder (files of the same name are replaced).
+    #[arg(long)]
+    force: bool,
 }
 
 fn usage(message: impl Into<String>) -> anyhow::Error {
@@ -106,15 +109,43 @@ fn overrides(args: &RunArgs) -> Result<Overrides> {
 /// Reads and expands the plan named on the command line (or the built-in one).
 pub fn load_plan(config: Option<&PathBuf>, overrides: &Overrides) -> Result<Plan> {
     let (name, text) = match config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| usage(format!("cannot read plan {}: {e}", path.display())))?;
-            (path.display().to_string(), text)
-        }
+        Some(path) => (path.display().to_string(), read_plan_file(path)?),
         None => ("built-in default".to_owned(), DEFAULT_PLAN.to_owned()),
     };
     let n_cores = ipcbench_harness::affinity::online_cores();
-    Plan::parse(&name, &text, overrides, n_cores).map_err(|e| usage(e.to_string()))
+    let plan = Plan::parse(&name, &text, overrides, n_cores).map_err(|e| usage(e.to_string()))?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(plan)
+}
+
+/// Reads a plan file: a regular file of at most `MAX_PLAN_BYTES`, checked before it is opened
+/// (opening a FIFO would block until a writer appears).
+fn read_plan_file(path: &Path) -> Result<String> {
+    use std::io::Read as _;
+    let max = ipcbench_harness::plan::limits::MAX_PLAN_BYTES;
+    let meta = std::fs::metadata(path).map_err(|e| usage(format!("cannot read plan {}: {e}", path.display())))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        return Err(usage(format!("plan {} is {what}; give a TOML file", path.display())));
+    }
+    if meta.len() > max {
+        return Err(usage(format!(
+            "plan {} has {} bytes; a plan may have at most {max} bytes",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_string(&mut text))
+        .map_err(|e| usage(format!("cannot read plan {}: {e}", path.display())))?;
+    Ok(text)
 }
 
 fn build_info() -> BuildInfo {
@@ -157,9 +188,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         print!("{}", dry_run(&plan));
         return Ok(ExitCode::SUCCESS);
     }
-    let executed = execute(&plan, args.out.as_deref())?;
+    let executed = execute_with(&plan, args.out.as_deref(), args.force)?;
     let record = &executed.record;
-    print!("{}", table::render(record));
+    print!("{}", ipcbench_report::terminal_tables(record));
     if record.interrupted {
         eprintln!(
             "interrupted: the completed cases are in {}",
@@ -168,6 +199,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     println!("\nresults: {}", executed.dir.join("run.json").display());
+    if !record.cases.is_empty() && record.cases.iter().all(|c| c.status == Status::Unsupported) {
+        eprintln!(
+            "no case could run: all {} are unsupported here ({})",
+            record.cases.len(),
+            record
+                .cases
+                .first()
+                .and_then(|c| c.reason.as_deref())
+                .unwrap_or("no reason given")
+        );
+        return Ok(ExitCode::from(1));
+    }
     let failed = record.cases.iter().filter(|c| c.status == Status::Failed).count();
     if failed > 0 {
         eprintln!("{failed} case(s) failed; see the notes above and run.json");
@@ -187,11 +230,38 @@ pub struct Executed {
 /// Measures `plan`, writes `run.json` and the report into `out` (or `results/<name>-<time>/`),
 /// with a progress bar on stderr; prints warnings. Used by `run` and by `ci`.
 pub fn execute(plan: &Plan, out: Option<&Path>) -> Result<Executed> {
-    let mut output = RunOutput::create(&plan.name, out)?;
+    execute_with(plan, out, false)
+}
+
+/// [`execute`], writing into an existing non-empty `out` when `force`.
+pub fn execute_with(plan: &Plan, out: Option<&Path>, force: bool) -> Result<Executed> {
+    let stop = stop_flag()?;
+    let mut output = RunOutput::create(&plan.name, out, force)?;
+    let out_parent = output
+        .final_dir()
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_owned();
+    for note in cleanup::sweep(&out_parent) {
+        eprintln!("note: {note}");
+    }
     let work_dir = tempfile::Builder::new()
         .prefix("ipcbench-")
         .tempdir()
         .context("cannot create a temporary directory")?;
+    std::fs::write(
+        work_dir.path().join(cleanup::OWNER_FILE),
+        std::process::id().to_string(),
+    )
+    .context("cannot write the work directory's owner file")?;
+    // Cleans up after this process if it dies before the end (kill -9 included).
+    let mut watcher = cleanup::Watcher::start(&cleanup::Leftovers {
+        work_dir: Some(work_dir.path().to_owned()),
+        staging: Some(output.staging_dir().to_owned()),
+        partial: Some(output.partial_dir()),
+        lock: Some(output.lock_file().to_owned()),
+    })?;
     let options = RunOptions {
         peer_command: PeerCommand {
             program: std::env::current_exe().context("cannot find the running binary to start peers")?,
@@ -199,7 +269,7 @@ pub fn execute(plan: &Plan, out: Option<&Path>) -> Result<Executed> {
         },
         work_dir: work_dir.path().to_owned(),
         build: build_info(),
-        stop: stop_flag()?,
+        stop,
     };
     eprintln!(
         "ipcbench: plan `{}` ({} cases, about {}) -> {}",
@@ -233,6 +303,8 @@ pub fn execute(plan: &Plan, out: Option<&Path>) -> Result<Executed> {
         eprintln!("warning: could not render the report: {e:#}");
     }
     let dir = output.finish(&record)?;
+    drop(work_dir);
+    watcher.dismiss();
     Ok(Executed { record, dir })
 }
 
@@ -244,9 +316,20 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let handler_stop = Arc::clone(&stop);
-    // Relaxed: the runner polls the flag between trials; it publishes nothing else.
-    ctrlc::set_handler(move || handler_stop.store(true, Ordering::Relaxed))
-        .context("cannot install the Ctrl-C handler")?;
+    ctrlc::set_handler(move || {
+        // Relaxed: the runner polls the flag; it publishes nothing else.
+        if handler_stop.swap(true, Ordering::Relaxed) {
+            // The second interrupt: leave now; the clean-up watcher removes what is left.
+            eprintln!("\ninterrupted again: exiting now");
+            ipcbench_harness::process::kill_all();
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: stopping the trial in flight (interrupt again to exit at once)");
+        ipcbench_harness::session::request_stop();
+        // A trial waiting on its peer ends when the peer is gone.
+        ipcbench_harness::process::kill_all();
+    })
+    .context("cannot install the Ctrl-C handler")?;
     Ok(Arc::clone(STOP.get_or_init(|| stop)))
 }
 

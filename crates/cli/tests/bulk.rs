@@ -57,7 +57,7 @@ total_bytes = "2MiB"
 "#,
     );
     assert!(
-        stdout.contains("throughput") && stdout.contains("CPU/B server"),
+        stdout.contains("bytes/s") && stdout.contains("CPU/B server"),
         "{stdout}"
     );
     assert_eq!(cases(&record).len(), 6);
@@ -121,7 +121,7 @@ send_buffer_bytes = 1024
 recv_buffer_bytes = 1024
 "#,
     );
-    assert!(stdout.contains("window") && stdout.contains("req/s"), "{stdout}");
+    assert!(stdout.contains("window") && stdout.contains("msg/s"), "{stdout}");
     // The table shows the buffer asked for and the one the kernel applied.
     assert!(stdout.contains("sndbuf=1024"), "{stdout}");
     assert_eq!(cases(&record).len(), 3);

@@ -1,24 +1,15 @@
 //! `compare` on hand-built run records with known answers: identical runs, a 30% slowdown, noise
 //! without a change, different machines, missing and failed cases, too few trials.
 
-use std::collections::BTreeMap;
+mod common;
 
-use ipcbench_gate::compare::{
-    CompareError, CompareOptions, GateSettings, GateTable, Metric, Verdict, compare, match_key, pool_runs,
+use common::{run, unfinished_case};
+use ipcbench_gate::{
+    CompareError, CompareOptions, ConfirmOutcome, GateSettings, GateTable, Metric, Rerun, Verdict, compare,
+    compare_common, confirm, match_key, pool_runs, verdict,
 };
 use ipcbench_record::finish::{FinishContext, finish_case};
-use ipcbench_record::{CaseRecord, ClockInfo, Environment, Percentiles, Placement, RunRecord, SCHEMA, Status, Trial};
-
-fn environment() -> Environment {
-    Environment {
-        hostname: "box".into(),
-        cpu_model: "Test CPU @ 3.0GHz".into(),
-        cores: 4,
-        kernel: "6.1.0".into(),
-        os: "linux x86_64".into(),
-        ..Environment::default()
-    }
-}
+use ipcbench_record::{CaseRecord, Percentiles, RunRecord, Status, Trial};
 
 /// A trial with the given p50 (p99 = 3 x p50), 1e9/p50 round trips per second, and CPU time
 /// equal to the elapsed time (one busy side).
@@ -52,40 +43,7 @@ fn trial(p50_ns: f64) -> Trial {
 }
 
 fn case(id: &str, p50s: &[f64]) -> CaseRecord {
-    let transport = id.split('/').nth(1).unwrap().split('[').next().unwrap().to_owned();
-    let mut transport_options = serde_json::Map::new();
-    if let Some(delay) = id.split("delay=").nth(1) {
-        let n: u64 = delay.split("ns").next().unwrap().parse().unwrap();
-        transport_options.insert("delay_ns".into(), n.into());
-    }
-    let mut record = CaseRecord {
-        id: id.into(),
-        scenario: "pingpong".into(),
-        transport,
-        peer_mode: "process".into(),
-        transport_options,
-        applied_options: Default::default(),
-        message_bytes: 64,
-        reply_bytes: Some(64),
-        total_bytes: None,
-        connections: None,
-        rate_per_connection_hz: None,
-        window: None,
-        delay_ms: None,
-        cores: Placement {
-            client: 0,
-            server: Some(1),
-            label: "cross-core".into(),
-            client_applied: vec![0],
-            server_applied: vec![1],
-        },
-        status: Status::Ok,
-        reason: None,
-        flags: Vec::new(),
-        trials: p50s.iter().map(|&p| trial(p)).collect(),
-        summary: None,
-        extra: BTreeMap::new(),
-    };
+    let mut record = unfinished_case(id, p50s.iter().map(|&p| trial(p)).collect());
     finish_case(
         &mut record,
         &FinishContext {
@@ -94,24 +52,6 @@ fn case(id: &str, p50s: &[f64]) -> CaseRecord {
         },
     );
     record
-}
-
-fn run(cases: Vec<CaseRecord>) -> RunRecord {
-    RunRecord {
-        schema: SCHEMA.into(),
-        name: "ci".into(),
-        started_at: "2026-01-01T00:00:00Z".into(),
-        finished_at: "2026-01-01T00:01:00Z".into(),
-        config: serde_json::json!({"name": "ci"}),
-        config_source: "bench-configs/ci.toml".into(),
-        config_sha256: "abc".into(),
-        environment: environment(),
-        clock: ClockInfo::default(),
-        calibration: None,
-        warnings: Vec::new(),
-        interrupted: false,
-        cases,
-    }
 }
 
 const TCP: &str = "pingpong/tcp/64B/c0s1";
@@ -183,7 +123,7 @@ fn a_shift_within_the_baselines_own_scatter_is_not_a_regression_but_one_beyond_i
     // 5.0, is 40%), then a run at ~6 every time: +21%, clear of the 10% threshold across the
     // whole interval, fully separated, yet inside the baseline's own scatter.
     let old_values = [3_000.0, 5_100.0, 5_000.0, 5_200.0, 3_100.0];
-    let noise = ipcbench_gate::compare::relative_spread(&old_values);
+    let noise = ipcbench_gate::relative_spread(&old_values);
     assert!((noise - 0.4).abs() < 1e-12, "{noise}");
     let old = run(vec![case(TCP, &old_values)]);
     let within = run(vec![case(TCP, &[6_000.0, 6_100.0, 6_050.0, 6_200.0, 5_900.0])]);
@@ -452,4 +392,156 @@ fn a_p99_shift_of_the_whole_machine_is_discounted_but_a_case_beyond_it_regresses
     let result = compare(&old, &run(cases), &CompareOptions::default()).unwrap();
     assert!(result.passed());
     assert_eq!(result.cases[0].verdict, Verdict::Unchanged);
+}
+
+/// A [`Rerun`] that hands out prepared records in order and notes what it was asked.
+struct Prepared {
+    records: Vec<RunRecord>,
+    asked: Vec<(Vec<String>, usize, usize)>,
+}
+
+impl Rerun for Prepared {
+    type Error = std::convert::Infallible;
+
+    fn rerun(&mut self, case_ids: &[String], round: usize, n_rounds: usize) -> Result<RunRecord, Self::Error> {
+        self.asked.push((case_ids.to_vec(), round, n_rounds));
+        Ok(self.records.remove(0))
+    }
+}
+
+fn prepared(records: Vec<RunRecord>) -> Prepared {
+    Prepared {
+        records,
+        asked: Vec::new(),
+    }
+}
+
+#[test]
+fn confirm_reruns_the_flagged_cases_and_keeps_only_regressions_that_show_again() {
+    let old = baseline();
+    let slower_tcp: Vec<f64> = BASE_TCP.iter().map(|v| v * 1.3).collect();
+    let slower_uds: Vec<f64> = BASE_UDS.iter().map(|v| v * 1.3).collect();
+    let new = run(vec![case(TCP, &slower_tcp), case(UDS, &slower_uds)]);
+    let options = CompareOptions::default();
+    let first = compare_common(&old, &new, &options).unwrap();
+    // Two re-runs: tcp stays slow in both, uds is back to normal.
+    let rerun = || run(vec![case(TCP, &slower_tcp), case(UDS, &BASE_UDS)]);
+    let mut reruns = prepared(vec![rerun(), rerun()]);
+    let ConfirmOutcome::Decided(result) = confirm(&old, first, &options, 2, &mut reruns).unwrap() else {
+        panic!("not interrupted")
+    };
+    let flagged = vec![TCP.to_owned(), UDS.to_owned()];
+    assert_eq!(reruns.asked, [(flagged.clone(), 1, 2), (flagged, 2, 2)]);
+    let regressed: Vec<_> = result.regressions().map(|c| c.key.as_str()).collect();
+    assert_eq!(regressed, [TCP]);
+    assert_eq!(result.cases[1].verdict, Verdict::Unconfirmed);
+    assert_eq!(result.cases[0].confirmation.as_ref().unwrap().n_trials, 10);
+    assert_eq!(result.confirmation_runs, Some(2));
+}
+
+#[test]
+fn confirm_reruns_nothing_when_nothing_is_flagged_or_no_rounds_are_asked() {
+    let old = baseline();
+    let options = CompareOptions::default();
+    let same = compare(&old, &old, &options).unwrap();
+    let mut reruns = prepared(Vec::new());
+    let outcome = confirm(&old, same.clone(), &options, 2, &mut reruns).unwrap();
+    assert_eq!(outcome, ConfirmOutcome::Decided(Box::new(same)));
+    let slower: Vec<f64> = BASE_TCP.iter().map(|v| v * 1.3).collect();
+    let flagged = compare(&old, &run(vec![case(TCP, &slower), case(UDS, &BASE_UDS)]), &options).unwrap();
+    let outcome = confirm(&old, flagged.clone(), &options, 0, &mut reruns).unwrap();
+    assert_eq!(outcome, ConfirmOutcome::Decided(Box::new(flagged)));
+    assert!(reruns.asked.is_empty());
+}
+
+#[test]
+fn an_interrupted_rerun_decides_nothing() {
+    let old = baseline();
+    let slower: Vec<f64> = BASE_TCP.iter().map(|v| v * 1.3).collect();
+    let options = CompareOptions::default();
+    let flagged = compare(&old, &run(vec![case(TCP, &slower), case(UDS, &BASE_UDS)]), &options).unwrap();
+    let mut interrupted = run(vec![case(TCP, &slower)]);
+    interrupted.interrupted = true;
+    let mut reruns = prepared(vec![interrupted, run(vec![case(TCP, &slower)])]);
+    let outcome = confirm(&old, flagged, &options, 2, &mut reruns).unwrap();
+    assert_eq!(outcome, ConfirmOutcome::Interrupted);
+    assert_eq!(reruns.asked.len(), 1, "stops at the interrupted round");
+}
+
+#[test]
+fn two_runs_without_a_common_case_are_refused() {
+    let old = run(vec![case(TCP, &BASE_TCP)]);
+    let new = run(vec![case(UDS, &BASE_UDS)]);
+    let err = compare_common(&old, &new, &CompareOptions::default()).unwrap_err();
+    assert_eq!(err, CompareError::NoCaseInCommon { n_old: 1, n_new: 1 });
+    assert!(err.to_string().contains("no case in common"));
+}
+
+#[test]
+fn both_verdict_texts_end_with_the_one_rule_text() {
+    let old = baseline();
+    let slower: Vec<f64> = BASE_TCP.iter().map(|v| v * 1.3).collect();
+    let result = compare(
+        &old,
+        &run(vec![case(TCP, &slower), case(UDS, &BASE_UDS)]),
+        &CompareOptions::default(),
+    )
+    .unwrap();
+    let rule = verdict::rule_text(&result.settings, None);
+    let terminal = verdict::terminal(&result);
+    assert!(
+        terminal.ends_with(&format!(
+            "\nrule: {rule}\nverdict: FAIL: 1 regressed case(s) of 2 compared\n"
+        )),
+        "{terminal}"
+    );
+    assert!(
+        terminal.contains(&format!("\nREGRESSED {TCP}\n  p50 10.1 µs -> 13.1 µs (+30.0%")),
+        "{terminal}"
+    );
+    let markdown = verdict::markdown(&result, &[]);
+    assert!(markdown.starts_with("## ❌ ipcbench regression gate: FAIL: 1 regressed case(s) of 2 compared\n"));
+    assert!(markdown.ends_with(&format!("Rule: {rule}.\n")), "{markdown}");
+}
+
+#[test]
+fn a_record_the_gate_cannot_judge_is_refused_not_passed() {
+    // A case that says ok but has no trials.
+    let empty = run(vec![case(TCP, &[]), case(UDS, &BASE_UDS)]);
+    match compare(&empty, &baseline(), &CompareOptions::default()) {
+        Err(CompareError::CannotJudge { which: "old", problems }) => {
+            assert!(
+                problems[0].contains(TCP) && problems[0].contains("no trials"),
+                "{problems:?}"
+            );
+        }
+        other => panic!("expected CannotJudge, got {other:?}"),
+    }
+    // Figures that are all zero.
+    let mut zero = baseline();
+    for case in &mut zero.cases {
+        for trial in &mut case.trials {
+            trial.latency_ns = None;
+            trial.messages_per_s = 0.0;
+            trial.bytes_per_s = 0.0;
+        }
+    }
+    assert!(matches!(
+        compare(&baseline(), &zero, &CompareOptions::default()),
+        Err(CompareError::CannotJudge { which: "new", .. })
+    ));
+}
+
+#[test]
+fn a_case_the_baseline_lacks_fails_the_gate() {
+    let old = run(vec![case(TCP, &BASE_TCP)]);
+    let new = run(vec![case(TCP, &BASE_TCP), case(UDS, &BASE_UDS)]);
+    let result = compare(&old, &new, &CompareOptions::default()).unwrap();
+    assert_eq!(result.only_in_new, [UDS]);
+    assert!(!result.passed());
+    assert!(
+        verdict::terminal(&result).contains("the baseline lacks (cannot judge)"),
+        "{}",
+        verdict::terminal(&result)
+    );
 }

@@ -153,7 +153,9 @@ fn line_round_trip_ns(core_a: usize, core_b: usize, budget: Duration, lines: Lin
                             std::hint::spin_loop();
                             spins = spins.wrapping_add(1);
                             // Relaxed: a flag polled in a loop; it publishes no other data.
-                            if spins % 65_536 == 0 && (Instant::now() >= deadline || stop.load(Ordering::Relaxed)) {
+                            if spins.is_multiple_of(65_536)
+                                && (Instant::now() >= deadline || stop.load(Ordering::Relaxed))
+                            {
                                 break 'batches;
                             }
                         }

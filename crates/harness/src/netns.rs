@@ -352,7 +352,9 @@ fn netem_available() -> bool {
 }
 
 /// Removes `ipcb-<pid>-<n>` namespaces whose process no longer exists.
-fn remove_stale_namespaces() {
+/// Removes every namespace ipcbench made whose owning process is gone (a run killed with
+/// `kill -9`); called before the first link of a run and by the CLI's clean-up after a dead run.
+pub fn remove_stale_namespaces() {
     let Ok(output) = Command::new("ip")
         .args(["netns", "list"])
         .stderr(Stdio::null())

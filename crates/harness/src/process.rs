@@ -1,10 +1,15 @@
 //! A peer process: started from the same binary with its spec, watched by a watchdog that
-//! kills it past the case's timeout, killed and reaped when dropped, its stderr collected so
-//! its last line can explain a failure.
+//! kills it past the case's timeout or once it has been stopped (SIGSTOP, a debugger) for
+//! [`STOPPED_LIMIT`], killed and reaped when dropped, its stderr collected so its last line
+//! can explain a failure.
+//!
+//! Every live peer process is listed in a process-wide registry, so an interrupt can kill them
+//! all at once ([`kill_all`]): the trial's client then sees `Disconnected` and ends, instead
+//! of waiting out its schedule.
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -14,12 +19,45 @@ use crossbeam_channel::{Sender, bounded};
 use crate::protocol::PeerSpec;
 use crate::session::{PeerCommand, TrialError};
 
+/// How long a peer may stay stopped before the watchdog kills it.
+pub const STOPPED_LIMIT: Duration = Duration::from_secs(1);
+/// How often the watchdog looks at the peer.
+const WATCH_TICK: Duration = Duration::from_millis(100);
+
+/// The pids of every live peer process of this process.
+static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Kills every live peer process (SIGKILL); their trials end with the peer's disconnection.
+pub fn kill_all() {
+    let pids = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for pid in pids {
+        if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// True when `/proc/<pid>/stat` says the process is stopped (`T`) or traced (`t`).
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| rest.starts_with(['T', 't'])))
+        .unwrap_or(false)
+}
+
+/// Why the watchdog killed a peer.
+const KILLED_NONE: u8 = 0;
+const KILLED_TIMEOUT: u8 = 1;
+const KILLED_STOPPED: u8 = 2;
+
 /// A peer process that is killed and reaped when dropped, with its stderr collected.
 pub(crate) struct PeerProcess {
     child: Arc<Mutex<Child>>,
+    pid: u32,
     stderr: Option<JoinHandle<String>>,
     watchdog_cancel: Option<Sender<()>>,
-    timed_out: Arc<AtomicBool>,
+    killed: Arc<AtomicU8>,
 }
 
 impl PeerProcess {
@@ -41,25 +79,47 @@ impl PeerProcess {
             let _ = pipe.read_to_string(&mut text);
             text
         });
+        let pid = child.id();
+        LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
         let child = Arc::new(Mutex::new(child));
         let (cancel, cancelled) = bounded::<()>(1);
-        let timed_out = Arc::new(AtomicBool::new(false));
+        let killed = Arc::new(AtomicU8::new(KILLED_NONE));
         {
             let child = Arc::clone(&child);
-            let timed_out = Arc::clone(&timed_out);
+            let killed = Arc::clone(&killed);
             thread::spawn(move || {
-                if cancelled.recv_timeout(timeout).is_err() {
-                    // Relaxed: read after the child is reaped, which joins through the mutex.
-                    timed_out.store(true, Ordering::Relaxed);
-                    let _ = child.lock().unwrap_or_else(|e| e.into_inner()).kill();
-                }
+                let deadline = Instant::now() + timeout;
+                let mut stopped_since: Option<Instant> = None;
+                let why = loop {
+                    match cancelled.recv_timeout(WATCH_TICK) {
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                        _ => return, // finished, or the process handle is gone
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break KILLED_TIMEOUT;
+                    }
+                    // A stopped peer never answers: end its case now, not at the deadline.
+                    stopped_since = if is_stopped(pid) {
+                        stopped_since.or(Some(now))
+                    } else {
+                        None
+                    };
+                    if stopped_since.is_some_and(|since| now - since >= STOPPED_LIMIT) {
+                        break KILLED_STOPPED;
+                    }
+                };
+                // Relaxed: read after the child is reaped, which joins through the mutex.
+                killed.store(why, Ordering::Relaxed);
+                let _ = child.lock().unwrap_or_else(|e| e.into_inner()).kill();
             });
         }
         Ok(PeerProcess {
             child,
+            pid,
             stderr: Some(stderr),
             watchdog_cancel: Some(cancel),
-            timed_out,
+            killed,
         })
     }
 
@@ -91,8 +151,19 @@ impl PeerProcess {
             .unwrap_or("")
             .trim()
             .to_owned();
-        if self.timed_out.load(Ordering::Relaxed) {
-            return Some("the trial ran past its timeout; the peer was killed".into());
+        LIVE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| *p != self.pid);
+        match self.killed.load(Ordering::Relaxed) {
+            KILLED_TIMEOUT => return Some("the trial ran past its timeout; the peer was killed".into()),
+            KILLED_STOPPED => {
+                return Some(format!(
+                    "the peer process (pid {}) was stopped (SIGSTOP or a debugger) for {} s; it was killed",
+                    self.pid,
+                    STOPPED_LIMIT.as_secs()
+                ));
+            }
+            _ => {}
         }
         match status {
             Some(s) if s.success() => None,

@@ -236,7 +236,7 @@ fn run_pinned<D: Dispatch>(
         }
         for case_idx in order {
             // Relaxed: a flag polled between trials; nothing else is published through it.
-            if options.stop.load(Ordering::Relaxed) {
+            if options.stop.load(Ordering::Relaxed) || crate::session::stop_requested() {
                 record.interrupted = true;
                 break 'rounds;
             }
@@ -275,8 +275,14 @@ fn run_pinned<D: Dispatch>(
                         case_record.reason = Some(reason);
                     }
                     Err(TrialError::Failed(reason)) => {
-                        if options.stop.load(Ordering::Relaxed) {
-                            // The failure is the interruption itself: keep the trials it completed.
+                        if options.stop.load(Ordering::Relaxed) || crate::session::stop_requested() {
+                            // The failure is the interruption itself: keep the trials it completed,
+                            // and say which trial was cut short.
+                            case_record.flags.push(format!(
+                                "interrupted during trial {} of {}; the trials before it are kept",
+                                round + 1,
+                                case.repetitions
+                            ));
                             record.interrupted = true;
                             break 'rounds;
                         }
@@ -303,7 +309,9 @@ fn run_pinned<D: Dispatch>(
         let ran: std::collections::HashSet<_> = record
             .cases
             .iter()
-            .filter(|c| !c.trials.is_empty() || c.status != Status::Ok)
+            .filter(|c| {
+                !c.trials.is_empty() || c.status != Status::Ok || c.flags.iter().any(|f| f.starts_with("interrupted"))
+            })
             .map(|c| c.id.clone())
             .collect();
         record.cases.retain(|c| ran.contains(&c.id));

@@ -5,12 +5,41 @@
 //! starts the peer and calls a scenario), so neither needs the other to name these types.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ipcbench_core::{Channel, TransportError};
 use ipcbench_record::{Rusage, Trial};
 
 use crate::protocol::{self, PeerReport};
+
+/// Set once an interrupt asked every running trial to stop.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Asks every running trial of this process to stop at its next check (Ctrl-C). Trials whose
+/// peers are processes also end when [`crate::process::kill_all`] kills those peers.
+pub fn request_stop() {
+    // Relaxed: a flag polled by the timed loops; it publishes no other data.
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// True once [`request_stop`] was called.
+pub fn stop_requested() -> bool {
+    // Relaxed: see `request_stop`.
+    STOP.load(Ordering::Relaxed)
+}
+
+/// The error of a trial ended by [`request_stop`].
+pub fn interrupted() -> TrialError {
+    TrialError::Failed(INTERRUPTED.into())
+}
+
+/// The reason of a trial ended by an interrupt.
+pub const INTERRUPTED: &str = "interrupted";
+
+/// How often (in messages) the timed loops look at [`stop_requested`]: rarely enough to cost
+/// nothing measurable, often enough to stop within milliseconds.
+pub const STOP_CHECK_EVERY: u64 = 64;
 
 /// How to start a peer process: the program and the arguments before `--spec JSON`.
 #[derive(Debug, Clone)]

@@ -145,10 +145,10 @@ impl ClientConfig {
         if self.cache_hit_ratio > 0.0 && self.hot_paths == 0 {
             return invalid("`hot_paths` must be at least 1 when `cache_hit_ratio` > 0".into());
         }
-        if let Rate::PerConnection(hz) = self.rate {
-            if !(hz.is_finite() && hz > 0.0 && hz <= 1e6) {
-                return invalid(format!("rate {hz} per connection is outside (0, 1e6] requests/s"));
-            }
+        if let Rate::PerConnection(hz) = self.rate
+            && !(hz.is_finite() && hz > 0.0 && hz <= 1e6)
+        {
+            return invalid(format!("rate {hz} per connection is outside (0, 1e6] requests/s"));
         }
         if self.connect_timeout.is_zero() || self.request_timeout.is_zero() {
             return invalid("`connect_timeout` and `request_timeout` must be above zero".into());

@@ -356,10 +356,10 @@ impl Drop for Nginx {
             let _ = child.wait();
             // Workers whose master was killed would linger; they are ours, end them too.
             for worker in workers {
-                if is_nginx(worker) {
-                    if let Some(pid) = rustix::process::Pid::from_raw(worker as i32) {
-                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                    }
+                if is_nginx(worker)
+                    && let Some(pid) = rustix::process::Pid::from_raw(worker as i32)
+                {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                 }
             }
         }

@@ -409,10 +409,10 @@ impl State {
             None => self.connector.open().await?,
         };
         let fetched = self.exchange(&mut sender, request).await;
-        if let (Ok(_), Sender::H1(sender)) = (&fetched, sender) {
-            if !sender.is_closed() {
-                idle.lock().expect("no panics while holding the lock").push(sender);
-            }
+        if let (Ok(_), Sender::H1(sender)) = (&fetched, sender)
+            && !sender.is_closed()
+        {
+            idle.lock().expect("no panics while holding the lock").push(sender);
         }
         drop(permit);
         fetched

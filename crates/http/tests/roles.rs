@@ -322,7 +322,7 @@ fn unreachable_target_errors_within_seconds() {
         let started = Instant::now();
         let error = Client::connect(client(&Address::localhost(dead_port()), protocol)).unwrap_err();
         assert!(matches!(error, HttpError::Connect { .. }), "{error:?}");
-        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }
 

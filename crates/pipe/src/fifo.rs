@@ -55,12 +55,13 @@ impl FifoFile {
 
 impl Drop for FifoFile {
     fn drop(&mut self) {
-        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
-            if meta.dev() == self.dev && meta.ino() == self.ino {
-                // Nothing useful can be done about a failure here; the run's directory
-                // cleanup is the last line of defence.
-                let _ = std::fs::remove_file(&self.path);
-            }
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path)
+            && meta.dev() == self.dev
+            && meta.ino() == self.ino
+        {
+            // Nothing useful can be done about a failure here; the run's directory
+            // cleanup is the last line of defence.
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }

@@ -23,6 +23,7 @@ pub struct FinishContext<'a> {
 /// Recomputes everything of `case` that derives from its trials.
 pub fn finish_case(case: &mut CaseRecord, context: &FinishContext<'_>) {
     summarize(case, context.clock_overhead_ns);
+    flag_unstable(case);
     match case.scenario.as_str() {
         "load" => finish_load(case),
         "proxy" => finish_proxy(case),
@@ -112,6 +113,42 @@ fn summarize(case: &mut CaseRecord, clock_overhead_ns: f64) {
 }
 
 const CLOCK_FLAG: &str = "p50 within 10x of the clock's cost";
+
+/// The start of the flag on a case whose trials disagree.
+pub const UNSTABLE_FLAG: &str = "unstable";
+/// The largest spread of the trial figures, relative to their median, that is not flagged.
+pub const UNSTABLE_SPREAD: f64 = 0.25;
+
+/// Flags a case whose trial figures spread by more than [`UNSTABLE_SPREAD`] of their median:
+/// the p50 latency where the case has one, else bytes/s. The flag gives the spread and the range,
+/// so a reader knows how far to trust the headline (same-core cases on a VM often earn it).
+fn flag_unstable(case: &mut CaseRecord) {
+    case.flags.retain(|f| !f.starts_with(UNSTABLE_FLAG));
+    if case.trials.len() < 2 {
+        return;
+    }
+    let p50s: Vec<f64> = case.trials.iter().filter_map(|t| t.latency_ns.map(|l| l.p50)).collect();
+    let (values, what, unit) = if p50s.len() == case.trials.len() {
+        (p50s, "p50", "ns")
+    } else {
+        (case.trials.iter().map(|t| t.bytes_per_s).collect(), "bytes/s", "B/s")
+    };
+    let Some(median) = stats::median(&values).filter(|m| *m > 0.0) else {
+        return;
+    };
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let spread = (high - low) / median;
+    if spread > UNSTABLE_SPREAD {
+        case.flags.push(format!(
+            "{UNSTABLE_FLAG}: the trials' {what} spread by {:.0}% of their median ({} to {} {unit}); \
+             the headline is a median of figures that disagree",
+            spread * 100.0,
+            crate::units::significant(low, 3),
+            crate::units::significant(high, 3),
+        ));
+    }
+}
 
 /// The case's headline figure against its physical limit: 1.0 = at the limit, smaller =
 /// further from it (see the module docs). `None` when the scenario has no matching limit,
@@ -392,12 +429,87 @@ pub fn run_warnings(cases: &[CaseRecord]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::{Percentiles, Placement, Status};
+
+    fn case_with_p50s(p50s: &[f64]) -> CaseRecord {
+        CaseRecord {
+            id: "pingpong/tcp/64B/c0s0".into(),
+            scenario: "pingpong".into(),
+            transport: "tcp".into(),
+            peer_mode: "process".into(),
+            transport_options: Default::default(),
+            applied_options: Default::default(),
+            message_bytes: 64,
+            reply_bytes: Some(64),
+            total_bytes: None,
+            connections: None,
+            rate_per_connection_hz: None,
+            window: None,
+            delay_ms: None,
+            cores: Placement {
+                client: 0,
+                server: Some(0),
+                label: "same-core".into(),
+                client_applied: vec![0],
+                server_applied: vec![0],
+            },
+            status: Status::Ok,
+            reason: None,
+            flags: Vec::new(),
+            trials: p50s
+                .iter()
+                .map(|&p50| Trial {
+                    latency_ns: Some(Percentiles {
+                        p50,
+                        ..Percentiles::default()
+                    }),
+                    messages: 1000,
+                    messages_per_s: 1e9 / p50,
+                    ..Trial::default()
+                })
+                .collect(),
+            summary: None,
+            extra: Default::default(),
+        }
+    }
 
     fn balance_trial(pairs: &[(&str, f64)]) -> Trial {
         Trial {
             extra: pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
             ..Trial::default()
         }
+    }
+
+    #[test]
+    fn trials_that_disagree_by_more_than_a_quarter_are_flagged_unstable() {
+        let mut case = case_with_p50s(&[4000.0, 4100.0, 6000.0]);
+        finish_case(&mut case, &FinishContext::default());
+        let flag = case
+            .flags
+            .iter()
+            .find(|f| f.starts_with(UNSTABLE_FLAG))
+            .expect("flagged");
+        assert!(
+            flag.contains("spread by 49%") && flag.contains("4000 to 6000 ns"),
+            "{flag}"
+        );
+        // Finishing again replaces the flag instead of adding a second one.
+        finish_case(&mut case, &FinishContext::default());
+        assert_eq!(case.flags.iter().filter(|f| f.starts_with(UNSTABLE_FLAG)).count(), 1);
+    }
+
+    #[test]
+    fn trials_that_agree_are_not_flagged() {
+        let mut case = case_with_p50s(&[4000.0, 4100.0, 3950.0]);
+        finish_case(&mut case, &FinishContext::default());
+        assert!(
+            case.flags.iter().all(|f| !f.starts_with(UNSTABLE_FLAG)),
+            "{:?}",
+            case.flags
+        );
+        let mut single = case_with_p50s(&[4000.0]);
+        finish_case(&mut single, &FinishContext::default());
+        assert!(single.flags.is_empty());
     }
 
     #[test]

@@ -83,6 +83,11 @@ pub fn significant(value: f64, digits: usize) -> String {
     }
 }
 
+/// A fraction as a whole percentage: `0.41` -> `41%`.
+pub fn percent(fraction: f64) -> String {
+    format!("{:.0}%", fraction * 100.0)
+}
+
 /// A ratio as a signed percentage change: `1.12` -> `+12.0%`, `0.9` -> `-10.0%`.
 pub fn change(ratio: f64) -> String {
     if !ratio.is_finite() {
@@ -114,5 +119,6 @@ mod tests {
         assert_eq!(rate(12.0, "msg/s", 3), "12 msg/s");
         assert_eq!(change(1.12), "+12.0%");
         assert_eq!(change(0.9), "-10.0%");
+        assert_eq!(percent(0.41), "41%");
     }
 }

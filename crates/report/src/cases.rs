@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 use ipcbench_record::stats;
-use ipcbench_record::{CaseRecord, Status};
+use ipcbench_record::{CaseId, CaseRecord, Status};
 
 use crate::{ReportError, format};
 
@@ -15,12 +15,21 @@ pub(crate) fn is_measured(case: &CaseRecord) -> bool {
     case.status == Status::Ok && case.summary.is_some()
 }
 
+/// The case's id as a typed value; `None` for an id that does not parse (a hand-edited
+/// record), which then shows no options and no dimensions.
+pub(crate) fn case_id(case: &CaseRecord) -> Option<CaseId> {
+    case.id.parse().ok()
+}
+
 /// The options label of a case as its id spells it (`nodelay=false` from
 /// `pingpong/tcp[nodelay=false]/64B/c0s1`), if any.
 pub(crate) fn options_label(case: &CaseRecord) -> Option<String> {
-    let segment = case.id.split('/').nth(1)?;
-    let (_, rest) = segment.split_once('[')?;
-    Some(rest.trim_end_matches(']').to_owned()).filter(|s| !s.is_empty())
+    case_id(case)?.options_label()
+}
+
+/// True when the relay of a proxy case converts to text framing (the id's `text` dimension).
+pub(crate) fn converts_to_text(case: &CaseRecord) -> bool {
+    case_id(case).is_some_and(|id| id.text)
 }
 
 /// `tcp`, or `tcp [nodelay=false]` when the case set transport options.
@@ -28,6 +37,36 @@ pub(crate) fn transport_label(case: &CaseRecord) -> String {
     match options_label(case) {
         Some(options) => format!("{} [{options}]", case.transport),
         None => case.transport.clone(),
+    }
+}
+
+/// [`transport_label`] with the value the kernel applied after each buffer size it changed:
+/// `tcp [sndbuf=1024→4608]`.
+pub(crate) fn transport_label_applied(case: &CaseRecord) -> String {
+    let options: Vec<String> = case_id(case)
+        .map(|id| id.options.iter().map(|option| with_applied(case, option)).collect())
+        .unwrap_or_default();
+    if options.is_empty() {
+        case.transport.clone()
+    } else {
+        format!("{} [{}]", case.transport, options.join(","))
+    }
+}
+
+/// `sndbuf=1024` becomes `sndbuf=1024→4608` when the kernel applied 4608.
+fn with_applied(case: &CaseRecord, option: &str) -> String {
+    let Some((name, asked)) = option.split_once('=') else {
+        return option.to_owned();
+    };
+    let key = match name {
+        "sndbuf" => "send_buffer_bytes",
+        "rcvbuf" => "recv_buffer_bytes",
+        "pipebuf" => "pipe_buffer_bytes",
+        _ => return option.to_owned(),
+    };
+    match case.applied_options.get(key).and_then(|v| v.as_u64()) {
+        Some(applied) if applied.to_string() != asked => format!("{option}→{applied}"),
+        _ => option.to_owned(),
     }
 }
 
@@ -82,7 +121,7 @@ impl SeriesKey {
             extra.push(format!("{} Hz/conn", format::significant(rate, 3)));
             order.push((rate.max(0.0) * 1000.0) as u64);
         }
-        if case.id.ends_with("/text") || case.id.contains("/text/") {
+        if converts_to_text(case) {
             extra.push("text".to_owned());
         }
         let rank = TRANSPORT_ORDER

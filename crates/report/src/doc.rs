@@ -1,6 +1,8 @@
-//! The tables that `report.md` and `report.html` share, built once from the record.
+//! The tables that `report.md`, `report.html` and the terminal summary share, built once from
+//! the record: one column model per scenario, each column marked with the renderings that show it.
 
-use ipcbench_record::{CaseRecord, RunRecord, Status};
+use ipcbench_record::finish::SHORTFALL_LIMIT;
+use ipcbench_record::{CaseRecord, Percentiles, RunRecord, Status, Summary};
 
 use crate::{Stamp, cases, format};
 
@@ -11,6 +13,8 @@ pub(crate) struct Table {
     /// True for right-aligned (numeric) columns.
     pub numeric: Vec<bool>,
     pub rows: Vec<Vec<String>>,
+    /// A line explaining some of the columns, shown under the table (terminal tables only).
+    pub footnote: Option<&'static str>,
 }
 
 /// The run's provenance as key/value rows.
@@ -104,151 +108,324 @@ fn status_text(case: &CaseRecord) -> String {
     }
 }
 
-/// A column: header, numeric, and how a case fills its cell.
-type Column = (&'static str, bool, Box<dyn Fn(&CaseRecord) -> String>);
+/// Which rendering a table is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// `report.md` and `report.html`.
+    Document,
+    /// The summary printed after a run.
+    Terminal,
+}
 
-/// The table of one scenario's cases: the columns that apply to it, one row per case.
-pub(crate) fn scenario_table(record: &RunRecord, scenario: &str) -> Table {
-    let of: Vec<&CaseRecord> = record.cases.iter().filter(|c| c.scenario == scenario).collect();
+/// Which renderings show a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Everywhere,
+    Document,
+    Terminal,
+}
+
+impl Shown {
+    fn includes(self, output: Output) -> bool {
+        match self {
+            Shown::Everywhere => true,
+            Shown::Document => output == Output::Document,
+            Shown::Terminal => output == Output::Terminal,
+        }
+    }
+}
+
+/// The scenarios whose terminal summary differs; every other scenario reads as a latency one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Latency,
+    Stream,
+    Rpc,
+    Load,
+    Proxy,
+    ConnCost,
+}
+
+impl Kind {
+    fn of(scenario: &str) -> Kind {
+        match scenario {
+            "stream" => Kind::Stream,
+            "rpc" => Kind::Rpc,
+            "load" => Kind::Load,
+            "proxy" => Kind::Proxy,
+            "conn-cost" => Kind::ConnCost,
+            _ => Kind::Latency,
+        }
+    }
+}
+
+/// A column: header, numeric, the renderings that show it, and how a case fills its cell.
+struct Column {
+    header: &'static str,
+    numeric: bool,
+    shown: Shown,
+    cell: Box<dyn Fn(&CaseRecord) -> String>,
+}
+
+fn column(header: &'static str, numeric: bool, shown: Shown, cell: impl Fn(&CaseRecord) -> String + 'static) -> Column {
+    Column {
+        header,
+        numeric,
+        shown,
+        cell: Box::new(cell),
+    }
+}
+
+const DASH: &str = "–";
+
+fn or_dash(text: Option<String>) -> String {
+    text.unwrap_or_else(|| DASH.to_owned())
+}
+
+/// A numeric scenario figure of the case (`extra`).
+fn extra(case: &CaseRecord, key: &str) -> Option<f64> {
+    case.extra.get(key).and_then(|v| v.as_f64())
+}
+
+/// A latency percentile of the case: as measured, or (`corrected`) from the intended send time.
+fn latency(corrected: bool, pick: fn(&Percentiles) -> f64) -> impl Fn(&CaseRecord) -> String {
+    move |c| {
+        let summary = c.summary.as_ref();
+        let percentiles = if corrected {
+            summary.and_then(|s| s.latency_corrected_ns)
+        } else {
+            summary.and_then(|s| s.latency_ns)
+        };
+        or_dash(percentiles.map(|l| format::time_ns(pick(&l), 3)))
+    }
+}
+
+/// A figure of the summary, `–` without one.
+fn summary_figure(figure: impl Fn(&Summary) -> Option<String> + 'static) -> impl Fn(&CaseRecord) -> String {
+    move |c| or_dash(c.summary.as_ref().and_then(&figure))
+}
+
+/// The columns of one scenario's table for every rendering, in the order they read.
+///
+/// The documents show a column when any case has its figure; the terminal keeps the figures
+/// that matter for the scenario's kind (the stream's CPU per byte on each side, the load's
+/// rate against its schedule, the proxy hop's cost) and leaves out the rest.
+fn columns(scenario: &str, of: &[&CaseRecord]) -> Vec<Column> {
+    use Shown::{Document, Everywhere, Terminal};
+    let kind = Kind::of(scenario);
     let any = |f: &dyn Fn(&CaseRecord) -> bool| of.iter().any(|c| f(c));
     let has_latency = any(&|c| c.summary.as_ref().is_some_and(|s| s.latency_ns.is_some()));
     let has_corrected = any(&|c| c.summary.as_ref().is_some_and(|s| s.latency_corrected_ns.is_some()));
-    let dash = || "–".to_owned();
-    let mut columns: Vec<Column> = vec![
-        ("transport", false, Box::new(cases::transport_label)),
-        ("placement", false, Box::new(placement_text)),
-        ("size", true, Box::new(size_text)),
+    let count_rate = |v: f64| format::rate(v, "", 3).trim_end().to_owned();
+    let time = |v: f64| format::time_ns(v, 3);
+
+    let mut columns = vec![
+        column("transport", false, Document, cases::transport_label),
+        column("transport", false, Terminal, cases::transport_label_applied),
     ];
+    if kind == Kind::Proxy {
+        columns.push(column("convert", false, Terminal, |c| {
+            if cases::converts_to_text(c) { "text" } else { "none" }.to_owned()
+        }));
+    }
+    columns.push(column("placement", false, Everywhere, placement_text));
+    columns.push(column("size", true, Everywhere, size_text));
+    if kind == Kind::Stream {
+        columns.push(column("total", true, Terminal, |c| {
+            or_dash(c.total_bytes.map(format::bytes))
+        }));
+    }
     if any(&|c| c.window.is_some()) {
-        columns.push((
-            "window",
-            true,
-            Box::new(move |c| c.window.map(|w| w.to_string()).unwrap_or_else(dash)),
-        ));
+        columns.push(column("window", true, Everywhere, |c| {
+            or_dash(c.window.map(|w| w.to_string()))
+        }));
     }
     if any(&|c| c.delay_ms.is_some()) {
-        columns.push((
-            "delay",
-            true,
-            Box::new(move |c| {
-                c.delay_ms
-                    .map(|d| format!("{} ms", format::significant(d, 3)))
-                    .unwrap_or_else(dash)
-            }),
-        ));
+        columns.push(column("delay", true, Everywhere, |c| {
+            or_dash(c.delay_ms.map(|d| format!("{} ms", format::significant(d, 3))))
+        }));
     }
     if any(&|c| c.connections.is_some()) {
-        columns.push((
-            "connections",
-            true,
-            Box::new(move |c| c.connections.map(|n| n.to_string()).unwrap_or_else(dash)),
-        ));
+        columns.push(column("connections", true, Everywhere, |c| {
+            or_dash(c.connections.map(|n| n.to_string()))
+        }));
     }
     if any(&|c| c.rate_per_connection_hz.is_some()) {
-        columns.push((
-            "rate/conn",
-            true,
-            Box::new(move |c| {
+        columns.push(column("rate/conn", true, Everywhere, |c| {
+            or_dash(
                 c.rate_per_connection_hz
-                    .map(|r| format!("{} Hz", format::significant(r, 3)))
-                    .unwrap_or_else(dash)
-            }),
-        ));
+                    .map(|r| format!("{} Hz", format::significant(r, 3))),
+            )
+        }));
+    }
+    if kind == Kind::Load {
+        columns.push(column("target/s", true, Terminal, move |c| {
+            or_dash(extra(c, "scheduled_messages_per_s").map(count_rate))
+        }));
+        columns.push(column("achieved/s", true, Terminal, move |c| {
+            or_dash(extra(c, "achieved_messages_per_s").map(count_rate))
+        }));
+        // A shortfall over the limit is marked here; the case's flag explains it in the notes.
+        columns.push(column("vs target", true, Terminal, |c| {
+            or_dash(extra(c, "rate_shortfall_max").map(|s| {
+                let mark = if s > SHORTFALL_LIMIT { " SHORT" } else { "" };
+                format!("-{:.1}%{mark}", s * 100.0)
+            }))
+        }));
     }
     if has_latency {
-        let pick = |f: fn(&ipcbench_record::Percentiles) -> f64| {
-            move |c: &CaseRecord| {
-                c.summary
-                    .as_ref()
-                    .and_then(|s| s.latency_ns)
-                    .map(|l| format::time_ns(f(&l), 3))
-                    .unwrap_or_else(dash)
-            }
-        };
-        columns.push(("p50", true, Box::new(pick(|l| l.p50))));
-        columns.push((
+        columns.push(column("p50", true, Everywhere, latency(false, |l| l.p50)));
+        columns.push(column(
             "p50 95% CI",
             true,
-            Box::new(move |c| {
-                c.summary
-                    .as_ref()
-                    .and_then(|s| s.ci95.get("latency_p50_ns"))
-                    .map(|[lo, hi]| format!("{} – {}", format::time_ns(*lo, 3), format::time_ns(*hi, 3)))
-                    .unwrap_or_else(dash)
+            Document,
+            summary_figure(move |s| {
+                let [lo, hi] = s.ci95.get("latency_p50_ns")?;
+                Some(format!("{} – {}", time(*lo), time(*hi)))
             }),
         ));
-        columns.push(("p99", true, Box::new(pick(|l| l.p99))));
-        columns.push(("p99.9", true, Box::new(pick(|l| l.p999))));
-        columns.push(("max", true, Box::new(pick(|l| l.max))));
+        columns.push(column("p99", true, Everywhere, latency(false, |l| l.p99)));
+        columns.push(column("p99.9", true, Everywhere, latency(false, |l| l.p999)));
+        columns.push(column("max", true, Everywhere, latency(false, |l| l.max)));
     }
     if has_corrected {
-        columns.push((
-            "p99 from intended start",
-            true,
-            Box::new(move |c| {
-                c.summary
-                    .as_ref()
-                    .and_then(|s| s.latency_corrected_ns)
-                    .map(|l| format::time_ns(l.p99, 3))
-                    .unwrap_or_else(dash)
-            }),
-        ));
+        let corrected = |pick| latency(true, pick);
+        columns.push(column("p99 from intended start", true, Document, corrected(|l| l.p99)));
+        columns.push(column("p50 corr", true, Terminal, corrected(|l| l.p50)));
+        columns.push(column("p99 corr", true, Terminal, corrected(|l| l.p99)));
+        columns.push(column("p99.9 corr", true, Terminal, corrected(|l| l.p999)));
     }
-    columns.push((
+    if kind == Kind::Proxy {
+        let figure = |key: &'static str| move |c: &CaseRecord| or_dash(extra(c, key).map(time));
+        columns.push(column("direct p50", true, Terminal, figure("direct_p50_ns")));
+        columns.push(column("hop p50", true, Terminal, figure("hop_added_p50_ns")));
+        columns.push(column("direct p99", true, Terminal, figure("direct_p99_ns")));
+        columns.push(column("hop p99", true, Terminal, figure("hop_added_p99_ns")));
+        columns.push(column(
+            "relay CPU/msg",
+            true,
+            Terminal,
+            figure("relay_cpu_ns_per_message"),
+        ));
+        columns.push(column("relay in / out", true, Terminal, |c| {
+            match (extra(c, "relay_in_bytes_per_s"), extra(c, "relay_out_bytes_per_s")) {
+                (Some(i), Some(o)) => format!("{} / {}", format::rate(i, "B/s", 3), format::rate(o, "B/s", 3)),
+                _ => DASH.to_owned(),
+            }
+        }));
+    }
+    if kind == Kind::ConnCost {
+        let bytes = |key: &'static str| move |c: &CaseRecord| or_dash(extra(c, key).map(format::bytes_approx));
+        columns.push(column(
+            "server RSS/conn",
+            true,
+            Terminal,
+            bytes("server_rss_bytes_per_connection"),
+        ));
+        columns.push(column(
+            "RSS residual",
+            true,
+            Terminal,
+            bytes("server_rss_residual_bytes"),
+        ));
+        columns.push(column(
+            "kernel slab/conn",
+            true,
+            Terminal,
+            bytes("kernel_slab_bytes_per_connection"),
+        ));
+        columns.push(column(
+            "slab residual",
+            true,
+            Terminal,
+            bytes("kernel_slab_residual_bytes"),
+        ));
+        columns.push(column("sockets/conn", true, Terminal, |c| {
+            or_dash(extra(c, "sockets_per_connection").map(|s| format::significant(s, 3)))
+        }));
+    }
+    let in_terminal_if = |shown: bool| if shown { Everywhere } else { Document };
+    columns.push(column(
         "msg/s",
         true,
-        Box::new(move |c| {
-            c.summary
-                .as_ref()
-                .map(|s| format::rate(s.messages_per_s, "", 3).trim_end().to_owned())
-                .unwrap_or_else(dash)
-        }),
+        in_terminal_if(matches!(kind, Kind::Latency | Kind::Stream | Kind::Rpc)),
+        summary_figure(move |s| Some(count_rate(s.messages_per_s))),
     ));
-    columns.push((
+    columns.push(column(
         "bytes/s",
         true,
-        Box::new(move |c| {
-            c.summary
-                .as_ref()
-                .map(|s| format::rate(s.bytes_per_s, "B/s", 3))
-                .unwrap_or_else(dash)
-        }),
+        in_terminal_if(matches!(kind, Kind::Stream | Kind::Rpc)),
+        summary_figure(|s| Some(format::rate(s.bytes_per_s, "B/s", 3))),
     ));
-    columns.push((
+    if kind == Kind::Rpc {
+        columns.push(column("of BDP", true, Terminal, |c| {
+            or_dash(extra(c, "fraction_of_bdp").map(format::percent))
+        }));
+    }
+    columns.push(column(
         "CPU/msg",
         true,
-        Box::new(move |c| {
-            c.summary
-                .as_ref()
-                .and_then(|s| s.cpu_ns_per_message)
-                .map(|v| format::time_ns(v, 3))
-                .unwrap_or_else(dash)
-        }),
+        in_terminal_if(kind == Kind::Latency),
+        summary_figure(move |s| s.cpu_ns_per_message.map(time)),
     ));
-    columns.push((
+    columns.push(column(
         "CPU/byte",
         true,
-        Box::new(move |c| {
-            c.summary
-                .as_ref()
-                .and_then(|s| s.cpu_ns_per_byte)
-                .map(|v| format::time_ns(v, 3))
-                .unwrap_or_else(dash)
-        }),
+        Document,
+        summary_figure(move |s| s.cpu_ns_per_byte.map(time)),
     ));
-    columns.push((
-        "trials",
-        true,
-        Box::new(|c| c.summary.as_ref().map(|s| s.n_trials).unwrap_or(0).to_string()),
-    ));
-    columns.push(("status", false, Box::new(status_text)));
+    if kind == Kind::Stream {
+        columns.push(column(
+            "CPU/B client",
+            true,
+            Terminal,
+            summary_figure(move |s| s.client_cpu_ns_per_byte.map(time)),
+        ));
+        columns.push(column(
+            "CPU/B server",
+            true,
+            Terminal,
+            summary_figure(move |s| s.server_cpu_ns_per_byte.map(time)),
+        ));
+        columns.push(column(
+            "of memcpy",
+            true,
+            Terminal,
+            summary_figure(|s| s.fraction_of_limit.map(format::percent)),
+        ));
+    }
+    columns.push(column("trials", true, Document, |c| {
+        c.summary.as_ref().map(|s| s.n_trials).unwrap_or(0).to_string()
+    }));
+    columns.push(column("status", false, Everywhere, status_text));
+    columns
+}
+
+/// A line printed under the terminal table of a scenario whose columns need it.
+fn terminal_footnote(scenario: &str) -> Option<&'static str> {
+    (Kind::of(scenario) == Kind::ConnCost)
+        .then_some("(kernel slab and sockets count both ends of each loopback connection)")
+}
+
+/// The table of one scenario's cases for `output`: the columns that apply to it, one row per
+/// case.
+pub(crate) fn scenario_table(record: &RunRecord, scenario: &str, output: Output) -> Table {
+    let of: Vec<&CaseRecord> = record.cases.iter().filter(|c| c.scenario == scenario).collect();
+    let columns: Vec<Column> = columns(scenario, &of)
+        .into_iter()
+        .filter(|c| c.shown.includes(output))
+        .collect();
     Table {
-        header: columns.iter().map(|c| c.0.to_owned()).collect(),
-        numeric: columns.iter().map(|c| c.1).collect(),
+        header: columns.iter().map(|c| c.header.to_owned()).collect(),
+        numeric: columns.iter().map(|c| c.numeric).collect(),
         rows: of
             .iter()
-            .map(|case| columns.iter().map(|c| (c.2)(case)).collect())
+            .map(|case| columns.iter().map(|c| (c.cell)(case)).collect())
             .collect(),
+        footnote: match output {
+            Output::Document => None,
+            Output::Terminal => terminal_footnote(scenario),
+        },
     }
 }
 

@@ -5,7 +5,7 @@
 use ipcbench_record::RunRecord;
 
 use crate::chart::ChartInfo;
-use crate::doc::{self, Table};
+use crate::doc::{self, Output, Table};
 use crate::hgrm::HgrmFile;
 use crate::{ReportError, cases};
 
@@ -129,7 +129,10 @@ pub(crate) fn render(record: &RunRecord, charts: &[(ChartInfo, String)], hgrm: &
             escape(&scenario),
             escape(&scenario)
         ));
-        out.push_str(&table(&doc::scenario_table(record, &scenario), "cases"));
+        out.push_str(&table(
+            &doc::scenario_table(record, &scenario, Output::Document),
+            "cases",
+        ));
         let notes = doc::scenario_notes(record, &scenario);
         if !notes.is_empty() {
             out.push_str("<ul class=\"notes\">\n");

@@ -8,7 +8,8 @@
 //! Outputs ([`Formats`]): PNG and SVG charts (plotters, with the bundled DejaVu Sans drawn
 //! through ab_glyph, so no system font library is needed), `report.md`, a self-contained
 //! `report.html` with the charts as inline SVG, `cases.csv` and one HdrHistogram `.hgrm`
-//! percentile file per latency case ([`hgrm`]).
+//! percentile file per latency case ([`hgrm`]). The summary a run prints on the terminal,
+//! [`terminal_tables`], is built from the same per-scenario tables as `report.md`.
 //!
 //! Charts per scenario: latency vs message size (p50 line, p99 band), latency vs connection
 //! count or offered load (load), percentile spectra, throughput vs message size (stream),
@@ -28,6 +29,7 @@ mod load;
 mod markdown;
 mod render;
 mod stamp;
+mod terminal;
 mod write;
 
 /// The unit formatters every rendering shares (times, sizes, rates), from the record crate.
@@ -43,3 +45,4 @@ pub use load::{load_record, parse_record};
 pub use markdown::markdown;
 pub use render::{Formats, render};
 pub use stamp::Stamp;
+pub use terminal::terminal_tables;

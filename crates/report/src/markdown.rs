@@ -3,7 +3,7 @@
 use ipcbench_record::RunRecord;
 
 use crate::chart::ChartInfo;
-use crate::doc::{self, Table};
+use crate::doc::{self, Output, Table};
 use crate::hgrm::HgrmFile;
 use crate::{ReportError, cases};
 
@@ -51,7 +51,7 @@ pub(crate) fn render(record: &RunRecord, charts: &[ChartInfo], hgrm: &[HgrmFile]
     }
     for scenario in cases::scenarios(&record.cases) {
         out.push_str(&format!("\n## {scenario}\n\n"));
-        out.push_str(&table(&doc::scenario_table(record, &scenario)));
+        out.push_str(&table(&doc::scenario_table(record, &scenario, Output::Document)));
         let notes = doc::scenario_notes(record, &scenario);
         if !notes.is_empty() {
             out.push('\n');

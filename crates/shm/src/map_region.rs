@@ -86,7 +86,7 @@ struct MapHeader {
 }
 
 const _: () = assert!(size_of::<MapHeader>() <= HEADER_BYTES);
-const _: () = assert!(align_of::<SlotHeader>() <= CACHE_LINE && HEADER_BYTES % CACHE_LINE == 0);
+const _: () = assert!(align_of::<SlotHeader>() <= CACHE_LINE && HEADER_BYTES.is_multiple_of(CACHE_LINE));
 
 /// Why the shared map refused an operation.
 #[derive(Debug, thiserror::Error)]
@@ -369,7 +369,7 @@ impl SharedMap {
             && n_slots <= MAX_MAP_SLOTS
             && data_bytes <= MAX_RECORD_BYTES
             && slot_bytes >= SLOT_HEADER_BYTES + data_bytes
-            && slot_bytes % CACHE_LINE == 0
+            && slot_bytes.is_multiple_of(CACHE_LINE)
             && n_slots
                 .checked_mul(slot_bytes)
                 .and_then(|s| s.checked_add(HEADER_BYTES))
@@ -508,7 +508,7 @@ impl SharedMap {
                 return Ok(());
             }
             let started = *started.get_or_insert_with(Instant::now);
-            if tries % LIVENESS_EVERY_TRIES == 0 && !process_exists(holder) {
+            if tries.is_multiple_of(LIVENESS_EVERY_TRIES) && !process_exists(holder) {
                 return Err(MapError::HolderDied { client_id, holder });
             }
             let waited = started.elapsed();

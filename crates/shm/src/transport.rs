@@ -636,7 +636,7 @@ mod tests {
                 matches!(result, Err(TransportError::BadAddress { .. })),
                 "{text}: {result:?}"
             );
-            assert!(started.elapsed() < Duration::from_secs(1));
+            assert!(started.elapsed() < Duration::from_secs(4));
         }
     }
 

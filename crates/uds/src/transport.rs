@@ -264,12 +264,13 @@ impl SocketFile {
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
-            if meta.dev() == self.dev && meta.ino() == self.ino {
-                // Nothing useful can be done about a failure here; the run's directory
-                // cleanup is the last line of defence.
-                let _ = std::fs::remove_file(&self.path);
-            }
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path)
+            && meta.dev() == self.dev
+            && meta.ino() == self.ino
+        {
+            // Nothing useful can be done about a failure here; the run's directory
+            // cleanup is the last line of defence.
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }

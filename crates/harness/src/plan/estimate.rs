@@ -14,9 +14,8 @@ pub fn estimate_trial(case: &Case) -> Duration {
     let phase = |amount: Amount| match amount {
         Amount::Time(d) => d,
         // Assume about 20 µs per message when only a count is given.
-        Amount::Messages(n) => {
-            Duration::from_micros(20 * n) + round_trip * u32::try_from(n / window).unwrap_or(u32::MAX)
-        }
+        Amount::Messages(n) => Duration::from_micros(20u64.saturating_mul(n))
+            .saturating_add(round_trip.saturating_mul(u32::try_from(n / window).unwrap_or(u32::MAX))),
     };
     let measured = match case.total_bytes {
         // Stream trials run until `total_bytes` moved: assume 1 GB/s, and 1 µs per message.
@@ -25,7 +24,10 @@ pub fn estimate_trial(case: &Case) -> Duration {
         }
         _ => phase(case.measure),
     };
-    let mut estimate = phase(case.warmup) + measured + Duration::from_millis(30);
+    // Saturating: the plan's limits keep every term small, but an estimate must never panic.
+    let mut estimate = phase(case.warmup)
+        .saturating_add(measured)
+        .saturating_add(Duration::from_millis(30));
     if case.delay_ms.is_some() || case.rate_mbit.is_some() {
         // Making and removing the namespace, the veth pair and the qdiscs.
         estimate += Duration::from_millis(100);

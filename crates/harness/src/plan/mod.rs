@@ -13,6 +13,7 @@
 mod case;
 mod estimate;
 mod kinds;
+pub mod limits;
 mod parse;
 mod units;
 

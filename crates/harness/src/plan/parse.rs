@@ -12,6 +12,7 @@ use toml::Spanned;
 use super::case::{BalanceOptions, Case, CorePair, DEFAULT_STATE_BYTES};
 use super::estimate::estimate_trial;
 use super::kinds::*;
+use super::limits;
 use super::units::*;
 
 /// The built-in default plan, the same text as `bench-configs/default.toml`.
@@ -260,7 +261,7 @@ struct PlanFile {
     transport: TransportTables,
     /// Overrides of the regression gate's significance level and thresholds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    gate: Option<ipcbench_gate::compare::GateTable>,
+    gate: Option<ipcbench_gate::GateTable>,
 }
 
 /// A validated, expanded plan.
@@ -277,7 +278,10 @@ pub struct Plan {
     /// SHA-256 of the plan text, hex.
     pub sha256: String,
     /// The `[gate]` table: the regression gate's overrides, when the plan has one.
-    pub gate: Option<ipcbench_gate::compare::GateTable>,
+    pub gate: Option<ipcbench_gate::GateTable>,
+    /// What the expansion did that the plan did not say in so many words (cases named twice,
+    /// merged), for the CLI to print.
+    pub notes: Vec<String>,
 }
 
 /// Command-line overrides of single keys.
@@ -315,6 +319,43 @@ impl Source<'_> {
             message: message.into(),
         }
     }
+}
+
+/// The span of `key = ...` in the table whose header spans `table` (the first line of its
+/// body that starts with the key), so an error points at the key, not at its table's header.
+/// The body ends at the next line that starts with `[` (the next table header).
+fn key_span(text: &str, table: &Range<usize>, key: &str) -> Range<usize> {
+    let start = table.start.min(text.len());
+    let end = text[table.end.min(text.len())..]
+        .find("\n[")
+        .map(|i| table.end + i + 1)
+        .unwrap_or(text.len());
+    let mut offset = start;
+    for line in text[start..end].split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            let at = offset + (line.len() - trimmed.len());
+            return at..at + key.len();
+        }
+        offset += line.len();
+    }
+    table.clone()
+}
+
+/// The span of `key` in the `[header]` table of `text` (first occurrence), when it is there.
+fn key_in_table(text: &str, header: &str, key: &str) -> Option<Range<usize>> {
+    let start = text
+        .match_indices(header)
+        .map(|(i, _)| i)
+        .find(|i| text[..*i].ends_with('\n') || *i == 0)?;
+    let body_end = text[start + header.len()..]
+        .find("\n[")
+        .map(|i| start + header.len() + i + 1)
+        .unwrap_or(text.len());
+    let span = key_span(text, &(start..body_end), key);
+    (span.start != start).then_some(span)
 }
 
 /// Reads a `cores` value: `[client, server]` or a list of such pairs.
@@ -385,16 +426,24 @@ impl Plan {
                 .find(|(i, _)| text[..*i].rsplit('\n').next().is_some_and(|l| l.trim().is_empty()))
                 .map(|(i, _)| i..i + key.len())
         };
-        if file.name.trim().is_empty()
-            || !file
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
-            return Err(source.error(
-                span_of("name"),
-                format!("bad name `{}`: use letters, digits, `-`, `_`, `.`", file.name),
-            ));
+        if let Err(message) = limits::name(&file.name) {
+            return Err(source.error(span_of("name"), message));
+        }
+        check_file_limits(&source, &file, &span_of)?;
+        check_transport_limits(&source, &file.transport)?;
+        check_overrides(source_name, overrides)?;
+        let mut notes = Vec::new();
+        for (idx, later) in file.scenario.iter().enumerate() {
+            let same = |earlier: &Spanned<ScenarioSpec>| {
+                serde_json::to_value(earlier.get_ref()).ok() == serde_json::to_value(later.get_ref()).ok()
+            };
+            if let Some(first) = file.scenario[..idx].iter().find(|e| same(e)) {
+                let (line, _) = line_column(text, first.span().start);
+                return Err(source.error(
+                    Some(later.span()),
+                    format!("this [[scenario]] repeats the one at line {line} exactly; remove one of them"),
+                ));
+            }
         }
         if file.scenario.is_empty() {
             return Err(source.error(None, "the plan has no [[scenario]]; add at least one"));
@@ -438,7 +487,9 @@ impl Plan {
         };
 
         let mut cases = Vec::new();
-        for spanned in &mut file.scenario {
+        // Which [[scenario]] first named each case id.
+        let mut origin = std::collections::HashMap::new();
+        for (scenario_idx, spanned) in file.scenario.iter_mut().enumerate() {
             let span = spanned.span();
             let spec = spanned.get_mut();
             if let Some(t) = &overrides.transports {
@@ -451,7 +502,7 @@ impl Plan {
             let allowed = kind.keys();
             if let Some(bad) = spec.present_keys().into_iter().find(|k| !allowed.contains(k)) {
                 return Err(source.error(
-                    Some(span.clone()),
+                    Some(key_span(text, &span, bad)),
                     format!(
                         "`{bad}` does not apply to scenario `{}`; its own keys are: {}",
                         kind.as_str(),
@@ -460,24 +511,34 @@ impl Plan {
                 ));
             }
             if spec.transports.is_empty() && kind != ScenarioKind::Proxy {
-                return Err(source.error(Some(span.clone()), "`transports` is empty; name at least one transport"));
+                return Err(source.error(
+                    Some(key_span(text, &span, "transports")),
+                    "`transports` is empty; name at least one transport",
+                ));
             }
             if spec.duration.is_some() && spec.messages.is_some() {
-                return Err(source.error(Some(span.clone()), "give either `duration` or `messages`, not both"));
+                return Err(source.error(
+                    Some(key_span(text, &span, "messages")),
+                    "give either `duration` or `messages`, not both",
+                ));
             }
+            check_scenario_limits(&source, spec, &span)?;
             let sizes = spec.message_bytes.to_vec();
             if sizes.is_empty() {
-                return Err(source.error(Some(span.clone()), "`message_bytes` is empty"));
+                return Err(source.error(Some(key_span(text, &span, "message_bytes")), "`message_bytes` is empty"));
             }
-            if let Some(&ByteSize(big)) = sizes.iter().find(|s| s.0 > u32::MAX as u64) {
+            if let Some(&ByteSize(big)) = sizes.iter().find(|s| s.0 > limits::MAX_MESSAGE_BYTES) {
                 return Err(source.error(
-                    Some(span.clone()),
-                    format!("message of {big} bytes is above the 4 GiB frame limit"),
+                    Some(key_span(text, &span, "message_bytes")),
+                    format!(
+                        "a message of {big} bytes is above the {} MiB limit (both sides allocate buffers of its size)",
+                        limits::MAX_MESSAGE_BYTES >> 20
+                    ),
                 ));
             }
             let placements = match &spec.cores {
                 Some(value) => parse_cores(value, n_cores)
-                    .map_err(|m| source.error(Some(span.clone()), format!("`cores`: {m}")))?,
+                    .map_err(|m| source.error(Some(key_span(text, &span, "cores")), format!("`cores`: {m}")))?,
                 None => default_placements.clone(),
             };
             let warmup = spec.warmup.map(|a| a.0).unwrap_or(default_warmup);
@@ -489,7 +550,10 @@ impl Plan {
             };
             let repetitions = overrides.repetitions.or(spec.repetitions).unwrap_or(repetitions);
             if repetitions == 0 {
-                return Err(source.error(Some(span.clone()), "`repetitions` must be at least 1"));
+                return Err(source.error(
+                    Some(key_span(text, &span, "repetitions")),
+                    "`repetitions` must be at least 1",
+                ));
             }
             let timeout = file
                 .timeout
@@ -501,7 +565,7 @@ impl Plan {
                 let backs = spec.back.clone().unwrap_or_default();
                 if fronts.is_empty() || backs.is_empty() || fronts.len() != backs.len() {
                     return Err(source.error(
-                        Some(span.clone()),
+                        Some(key_span(text, &span, if fronts.is_empty() { "front" } else { "back" })),
                         "proxy needs `front` and `back` lists of equal length (front[i] -> relay -> back[i])",
                     ));
                 }
@@ -549,22 +613,34 @@ impl Plan {
                 .map(OneOrMany::to_vec)
                 .unwrap_or(vec![Convert::None]);
             if windows.contains(&Some(0)) {
-                return Err(source.error(Some(span.clone()), "`window` must be at least 1"));
+                return Err(source.error(Some(key_span(text, &span, "window")), "`window` must be at least 1"));
             }
             if delays.iter().flatten().any(|d| !(0.0..=10_000.0).contains(d)) {
-                return Err(source.error(Some(span.clone()), "`delay_ms` must be between 0 and 10000"));
+                return Err(source.error(
+                    Some(key_span(text, &span, "delay_ms")),
+                    "`delay_ms` must be between 0 and 10000",
+                ));
             }
             if spec.rate_mbit.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-                return Err(source.error(Some(span.clone()), "`rate_mbit` must be a positive number"));
+                return Err(source.error(
+                    Some(key_span(text, &span, "rate_mbit")),
+                    "`rate_mbit` must be a positive number",
+                ));
             }
             if connections.contains(&Some(0)) {
-                return Err(source.error(Some(span.clone()), "`connections` must be at least 1"));
+                return Err(source.error(
+                    Some(key_span(text, &span, "connections")),
+                    "`connections` must be at least 1",
+                ));
             }
             if spec.step == Some(0) {
-                return Err(source.error(Some(span.clone()), "`step` must be at least 1"));
+                return Err(source.error(Some(key_span(text, &span, "step")), "`step` must be at least 1"));
             }
             if rates.iter().flatten().any(|r| !(*r > 0.0 && r.is_finite())) {
-                return Err(source.error(Some(span.clone()), "`rate_per_connection_hz` must be a positive number"));
+                return Err(source.error(
+                    Some(key_span(text, &span, "rate_per_connection_hz")),
+                    "`rate_per_connection_hz` must be a positive number",
+                ));
             }
 
             let balances: Vec<Option<BalanceOptions>> = if kind == ScenarioKind::Balance {
@@ -617,8 +693,19 @@ impl Plan {
                                                 case.placement.server = case.placement.client;
                                             }
                                             case.id = case.make_id();
-                                            if !cases.iter().any(|c: &Case| c.id == case.id) {
-                                                cases.push(case);
+                                            match origin.get(&case.id) {
+                                                // Null placements differ only in the server core: one case.
+                                                Some(&first) if first == scenario_idx => {}
+                                                Some(&first) => notes.push(format!(
+                                                    "case {} is named by [[scenario]] {} and {}; it runs once",
+                                                    case.id,
+                                                    first + 1,
+                                                    scenario_idx + 1
+                                                )),
+                                                None => {
+                                                    origin.insert(case.id.clone(), scenario_idx);
+                                                    cases.push(case);
+                                                }
                                             }
                                         }
                                     }
@@ -641,12 +728,19 @@ impl Plan {
             source_name: source_name.to_owned(),
             sha256,
             gate: file.gate,
+            notes: {
+                notes.dedup();
+                notes
+            },
         })
     }
 
     /// A rough estimate of the run time: warm-up plus measured phase plus launch cost per trial.
     pub fn estimated_duration(&self) -> Duration {
-        self.cases.iter().map(|c| estimate_trial(c) * c.repetitions).sum()
+        self.cases
+            .iter()
+            .map(|c| estimate_trial(c).saturating_mul(c.repetitions))
+            .fold(Duration::ZERO, Duration::saturating_add)
     }
 }
 
@@ -814,6 +908,185 @@ fn default_timeout(warmup: Amount, measure: Amount) -> Duration {
         Amount::Messages(n) => Duration::from_millis(n / 10),
     };
     phase(warmup) + phase(measure) + Duration::from_secs(30)
+}
+
+/// The file-level values against [`limits`].
+fn check_file_limits(
+    source: &Source<'_>,
+    file: &PlanFile,
+    span_of: &dyn Fn(&str) -> Option<Range<usize>>,
+) -> Result<(), ConfigError> {
+    let fail = |key: &str, message: String| Err(source.error(span_of(key), message));
+    if let Some(r) = file.repetitions
+        && let Err(m) = limits::count("repetitions", r.into(), 1..=limits::MAX_REPETITIONS.into())
+    {
+        return fail("repetitions", m);
+    }
+    if let Some(AmountText(amount)) = file.warmup
+        && let Err(m) = check_amount("warmup", amount)
+    {
+        return fail("warmup", m);
+    }
+    if let Some(d) = file.duration
+        && let Err(m) = limits::duration("duration", d.0)
+    {
+        return fail("duration", m);
+    }
+    if let Some(n) = file.messages
+        && let Err(m) = limits::messages("messages", n)
+    {
+        return fail("messages", m);
+    }
+    if let Some(t) = file.timeout
+        && let Err(m) = limits::timeout(t.0)
+    {
+        return fail("timeout", m);
+    }
+    Ok(())
+}
+
+fn check_amount(key: &str, amount: Amount) -> Result<(), String> {
+    match amount {
+        Amount::Time(d) => limits::duration(key, d),
+        Amount::Messages(0) => Ok(()),
+        Amount::Messages(n) => limits::messages(key, n),
+    }
+}
+
+/// The command-line overrides against [`limits`]; the error names the flag.
+fn check_overrides(source_name: &str, overrides: &Overrides) -> Result<(), ConfigError> {
+    let flag_error = |flag: &str, message: String| ConfigError {
+        source_name: source_name.to_owned(),
+        position: None,
+        message: format!("{flag}: {message}"),
+    };
+    if let Some(d) = overrides.duration {
+        limits::duration("duration", d).map_err(|m| flag_error("--duration", m))?;
+    }
+    if let Some(d) = overrides.warmup {
+        limits::duration("warmup", d).map_err(|m| flag_error("--warmup", m))?;
+    }
+    if let Some(r) = overrides.repetitions {
+        limits::count("repetitions", r.into(), 1..=limits::MAX_REPETITIONS.into())
+            .map_err(|m| flag_error("--repetitions", m))?;
+    }
+    for &size in overrides.sizes.iter().flatten() {
+        limits::bytes("message_bytes", size, 0, limits::MAX_MESSAGE_BYTES).map_err(|m| flag_error("--sizes", m))?;
+    }
+    Ok(())
+}
+
+/// One scenario's values against [`limits`], each error at its key.
+fn check_scenario_limits(source: &Source<'_>, spec: &ScenarioSpec, span: &Range<usize>) -> Result<(), ConfigError> {
+    let at = |key: &str, message: String| Err(source.error(Some(key_span(source.text, span, key)), message));
+    if let Some(r) = spec.reply_bytes
+        && let Err(m) = limits::bytes("reply_bytes", r.0, 0, limits::MAX_MESSAGE_BYTES)
+    {
+        return at("reply_bytes", m);
+    }
+    if let Some(t) = spec.total_bytes
+        && let Err(m) = limits::bytes("total_bytes", t.0, 1, limits::MAX_TOTAL_BYTES)
+    {
+        return at("total_bytes", m);
+    }
+    if let Some(AmountText(amount)) = spec.warmup
+        && let Err(m) = check_amount("warmup", amount)
+    {
+        return at("warmup", m);
+    }
+    if let Some(d) = spec.duration
+        && let Err(m) = limits::duration("duration", d.0)
+    {
+        return at("duration", m);
+    }
+    if let Some(n) = spec.messages
+        && let Err(m) = limits::messages("messages", n)
+    {
+        return at("messages", m);
+    }
+    if let Some(r) = spec.repetitions
+        && let Err(m) = limits::count("repetitions", r.into(), 1..=limits::MAX_REPETITIONS.into())
+    {
+        return at("repetitions", m);
+    }
+    if let Some(loops) = spec.server_loops
+        && !limits::SERVER_LOOPS.contains(&loops)
+    {
+        let range = &limits::SERVER_LOOPS;
+        return at(
+            "server_loops",
+            format!(
+                "`server_loops` = {loops} is out of range; allowed {}..={}",
+                range.start(),
+                range.end()
+            ),
+        );
+    }
+    for &w in spec.window.iter().flat_map(OneOrMany::iter) {
+        limits::count("window", w, 1..=limits::MAX_WINDOW).or_else(|m| at("window", m))?;
+    }
+    for &c in spec.connections.iter().flat_map(OneOrMany::iter) {
+        limits::count("connections", c, 1..=limits::MAX_CONNECTIONS).or_else(|m| at("connections", m))?;
+    }
+    if let Some(step) = spec.step {
+        limits::count("step", step, 1..=limits::MAX_CONNECTIONS).or_else(|m| at("step", m))?;
+    }
+    for &r in spec.rate_per_connection_hz.iter().flat_map(OneOrMany::iter) {
+        if r > limits::MAX_RATE_HZ {
+            return at(
+                "rate_per_connection_hz",
+                format!("`rate_per_connection_hz` = {r} is above {}", limits::MAX_RATE_HZ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The `[transport.*]` options against [`limits`], each error at its key in its table.
+fn check_transport_limits(source: &Source<'_>, tables: &TransportTables) -> Result<(), ConfigError> {
+    let at = |table: &str, key: &str, message: String| {
+        Err(source.error(
+            key_in_table(source.text, &format!("[transport.{table}]"), key),
+            format!("[transport.{table}] {message}"),
+        ))
+    };
+    let buffers =
+        |table: &str, key: &str, values: &Option<OneOrMany<BufferSize>>, min: u64| -> Result<(), ConfigError> {
+            for size in values.iter().flat_map(OneOrMany::iter) {
+                if let Some(bytes) = size.bytes()
+                    && let Err(m) = limits::bytes(key, bytes, min, limits::MAX_BUFFER_BYTES)
+                {
+                    return at(table, key, m);
+                }
+            }
+            Ok(())
+        };
+    if let Some(t) = &tables.tcp {
+        buffers("tcp", "send_buffer_bytes", &t.send_buffer_bytes, 1)?;
+        buffers("tcp", "recv_buffer_bytes", &t.recv_buffer_bytes, 1)?;
+    }
+    if let Some(t) = &tables.uds {
+        buffers("uds", "send_buffer_bytes", &t.send_buffer_bytes, 1)?;
+        buffers("uds", "recv_buffer_bytes", &t.recv_buffer_bytes, 1)?;
+    }
+    if let Some(t) = &tables.pipe {
+        buffers("pipe", "pipe_buffer_bytes", &t.pipe_buffer_bytes, 4096)?;
+    }
+    if let Some(t) = &tables.shm {
+        for ring in t.ring_bytes.iter().flat_map(OneOrMany::iter) {
+            if let Err(m) = limits::bytes("ring_bytes", ring.0, 4096, 1 << 30) {
+                return at("shm", "ring_bytes", m);
+            }
+        }
+    }
+    for (name, table) in [("inproc", &tables.inproc), ("null", &tables.null)] {
+        for &delay in table.iter().flat_map(|t| t.delay_ns.iter().flat_map(OneOrMany::iter)) {
+            if let Err(m) = limits::count("delay_ns", delay, 0..=limits::MAX_DELAY_NS) {
+                return at(name, "delay_ns", m);
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

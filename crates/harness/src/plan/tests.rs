@@ -107,6 +107,204 @@ fn size_strings_parse() {
     assert!("lots".parse::<ByteSize>().is_err());
 }
 
+/// The plan `MINIMAL` with `extra` appended to its scenario (or before it, with `top`).
+fn with_scenario_key(extra: &str) -> String {
+    format!("{MINIMAL}{extra}\n")
+}
+
+/// Asserts that `text` is refused at `line` (the offending key's own line) with `what`.
+fn refused_at(text: &str, line: usize, what: &str) {
+    let err = parse(text).unwrap_err();
+    assert_eq!(err.position.map(|p| p.0), Some(line), "{err}");
+    assert!(err.message.contains(what), "{err}");
+}
+
+#[test]
+fn values_beyond_what_a_run_can_do_are_refused_at_their_key() {
+    // MINIMAL's scenario keys end on line 6; an appended key is on line 7.
+    refused_at(
+        &with_scenario_key("duration = \"18446744073709551615s\""),
+        7,
+        "at most 1day",
+    );
+    refused_at(&with_scenario_key("reply_bytes = \"5GiB\""), 7, "1 GiB");
+    refused_at(
+        &with_scenario_key("messages = 18446744073709551615"),
+        7,
+        "1..=1000000000000",
+    );
+    refused_at(&with_scenario_key("repetitions = 100000"), 7, "1..=1000");
+    refused_at(&format!("timeout = \"0s\"\n{MINIMAL}"), 1, "at least 1s");
+    refused_at(
+        &format!("warmup = \"18446744073709551615s\"\n{MINIMAL}"),
+        1,
+        "at most 1day",
+    );
+    let load = MINIMAL.replace("kind = \"pingpong\"", "kind = \"load\"");
+    refused_at(&format!("{load}server_loops = 0\n"), 7, "server_loops");
+    refused_at(&format!("{load}connections = [10, 0]\n"), 7, "connections");
+    refused_at(
+        &format!("{MINIMAL}\n[transport.null]\ndelay_ns = 18446744073709551615\n"),
+        9,
+        "delay_ns",
+    );
+    refused_at(
+        &format!("{MINIMAL}\n[transport.shm]\nring_bytes = 0\n"),
+        9,
+        "ring_bytes",
+    );
+    refused_at(
+        &format!("{MINIMAL}\n[transport.tcp]\nnodelay = true\nsend_buffer_bytes = \"16GiB\"\n"),
+        10,
+        "send_buffer_bytes",
+    );
+    let long = MINIMAL.replace("name = \"t\"", &format!("name = \"{}\"", "x".repeat(1_000_000)));
+    let err = parse(&long).unwrap_err();
+    assert!(
+        err.to_string().len() < 300,
+        "the error quotes a bounded part of the name"
+    );
+}
+
+#[test]
+fn a_scenario_key_error_points_at_the_key_not_the_table() {
+    refused_at(
+        &with_scenario_key("window = 4"),
+        7,
+        "does not apply to scenario `pingpong`",
+    );
+}
+
+#[test]
+fn a_repeated_scenario_is_an_error_and_an_overlap_a_note() {
+    let repeated = format!("{MINIMAL}{}", MINIMAL.replace("name = \"t\"\n", ""));
+    refused_at(&repeated, 8, "repeats the one at line 3");
+    let overlapping = format!(
+        "{MINIMAL}[[scenario]]\nkind = \"pingpong\"\ntransports = [\"null\", \"inproc\"]\nmessage_bytes = 64\n"
+    );
+    let plan = parse(&overlapping).unwrap();
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("pingpong/null/64B/c0") && n.contains("1 and 2")),
+        "{:?}",
+        plan.notes
+    );
+}
+
+#[test]
+fn flags_are_bounded_like_the_keys_they_replace() {
+    let overrides = Overrides {
+        duration: Some(Duration::from_secs(u64::MAX)),
+        ..Overrides::default()
+    };
+    let err = Plan::parse("plan.toml", MINIMAL, &overrides, 2).unwrap_err();
+    assert!(err.message.starts_with("--duration:"), "{err}");
+}
+
+#[test]
+fn the_estimate_of_the_largest_allowed_plan_does_not_overflow() {
+    let text = with_scenario_key("messages = 1000000000000\nrepetitions = 1000");
+    let plan = parse(&text).unwrap();
+    assert!(plan.estimated_duration() > Duration::from_secs(1_000_000));
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Keys a plan may have, and some it may not, at every level.
+    const KEYS: &[&str] = &[
+        "name",
+        "repetitions",
+        "warmup",
+        "duration",
+        "messages",
+        "timeout",
+        "cores",
+        "kind",
+        "transports",
+        "message_bytes",
+        "reply_bytes",
+        "total_bytes",
+        "window",
+        "delay_ms",
+        "rate_mbit",
+        "connections",
+        "rate_per_connection_hz",
+        "schedule",
+        "server_loops",
+        "front",
+        "back",
+        "convert",
+        "step",
+        "delay_ns",
+        "ring_bytes",
+        "wait",
+        "nodelay",
+        "send_buffer_bytes",
+        "p50",
+        "alpha",
+        "bogus",
+    ];
+    const TABLES: &[&str] = &[
+        "[[scenario]]",
+        "[transport.tcp]",
+        "[transport.null]",
+        "[transport.shm]",
+        "[gate]",
+        "[x]",
+    ];
+
+    fn value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| format!("\"{n}s\"")),
+            any::<f64>().prop_map(|f| if f.is_finite() { format!("{f:?}") } else { "nan".into() }),
+            "[a-z0-9 ]{0,12}".prop_map(|s| format!("\"{s}\"")),
+            prop_oneof![
+                Just("\"pingpong\""),
+                Just("\"load\""),
+                Just("\"tcp\""),
+                Just("\"null\""),
+                Just("\"4KiB\"")
+            ]
+            .prop_map(str::to_owned),
+            any::<bool>().prop_map(|b| b.to_string()),
+        ];
+        leaf.prop_recursive(3, 12, 4, |inner| {
+            prop::collection::vec(inner, 0..4).prop_map(|items| format!("[{}]", items.join(", ")))
+        })
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => (prop::sample::select(KEYS), value()).prop_map(|(k, v)| format!("{k} = {v}")),
+            1 => prop::sample::select(TABLES).prop_map(str::to_owned),
+            1 => "[ -~]{0,20}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_plans_parse_or_fail_with_a_position_never_a_panic(lines in prop::collection::vec(line(), 0..16)) {
+            let text = format!("name = \"f\"\n{}\n", lines.join("\n"));
+            let started = std::time::Instant::now();
+            match Plan::parse("fuzz.toml", &text, &Overrides::default(), 2) {
+                Ok(plan) => {
+                    prop_assert!(!plan.cases.is_empty());
+                    let _ = plan.estimated_duration();
+                }
+                Err(err) => prop_assert!(!err.message.is_empty(), "{}", err),
+            }
+            prop_assert!(started.elapsed() < std::time::Duration::from_secs(2), "parsing took {:?}", started.elapsed());
+        }
+    }
+}
+
 const BALANCE: &str = r#"
 name = "b"
 cores = [0, 1]

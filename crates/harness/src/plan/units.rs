@@ -250,6 +250,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
     }
 }
 
+impl<T> OneOrMany<T> {
+    /// The values, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        match self {
+            OneOrMany::One(v) => std::slice::from_ref(v).iter(),
+            OneOrMany::Many(v) => v.iter(),
+        }
+    }
+}
+
 impl<T: Clone> OneOrMany<T> {
     /// The values as a list.
     pub fn to_vec(&self) -> Vec<T> {

@@ -13,7 +13,9 @@ use ipcbench_core::{Channel, PeerMode};
 use crate::plan::{Amount, Case};
 use crate::protocol::{self, PeerReport};
 use crate::rusage::Snapshot;
-use crate::session::{ClientOutcome, TrialError, control_exchange, finish_trial};
+use crate::session::{
+    ClientOutcome, STOP_CHECK_EVERY, TrialError, control_exchange, finish_trial, interrupted, stop_requested,
+};
 use ipcbench_record::stats;
 
 fn buffer_for(case: &Case) -> Vec<u8> {
@@ -50,6 +52,9 @@ pub(crate) fn run_phase<C: Channel>(
         }
         *seq += 1;
         count += 1;
+        if count.is_multiple_of(STOP_CHECK_EVERY) && stop_requested() {
+            return Err(interrupted());
+        }
         if count >= limit || deadline.is_some_and(|d| received_at >= d) {
             return Ok((count, received_at.duration_since(started)));
         }

@@ -32,7 +32,9 @@ use ipcbench_core::{Channel, PeerMode};
 use crate::plan::{Amount, Case};
 use crate::protocol;
 use crate::rusage::Snapshot;
-use crate::session::{ClientOutcome, TrialError, control_exchange, finish_trial};
+use crate::session::{
+    ClientOutcome, STOP_CHECK_EVERY, TrialError, control_exchange, finish_trial, interrupted, stop_requested,
+};
 use ipcbench_record::Rusage;
 use ipcbench_record::stats;
 
@@ -118,6 +120,9 @@ fn windowed<C: Channel>(
                 }
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
+                }
+                if (next - first_seq).is_multiple_of(STOP_CHECK_EVERY) && stop_requested() {
+                    return Err(interrupted());
                 }
                 let msg = request.stamp(next);
                 let sent_at = Instant::now();

@@ -25,7 +25,9 @@ use ipcbench_core::{Channel, PeerMode};
 use crate::plan::{Amount, Case};
 use crate::protocol::{self, PeerReport};
 use crate::rusage::Snapshot;
-use crate::session::{ClientOutcome, TrialError, control_exchange, finish_trial};
+use crate::session::{
+    ClientOutcome, STOP_CHECK_EVERY, TrialError, control_exchange, finish_trial, interrupted, stop_requested,
+};
 
 /// Key of the digest in the server's `REPORT` (removed before the trial is recorded).
 const DIGEST_KEY: &str = "stream_digest";
@@ -94,7 +96,7 @@ fn send_phase<C: Channel>(
     let mut count = 0u64;
     while count < limit {
         if let Some(deadline) = deadline
-            && count % stride == 0
+            && count.is_multiple_of(stride)
             && Instant::now() >= deadline
         {
             break;
@@ -106,6 +108,9 @@ fn send_phase<C: Channel>(
         }
         *seq += 1;
         count += 1;
+        if count.is_multiple_of(STOP_CHECK_EVERY) && stop_requested() {
+            return Err(interrupted());
+        }
     }
     Ok(count)
 }

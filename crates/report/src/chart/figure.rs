@@ -214,7 +214,7 @@ pub(crate) fn draw(figure: &Figure, dir: &Path, png: bool, svg: bool, keep_svg: 
 }
 
 /// Draws the comparison chart of two runs to `<out_base>.png` and `<out_base>.svg` (more
-/// than [`ROWS_PER_CHART`] rows continue in `<out_base>-2.png`, ...), creating the folder.
+/// than [`ROWS_PER_CHART`](crate::ROWS_PER_CHART) rows continue in `<out_base>-2.png`, ...), creating the folder.
 ///
 /// Rows are drawn in the order given, top to bottom: a point at `ratio`, a whisker from
 /// `ci_low` to `ci_high`, red when `regressed`, green when `improved`, grey otherwise, and the

@@ -1,0 +1,77 @@
+//! Hand-built records shared by the gate's tests: a case with given trials, a run of cases.
+// Each test binary uses only some of these.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use ipcbench_record::{CaseRecord, ClockInfo, Environment, Placement, RunRecord, SCHEMA, Status, Trial};
+
+/// The machine every test run comes from.
+fn environment() -> Environment {
+    Environment {
+        hostname: "box".into(),
+        cpu_model: "Test CPU @ 3.0GHz".into(),
+        cores: 4,
+        kernel: "6.1.0".into(),
+        os: "linux x86_64".into(),
+        ..Environment::default()
+    }
+}
+
+/// An `ok` cross-core 64 B pingpong case with these trials and no summary yet. The transport
+/// and an injected `delay_ns` are read off the id (`pingpong/null[delay=300ns]/64B/c0`).
+pub fn unfinished_case(id: &str, trials: Vec<Trial>) -> CaseRecord {
+    let transport = id.split('/').nth(1).unwrap().split('[').next().unwrap().to_owned();
+    let mut transport_options = serde_json::Map::new();
+    if let Some(delay) = id.split("delay=").nth(1) {
+        let n: u64 = delay.split("ns").next().unwrap().parse().unwrap();
+        transport_options.insert("delay_ns".into(), n.into());
+    }
+    CaseRecord {
+        id: id.into(),
+        scenario: "pingpong".into(),
+        transport,
+        peer_mode: "process".into(),
+        transport_options,
+        applied_options: Default::default(),
+        message_bytes: 64,
+        reply_bytes: Some(64),
+        total_bytes: None,
+        connections: None,
+        rate_per_connection_hz: None,
+        window: None,
+        delay_ms: None,
+        cores: Placement {
+            client: 0,
+            server: Some(1),
+            label: "cross-core".into(),
+            client_applied: vec![0],
+            server_applied: vec![1],
+        },
+        status: Status::Ok,
+        reason: None,
+        flags: Vec::new(),
+        trials,
+        summary: None,
+        extra: BTreeMap::new(),
+    }
+}
+
+/// A run of `cases` on [`environment`].
+pub fn run(cases: Vec<CaseRecord>) -> RunRecord {
+    RunRecord {
+        schema: SCHEMA.into(),
+        name: "ci".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        finished_at: "2026-01-01T00:01:00Z".into(),
+        config: serde_json::json!({"name": "ci"}),
+        config_source: "bench-configs/ci.toml".into(),
+        config_sha256: "abc".into(),
+        environment: environment(),
+        clock: ClockInfo::default(),
+        calibration: None,
+        warnings: Vec::new(),
+        interrupted: false,
+        cases,
+    }
+}
