@@ -159,6 +159,10 @@ impl BalanceOptions {
     }
 }
 
+/// Connections of a `balance` case when the plan names none.
+pub const DEFAULT_BALANCE_CONNECTIONS: u64 = 100;
+/// The smallest `balance` request: a client id and a sequence number.
+pub const BALANCE_MIN_MESSAGE_BYTES: u64 = 16;
 /// Data bytes of a record when the plan names none.
 pub const DEFAULT_STATE_BYTES: u64 = 64;
 

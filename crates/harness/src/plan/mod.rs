@@ -17,13 +17,10 @@ pub mod limits;
 mod parse;
 mod units;
 
-pub use case::{BalanceOptions, Case, CorePair, DEFAULT_STATE_BYTES};
+pub use case::{
+    BALANCE_MIN_MESSAGE_BYTES, BalanceOptions, Case, CorePair, DEFAULT_BALANCE_CONNECTIONS, DEFAULT_STATE_BYTES,
+};
 pub use estimate::estimate_trial;
 pub use kinds::*;
 pub use parse::{ConfigError, DEFAULT_PLAN, Overrides, Plan, default_placements};
 pub use units::*;
-
-/// Connections of a `balance` case when the plan names none.
-pub const DEFAULT_BALANCE_CONNECTIONS: u64 = 100;
-/// The smallest `balance` request: a client id and a sequence number.
-pub const BALANCE_MIN_MESSAGE_BYTES: u64 = 16;

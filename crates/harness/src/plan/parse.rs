@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use super::case::{BalanceOptions, Case, CorePair, DEFAULT_STATE_BYTES};
+use super::case::{
+    BALANCE_MIN_MESSAGE_BYTES, BalanceOptions, Case, CorePair, DEFAULT_BALANCE_CONNECTIONS, DEFAULT_STATE_BYTES,
+};
 use super::estimate::estimate_trial;
 use super::kinds::*;
 use super::limits;
@@ -766,9 +768,9 @@ fn balance_options(
     let clients = spec.clients.as_ref().map_or(100, |c| *c.get_ref());
     let fewest_connections = connections
         .iter()
-        .map(|c| c.unwrap_or(super::DEFAULT_BALANCE_CONNECTIONS))
+        .map(|c| c.unwrap_or(DEFAULT_BALANCE_CONNECTIONS))
         .min()
-        .unwrap_or(super::DEFAULT_BALANCE_CONNECTIONS);
+        .unwrap_or(DEFAULT_BALANCE_CONNECTIONS);
     if clients == 0 || clients > fewest_connections {
         return Err(source.error(
             at(&spec.clients),
@@ -782,12 +784,12 @@ fn balance_options(
             "`client_rate_skew` must be a Zipf exponent between 0 (even) and 10",
         ));
     }
-    if let Some(small) = sizes.iter().find(|s| s.0 < super::BALANCE_MIN_MESSAGE_BYTES) {
+    if let Some(small) = sizes.iter().find(|s| s.0 < BALANCE_MIN_MESSAGE_BYTES) {
         return Err(source.error(
             Some(table.clone()),
             format!(
                 "a balance request carries its client id and sequence number: `message_bytes` must be at least {} (got {})",
-                super::BALANCE_MIN_MESSAGE_BYTES,
+                BALANCE_MIN_MESSAGE_BYTES,
                 small.0
             ),
         ));

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use super::common::{ChartInfo, DrawFailed, SIZE};
 use super::comparison::{self, ComparisonRow};
-use super::{conn_cost, cpu, latency, load, spectrum, style, text, throughput, window};
+use super::{balance, conn_cost, cpu, latency, load, spectrum, style, text, throughput, window};
 use crate::{ReportError, Stamp, cases, font};
 
 /// A chart drawn in memory.
@@ -32,6 +32,7 @@ pub(crate) enum Figure {
     Window(window::WindowChart),
     Comparison(comparison::Comparison),
     ConnCost(conn_cost::ConnCost),
+    Balance(balance::BalanceBars),
 }
 
 impl Figure {
@@ -45,6 +46,7 @@ impl Figure {
             Figure::Window(f) => &f.info,
             Figure::Comparison(f) => &f.info,
             Figure::ConnCost(f) => &f.info,
+            Figure::Balance(f) => &f.info,
         }
     }
 
@@ -52,6 +54,7 @@ impl Figure {
         match self {
             Figure::Cpu(f) => f.size(),
             Figure::Comparison(f) => f.size(),
+            Figure::Balance(f) => f.size(),
             _ => SIZE,
         }
     }
@@ -66,6 +69,7 @@ impl Figure {
             Figure::Window(f) => f.draw(root),
             Figure::Comparison(f) => f.draw(root),
             Figure::ConnCost(f) => f.draw(root),
+            Figure::Balance(f) => f.draw(root),
         }
     }
 }
@@ -115,8 +119,13 @@ pub(crate) fn figures(record: &RunRecord) -> Result<Vec<Figure>, ReportError> {
         if let Some(f) = conn_cost::ConnCost::build(&scenario, &of, &stamp, &palette) {
             out.push(Figure::ConnCost(f));
         }
-        // conn-cost's "messages" are connection set-ups; CPU per message would mislead.
+        for f in balance::BalanceBars::build(&scenario, &of, &stamp) {
+            out.push(Figure::Balance(f));
+        }
+        // conn-cost's "messages" are connection set-ups; CPU per message would mislead, and
+        // balance draws its CPU per role in its state-cost chart.
         if scenario != "conn-cost"
+            && scenario != "balance"
             && let Some(f) = cpu::CpuBars::build(&scenario, &of, &stamp)
         {
             out.push(Figure::Cpu(f));
