@@ -320,8 +320,10 @@ fn check_kill_9(state: &str, server: &str) {
     std::thread::sleep(Duration::from_millis(300));
     runner.kill().unwrap();
     runner.wait().unwrap();
+    // A peer started just before the kill may miss its death signal and go only when its
+    // connect times out (10 s).
     assert_eq!(
-        wait_until_gone(tmp.path(), Duration::from_secs(10)),
+        wait_until_gone(tmp.path(), Duration::from_secs(20)),
         Vec::<String>::new()
     );
     // The run's clean-up watcher sweeps the store's folder once the run is gone.
@@ -334,4 +336,73 @@ fn check_kill_9(state: &str, server: &str) {
     let (output, _) = run_plan(tmp.path(), &plan("local", "policy = \"client-hash\""));
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(store_folders(tmp.path()), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_store_that_dies_mid_trial_fails_the_case_with_its_message() {
+    let tmp = temp_parent();
+    if missing_binary("redis").is_some() {
+        eprintln!("skipped: redis-server is not installed here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan_path,
+        plan("redis", "policy = \"round-robin\"").replace("duration = \"600ms\"", "duration = \"20s\""),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut runner = std::process::Command::new(assert_cmd::cargo::cargo_bin("ipcbench"))
+        .args(["run", plan_path.to_str().unwrap(), "--out"])
+        .arg(&out)
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let server = loop {
+        if let Some(line) = processes_under(tmp.path())
+            .into_iter()
+            .find(|p| p.contains("redis-server"))
+        {
+            break line.split(':').next().unwrap().parse::<u32>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "redis-server never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The trial runs once the balancer is up (it starts after the store and the backends).
+    while processes_under(tmp.path())
+        .iter()
+        .all(|p| !p.contains("\"role\":\"balancer\""))
+    {
+        assert!(Instant::now() < deadline, "the balancer never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // The store dies under the running trial.
+    std::process::Command::new("kill")
+        .args(["-9", &server.to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = runner.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the run did not end after its store died");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(1));
+    let record: Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let case = &record["cases"][0];
+    assert_eq!(case["status"], "failed", "{case}");
+    let reason = case["reason"].as_str().unwrap();
+    assert!(reason.contains("the redis store failed: redis"), "{reason}");
+    assert_eq!(store_folders(tmp.path()), Vec::<PathBuf>::new());
+    assert_eq!(
+        wait_until_gone(tmp.path(), Duration::from_secs(5)),
+        Vec::<String>::new()
+    );
 }
