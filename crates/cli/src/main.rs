@@ -1,14 +1,16 @@
 //! `ipcbench`: benchmarks inter-process transports from TOML run plans.
 //!
 //! Subcommands: `run` (measure a plan, write `run.json` and print a table), `list` (transports,
-//! scenarios and their options), `compare` and `ci` (the regression gate), and the hidden `peer`
-//! (the other process of every trial, started by `run` itself). Exit codes: 0 success, 1 a case
+//! scenarios and their options), `compare` and `ci` (the regression gate), the hidden `peer`
+//! (the other process of every trial, started by `run` itself), and the hidden `http-origin`
+//! and `http-load` (ipcbench's HTTP origin and client on their own, for cross-checks). Exit codes: 0 success, 1 a case
 //! failed (or, for `compare`/`ci`, a regression), 2 bad input.
 #![forbid(unsafe_code)]
 
 mod cleanup;
 mod dispatch;
 mod gate;
+mod http;
 mod output;
 mod render;
 mod rerun;
@@ -51,6 +53,12 @@ enum Command {
     /// Runs a plan, compares it with a baseline, re-runs flagged cases to confirm; exits 1 only
     /// for confirmed regressions.
     Ci(gate::CiArgs),
+    /// Serves ipcbench's HTTP origin on its own (for cross-checks such as h2load).
+    #[command(hide = true, name = "http-origin")]
+    HttpOrigin(http::OriginArgs),
+    /// Loads an HTTP server with ipcbench's client, closed loop (for cross-checks).
+    #[command(hide = true, name = "http-load")]
+    HttpLoad(http::LoadArgs),
     /// Cleans up after a run that dies (started by `run`; not for direct use).
     #[command(hide = true)]
     Cleanup {
@@ -86,6 +94,8 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Peer { spec } => run::peer(&spec),
+        Command::HttpOrigin(args) => http::origin(args),
+        Command::HttpLoad(args) => http::load(args),
         Command::Cleanup { spec } => cleanup::watch(&spec).map(|()| ExitCode::SUCCESS),
         Command::Report(args) => render::report(args),
         Command::Compare(args) => gate::compare_command(args),

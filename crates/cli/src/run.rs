@@ -355,6 +355,12 @@ pub fn list() -> String {
         "\nEvery scenario takes: transports, message_bytes (a list sweeps sizes), repetitions, warmup, duration or \
          messages, cores ([client, server] or a list of pairs).\n",
     );
+    out.push_str(
+        "http takes instead of transports and message_bytes: front, back (\"h1\"/\"h2\" lists), response_bytes \
+         (list), connections (list), streams, cache_hit_ratio (list, 0..1), pool_connections, keep_alive, tls, \
+         request_headers = { count, value_bytes }, rate (\"max\" or requests/s per connection), back_transport \
+         (\"tcp\"/\"uds\"), relay (\"nginx\" or \"127.0.0.1:PORT\" with origin_listen and relay_pid).\n",
+    );
     out
 }
 

@@ -34,7 +34,7 @@ fn record() -> RunRecord {
         trial(1200.0, 500_000.0, 3_000_000),
         trial(1100.0, 450_000.0, 2_500_000),
     ];
-    let mut failed = unfinished_case("pingpong/tcp/4KiB/c0s1", Vec::new());
+    let mut failed = unfinished_case("pingpong/tcp/4096B/c0s1", Vec::new());
     failed.status = Status::Failed;
     run(vec![unfinished_case("pingpong/tcp/64B/c0s1", trials), failed])
 }

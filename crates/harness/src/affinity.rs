@@ -19,6 +19,17 @@ pub fn pin_current_thread(core: usize) -> Result<Vec<usize>, String> {
     Ok(current_affinity())
 }
 
+/// Pins another process (all of whose threads were started from one, as nginx's are) to `core`.
+///
+/// # Errors
+/// A message naming the process and core when the kernel refuses.
+pub fn pin_process(pid: u32, core: usize) -> Result<(), String> {
+    let target = rustix::process::Pid::from_raw(pid as i32).ok_or_else(|| format!("bad process id {pid}"))?;
+    let mut set = CpuSet::new();
+    set.set(core);
+    sched_setaffinity(Some(target), &set).map_err(|e| format!("cannot pin process {pid} to core {core}: {e}"))
+}
+
 /// Pins the calling thread to every core in `cores` (restores a saved affinity).
 ///
 /// # Errors

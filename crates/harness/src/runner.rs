@@ -70,9 +70,11 @@ fn empty_record(case: &Case) -> CaseRecord {
     CaseRecord {
         id: case.id.clone(),
         scenario: case.scenario.as_str().into(),
-        transport: match &case.back_transport {
-            Some(back) => format!("{}->{}", case.transport.kind(), back.kind()),
-            None => case.transport.kind().to_string(),
+        transport: match (&case.back_transport, &case.http) {
+            (Some(back), _) => format!("{}->{}", case.transport.kind(), back.kind()),
+            // http's front is loopback TCP; its back side may be a Unix socket.
+            (None, Some(http)) if http.back_uds => format!("{}->uds", case.transport.kind()),
+            _ => case.transport.kind().to_string(),
         },
         peer_mode: match case.transport.kind() {
             TransportKind::Null => "none",
@@ -105,7 +107,7 @@ fn empty_record(case: &Case) -> CaseRecord {
         flags: Vec::new(),
         trials: Vec::new(),
         summary: None,
-        extra: Default::default(),
+        extra: case.http.as_ref().map(http_settings).unwrap_or_default(),
     }
 }
 
@@ -128,6 +130,32 @@ fn sweep_stale_stores(options: &RunOptions) -> Vec<String> {
     }
 }
 
+/// The settings of an `http` case as its record's `extra` carries them (for tables and charts).
+fn http_settings(http: &crate::plan::HttpCase) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut extra = std::collections::BTreeMap::new();
+    extra.insert("front".into(), http.front.as_str().into());
+    extra.insert("back".into(), http.back.as_str().into());
+    extra.insert(
+        "path".into(),
+        format!("{}->{}", http.front.as_str(), http.back.as_str()).into(),
+    );
+    extra.insert("relay".into(), http.relay.label().into());
+    extra.insert("tls".into(), http.tls.into());
+    extra.insert("streams".into(), http.streams.into());
+    extra.insert("keep_alive".into(), http.keep_alive.into());
+    extra.insert("pool_connections".into(), http.pool_connections.into());
+    extra.insert("cache_hit_ratio".into(), http.cache_hit_ratio.into());
+    extra.insert("request_headers".into(), http.request_headers.into());
+    extra.insert("header_value_bytes".into(), http.header_value_bytes.into());
+    if let crate::plan::HttpRelay::External { address, pid, .. } = &http.relay {
+        extra.insert("relay_address".into(), address.clone().into());
+        if let Some(pid) = pid {
+            extra.insert("relay_pid".into(), (*pid).into());
+        }
+    }
+    extra
+}
+
 /// Measures the harness's own cost per round trip with the `null` transport (64-byte messages).
 fn null_floor_ns(options: &RunOptions, client_core: usize) -> f64 {
     let case = Case {
@@ -148,6 +176,7 @@ fn null_floor_ns(options: &RunOptions, client_core: usize) -> f64 {
         server_loops: 1,
         convert: crate::plan::Convert::None,
         step: None,
+        http: None,
         placement: CorePair {
             client: client_core,
             server: client_core,

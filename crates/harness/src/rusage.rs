@@ -47,6 +47,21 @@ impl Snapshot {
         }
     }
 
+    /// Reads the whole process's counters now (every thread: a serving role whose runtime
+    /// runs on threads of its own).
+    pub fn process_now() -> Snapshot {
+        match getrusage(UsageWho::RUSAGE_SELF).ok() {
+            Some(p) => Snapshot(Rusage {
+                user_ns: timeval_ns(p.user_time()),
+                system_ns: timeval_ns(p.system_time()),
+                voluntary_csw: p.voluntary_context_switches() as u64,
+                involuntary_csw: p.involuntary_context_switches() as u64,
+                max_rss_bytes: peak_rss_bytes().unwrap_or(p.max_rss() as u64 * 1024),
+            }),
+            None => Snapshot::default(),
+        }
+    }
+
     /// What was used between `self` (earlier) and `later`.
     pub fn until(&self, later: &Snapshot) -> Rusage {
         Rusage {

@@ -40,7 +40,9 @@ pub use client::{BlockResult, Client, ClientConfig, ClientTotals, ERROR_BACKOFF,
 pub use error::HttpError;
 pub use headers::{MAX_HEADER_BYTES, MAX_HEADER_VALUE_BYTES, MAX_REQUEST_HEADERS, RequestHeaders};
 pub use histogram::{HISTOGRAM_MAX_NS, HISTOGRAM_SIGFIG, new_histogram};
-pub use nginx::{Nginx, NginxConfig, NginxVersion, find_nginx, nginx_version, render_config};
+pub use nginx::{
+    Nginx, NginxConfig, NginxVersion, child_pids, find_nginx, nginx_version, process_tree_cpu, render_config,
+};
 pub use origin::{DEFAULT_MAX_STREAMS, OBJECT_PREFIX, Origin, OriginConfig, OriginCounters, OriginReport, object_path};
 pub use protocol::{Protocol, ServerProtocol};
 pub use relay::{CACHE_HEADER, Relay, RelayConfig, RelayCounters, RelayReport};

@@ -270,12 +270,14 @@ impl Nginx {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(HttpError::Nginx(format!("exited with {status}: {}", self.log_tail())));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            // The master listens before it forks its workers: ready once both are true.
+            let pid = child.id();
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() && !children(pid).is_empty() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(HttpError::Nginx(format!(
-                    "not listening on {addr} after {limit:?}: {}",
+                    "not listening on {addr} with a worker after {limit:?}: {}",
                     self.log_tail()
                 )));
             }
@@ -313,12 +315,7 @@ impl Nginx {
     /// # Errors
     /// [`HttpError::Io`] when the master's stat cannot be read.
     pub fn cpu_time(&self) -> Result<Duration, HttpError> {
-        let mut total = process_cpu(self.pid()).map_err(HttpError::io("reading nginx's /proc/PID/stat"))?;
-        for pid in self.worker_pids() {
-            // A worker that just exited has no stat any more; it no longer uses CPU either.
-            total += process_cpu(pid).unwrap_or_default();
-        }
-        Ok(total)
+        process_tree_cpu(self.pid())
     }
 
     /// The last lines of its error log (for error messages).
@@ -365,6 +362,25 @@ impl Drop for Nginx {
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// User plus system CPU time so far of process `pid` and its direct children (an nginx
+/// master and its workers), from `/proc/PID/stat`.
+///
+/// # Errors
+/// [`HttpError::Io`] when the process's stat cannot be read (it is gone).
+pub fn process_tree_cpu(pid: u32) -> Result<Duration, HttpError> {
+    let mut total = process_cpu(pid).map_err(HttpError::io("reading /proc/PID/stat"))?;
+    for child in children(pid) {
+        // A child that just exited has no stat any more; it no longer uses CPU either.
+        total += process_cpu(child).unwrap_or_default();
+    }
+    Ok(total)
+}
+
+/// The direct children of process `pid` (an nginx master's workers), from `/proc`.
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    children(pid)
 }
 
 fn free_port() -> Result<u16, HttpError> {

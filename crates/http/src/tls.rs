@@ -57,6 +57,11 @@ impl TlsIdentity {
         &self.certificate_der
     }
 
+    /// The private key, PKCS#8 DER: what a second serving process of the same identity needs.
+    pub fn key_pkcs8_der(&self) -> &[u8] {
+        &self.key_pkcs8_der
+    }
+
     /// Client settings that trust this certificate, with session resumption off.
     pub fn client(&self) -> ClientTls {
         ClientTls {

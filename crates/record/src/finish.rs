@@ -29,6 +29,7 @@ pub fn finish_case(case: &mut CaseRecord, context: &FinishContext<'_>) {
         "proxy" => finish_proxy(case),
         "conn-cost" => finish_conn_cost(case),
         "balance" => finish_balance(case),
+        "http" => finish_http(case),
         _ => {}
     }
     if let Some(limits) = context.calibration {
@@ -339,6 +340,73 @@ fn finish_proxy(case: &mut CaseRecord) {
     case.extra.insert("relay_core".into(), case.cores.client.into());
 }
 
+/// The trial figures of an `http` case that its record carries as medians over trials.
+pub const HTTP_FIGURES: [&str; 28] = [
+    "hop_added_p50_ns",
+    "hop_added_p90_ns",
+    "hop_added_p99_ns",
+    "hop_added_p999_ns",
+    "hop_added_raw_p50_ns",
+    "direct_p50_ns",
+    "direct_p99_ns",
+    "requests_per_s_in",
+    "requests_per_s_out",
+    "direct_requests_per_s",
+    "relay_cpu_ns_per_request",
+    "upstream_connections",
+    "upstream_connections_measured",
+    "pool_wait_p50_ns",
+    "pool_wait_p99_ns",
+    "front_wire_bytes_per_request",
+    "front_request_wire_bytes_per_request",
+    "direct_wire_bytes_per_request",
+    "back_wire_bytes_per_request",
+    "miss_penalty_p50_ns",
+    "hit_p50_ns",
+    "miss_p50_ns",
+    "cache_hit_share",
+    "handshakes_per_s",
+    "tls_handshakes_per_s",
+    "relay_requests_in",
+    "relay_upstream_errors",
+    "unsent_requests",
+];
+
+/// The figures of an `http` case whose 95% interval is kept: in `summary.ci95` and as
+/// `<name>_lo` / `<name>_hi` in the case's `extra`.
+pub const HTTP_INTERVALS: [&str; 4] = [
+    "hop_added_p50_ns",
+    "hop_added_p99_ns",
+    "relay_cpu_ns_per_request",
+    "requests_per_s_in",
+];
+
+/// The case-level figures of an `http` case: medians over trials, and bootstrap intervals of
+/// the hop's cost (called after every trial, so it replaces what it set before).
+fn finish_http(case: &mut CaseRecord) {
+    for key in HTTP_FIGURES {
+        case.extra.remove(key);
+        let values: Vec<f64> = case.trials.iter().filter_map(|t| t.extra.get(key).copied()).collect();
+        if let Some(median) = stats::median(&values) {
+            case.extra.insert(key.into(), median.into());
+        }
+    }
+    for key in HTTP_INTERVALS {
+        let values: Vec<f64> = case.trials.iter().filter_map(|t| t.extra.get(key).copied()).collect();
+        let (lo, hi) = (format!("{key}_lo"), format!("{key}_hi"));
+        case.extra.remove(&lo);
+        case.extra.remove(&hi);
+        if let Some([low, high]) = stats::bootstrap_median_ci(&values) {
+            case.extra.insert(lo, low.into());
+            case.extra.insert(hi, high.into());
+            if let Some(summary) = case.summary.as_mut() {
+                summary.ci95.insert(key.into(), [low, high]);
+            }
+        }
+    }
+    case.extra.insert("relay_core".into(), case.cores.client.into());
+}
+
 /// The case-level figures of a `conn-cost` case: medians over trials (called after every
 /// trial, so it replaces what it set before).
 fn finish_conn_cost(case: &mut CaseRecord) {
@@ -429,33 +497,10 @@ pub fn run_warnings(cases: &[CaseRecord]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{Percentiles, Placement, Status};
+    use crate::schema::Percentiles;
 
     fn case_with_p50s(p50s: &[f64]) -> CaseRecord {
         CaseRecord {
-            id: "pingpong/tcp/64B/c0s0".into(),
-            scenario: "pingpong".into(),
-            transport: "tcp".into(),
-            peer_mode: "process".into(),
-            transport_options: Default::default(),
-            applied_options: Default::default(),
-            message_bytes: 64,
-            reply_bytes: Some(64),
-            total_bytes: None,
-            connections: None,
-            rate_per_connection_hz: None,
-            window: None,
-            delay_ms: None,
-            cores: Placement {
-                client: 0,
-                server: Some(0),
-                label: "same-core".into(),
-                client_applied: vec![0],
-                server_applied: vec![0],
-            },
-            status: Status::Ok,
-            reason: None,
-            flags: Vec::new(),
             trials: p50s
                 .iter()
                 .map(|&p50| Trial {
@@ -468,8 +513,7 @@ mod tests {
                     ..Trial::default()
                 })
                 .collect(),
-            summary: None,
-            extra: Default::default(),
+            ..CaseRecord::skeleton("pingpong/tcp/64B/c0s1", "pingpong", "tcp", 64)
         }
     }
 

@@ -232,6 +232,42 @@ pub struct Rusage {
     pub max_rss_bytes: u64,
 }
 
+impl CaseRecord {
+    /// A case of `scenario` on `transport` as it stands before its first trial: status ok,
+    /// request and reply of `message_bytes`, cross-core on cores 0 and 1, no options, flags,
+    /// trials or figures. Tests and tools build their records from it with struct update syntax.
+    pub fn skeleton(id: &str, scenario: &str, transport: &str, message_bytes: u64) -> CaseRecord {
+        CaseRecord {
+            id: id.to_owned(),
+            scenario: scenario.to_owned(),
+            transport: transport.to_owned(),
+            peer_mode: "process".to_owned(),
+            transport_options: Default::default(),
+            applied_options: Default::default(),
+            message_bytes,
+            reply_bytes: Some(message_bytes),
+            total_bytes: None,
+            connections: None,
+            rate_per_connection_hz: None,
+            window: None,
+            delay_ms: None,
+            cores: Placement {
+                client: 0,
+                server: Some(1),
+                label: "cross-core".to_owned(),
+                client_applied: vec![0],
+                server_applied: vec![1],
+            },
+            status: Status::Ok,
+            reason: None,
+            flags: Vec::new(),
+            trials: Vec::new(),
+            summary: None,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
 impl Rusage {
     /// User plus system CPU time.
     pub fn cpu_ns(&self) -> u64 {

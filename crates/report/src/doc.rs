@@ -145,6 +145,7 @@ enum Kind {
     Proxy,
     ConnCost,
     Balance,
+    Http,
 }
 
 impl Kind {
@@ -156,6 +157,7 @@ impl Kind {
             "proxy" => Kind::Proxy,
             "conn-cost" => Kind::ConnCost,
             "balance" => Kind::Balance,
+            "http" => Kind::Http,
             _ => Kind::Latency,
         }
     }
@@ -250,6 +252,12 @@ fn columns(scenario: &str, of: &[&CaseRecord]) -> Vec<Column> {
     }
     columns.push(column("placement", false, Everywhere, placement_text));
     columns.push(column("size", true, Everywhere, size_text));
+    if kind == Kind::Http {
+        columns.push(column("path", false, Everywhere, http_path));
+        columns.push(column("hit ratio", true, Everywhere, |c| {
+            or_dash(extra(c, "cache_hit_ratio").map(|r| format::significant(r, 3)))
+        }));
+    }
     if kind == Kind::Stream {
         columns.push(column("total", true, Terminal, |c| {
             or_dash(c.total_bytes.map(format::bytes))
@@ -323,10 +331,19 @@ fn columns(scenario: &str, of: &[&CaseRecord]) -> Vec<Column> {
             }),
         ));
         columns.push(column("p99", true, Everywhere, latency(false, |l| l.p99)));
-        columns.push(column("p99.9", true, Everywhere, latency(false, |l| l.p999)));
-        columns.push(column("max", true, Everywhere, latency(false, |l| l.max)));
+        // The http table is wide with its own figures; the terminal keeps p50 and p99.
+        let tail = if kind == Kind::Http { Document } else { Everywhere };
+        columns.push(column("p99.9", true, tail, latency(false, |l| l.p999)));
+        columns.push(column("max", true, tail, latency(false, |l| l.max)));
     }
-    if has_corrected {
+    if has_corrected && kind == Kind::Http {
+        columns.push(column(
+            "p99 from intended start",
+            true,
+            Document,
+            latency(true, |l| l.p99),
+        ));
+    } else if has_corrected {
         let corrected = |pick| latency(true, pick);
         columns.push(column("p99 from intended start", true, Document, corrected(|l| l.p99)));
         columns.push(column("p50 corr", true, Terminal, corrected(|l| l.p50)));
@@ -373,6 +390,48 @@ fn columns(scenario: &str, of: &[&CaseRecord]) -> Vec<Column> {
                 _ => DASH.to_owned(),
             }
         }));
+    }
+    if kind == Kind::Http {
+        let figure = |key: &'static str| move |c: &CaseRecord| or_dash(extra(c, key).map(time));
+        let bytes = |key: &'static str| move |c: &CaseRecord| or_dash(extra(c, key).map(format::bytes_approx));
+        let rate = |key: &'static str| move |c: &CaseRecord| or_dash(extra(c, key).map(count_rate));
+        // The direct path (client -> origin over the front protocol) of the same trials: the
+        // preset's "direct h1" and "direct h2".
+        columns.push(column("direct p50", true, Everywhere, figure("direct_p50_ns")));
+        columns.push(column("hop p50", true, Everywhere, figure("hop_added_p50_ns")));
+        columns.push(column("hop p50 95% CI", true, Document, move |c| {
+            match (extra(c, "hop_added_p50_ns_lo"), extra(c, "hop_added_p50_ns_hi")) {
+                (Some(lo), Some(hi)) => format!("{} – {}", time(lo), time(hi)),
+                _ => DASH.to_owned(),
+            }
+        }));
+        columns.push(column("hop p99", true, Everywhere, figure("hop_added_p99_ns")));
+        columns.push(column("in/s", true, Everywhere, rate("requests_per_s_in")));
+        columns.push(column("out/s", true, Everywhere, rate("requests_per_s_out")));
+        columns.push(column(
+            "relay CPU/req",
+            true,
+            Everywhere,
+            figure("relay_cpu_ns_per_request"),
+        ));
+        columns.push(column("upstream", true, Everywhere, |c| {
+            or_dash(extra(c, "upstream_connections").map(|n| format!("{n:.0}")))
+        }));
+        columns.push(column("pool wait p99", true, Everywhere, figure("pool_wait_p99_ns")));
+        columns.push(column(
+            "front B/req",
+            true,
+            Everywhere,
+            bytes("front_wire_bytes_per_request"),
+        ));
+        columns.push(column(
+            "back B/req",
+            true,
+            Everywhere,
+            bytes("back_wire_bytes_per_request"),
+        ));
+        columns.push(column("miss penalty", true, Everywhere, figure("miss_penalty_p50_ns")));
+        columns.push(column("handshakes/s", true, Document, rate("handshakes_per_s")));
     }
     if kind == Kind::ConnCost {
         let bytes = |key: &'static str| move |c: &CaseRecord| or_dash(extra(c, key).map(format::bytes_approx));
@@ -459,6 +518,16 @@ fn columns(scenario: &str, of: &[&CaseRecord]) -> Vec<Column> {
     }));
     columns.push(column("status", false, Everywhere, status_text));
     columns
+}
+
+/// An http case's path: `h2->h1`, or `h2->nginx->h1` through a relay that is not ipcbench's.
+fn http_path(case: &CaseRecord) -> String {
+    let text = |key: &str| case.extra.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    match (text("front"), text("back"), text("relay").as_deref()) {
+        (Some(front), Some(back), Some("builtin") | None) => format!("{front}->{back}"),
+        (Some(front), Some(back), Some(relay)) => format!("{front}->{relay}->{back}"),
+        _ => DASH.to_owned(),
+    }
 }
 
 /// A line printed under the terminal table of a scenario whose columns need it.

@@ -14,12 +14,33 @@ use crate::ReportError;
 /// [`SCHEMA`](ipcbench_record::SCHEMA), [`ReportError::Schema`] when a field is
 /// missing or mistyped (the message names the field, line and column).
 pub fn load_record(path: &Path) -> Result<RunRecord, ReportError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
+    let read_error = |source| ReportError::Read {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    // Checked before opening: opening a FIFO would block until a writer appears.
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    if !meta.is_file() {
+        return Err(ReportError::NotARecord {
+            path: path.to_owned(),
+            detail: "it is not a regular file (a directory, FIFO, socket or device)".into(),
+        });
+    }
+    if meta.len() > MAX_RECORD_BYTES {
+        return Err(ReportError::NotARecord {
+            path: path.to_owned(),
+            detail: format!(
+                "it has {} bytes; a record may have at most {MAX_RECORD_BYTES}",
+                meta.len()
+            ),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(read_error)?;
     parse_record(&text, path)
 }
+
+/// The largest `run.json` read (a record of thousands of cases with histograms stays far below).
+pub const MAX_RECORD_BYTES: u64 = 1 << 30;
 
 /// Parses the text of a run record; `path` is only used in error messages.
 ///

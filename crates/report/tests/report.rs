@@ -192,6 +192,31 @@ fn load_runs_get_a_latency_vs_connections_chart() {
 }
 
 #[test]
+fn http_runs_get_hop_cpu_wire_and_throughput_charts() {
+    let record = common::https();
+    let stems = stems(&record);
+    for stem in ["http-hop-added", "http-relay-cpu", "http-wire-bytes", "http-throughput"] {
+        assert!(stems.iter().any(|s| s == stem), "{stem} missing from {stems:?}");
+    }
+    let dir = render_checked(&record);
+    let svg = std::fs::read_to_string(dir.path().join("charts/http-hop-added.svg")).unwrap();
+    assert!(
+        svg.contains("h2-&gt;h1 · 1 KiB · hit 0.9"),
+        "one group per path, size and ratio"
+    );
+    let markdown = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for header in [
+        "| path |",
+        "| hop p50 |",
+        "| relay CPU/req |",
+        "| front B/req |",
+        "| out/s |",
+    ] {
+        assert!(markdown.contains(header), "{header} missing from the http table");
+    }
+}
+
+#[test]
 fn conn_cost_runs_get_a_memory_chart_and_no_cpu_chart() {
     let record = common::conn_costs();
     assert_eq!(stems(&record), ["memory-vs-connections-conn-cost"]);

@@ -2,9 +2,7 @@
 // Each test binary uses only some of these.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-
-use ipcbench_record::{CaseRecord, ClockInfo, Environment, Placement, RunRecord, SCHEMA, Status, Trial};
+use ipcbench_record::{CaseId, CaseRecord, ClockInfo, Environment, RunRecord, SCHEMA, Trial};
 
 /// The machine every test run comes from.
 fn environment() -> Environment {
@@ -21,39 +19,15 @@ fn environment() -> Environment {
 /// An `ok` cross-core 64 B pingpong case with these trials and no summary yet. The transport
 /// and an injected `delay_ns` are read off the id (`pingpong/null[delay=300ns]/64B/c0`).
 pub fn unfinished_case(id: &str, trials: Vec<Trial>) -> CaseRecord {
-    let transport = id.split('/').nth(1).unwrap().split('[').next().unwrap().to_owned();
+    let parsed: CaseId = id.parse().expect("a case id");
     let mut transport_options = serde_json::Map::new();
-    if let Some(delay) = id.split("delay=").nth(1) {
-        let n: u64 = delay.split("ns").next().unwrap().parse().unwrap();
-        transport_options.insert("delay_ns".into(), n.into());
+    if let Some(delay) = parsed.injected_delay_ns() {
+        transport_options.insert("delay_ns".into(), delay.into());
     }
     CaseRecord {
-        id: id.into(),
-        scenario: "pingpong".into(),
-        transport,
-        peer_mode: "process".into(),
         transport_options,
-        applied_options: Default::default(),
-        message_bytes: 64,
-        reply_bytes: Some(64),
-        total_bytes: None,
-        connections: None,
-        rate_per_connection_hz: None,
-        window: None,
-        delay_ms: None,
-        cores: Placement {
-            client: 0,
-            server: Some(1),
-            label: "cross-core".into(),
-            client_applied: vec![0],
-            server_applied: vec![1],
-        },
-        status: Status::Ok,
-        reason: None,
-        flags: Vec::new(),
         trials,
-        summary: None,
-        extra: BTreeMap::new(),
+        ..CaseRecord::skeleton(id, "pingpong", &parsed.transport, 64)
     }
 }
 

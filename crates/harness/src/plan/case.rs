@@ -6,7 +6,7 @@ use std::time::Duration;
 use ipcbench_record::CaseId;
 use serde::{Deserialize, Serialize};
 
-use super::kinds::{Convert, OnChange, Policy, ScenarioKind, Schedule, TransportKind, TransportSettings};
+use super::kinds::{Convert, HttpCase, OnChange, Policy, ScenarioKind, Schedule, TransportKind, TransportSettings};
 use super::units::{Amount, duration_ns};
 
 /// Client and server cores of one placement.
@@ -66,6 +66,9 @@ pub struct Case {
     pub convert: Convert,
     /// Connection step (conn-cost).
     pub step: Option<u64>,
+    /// Everything else an `http` case decides (`message_bytes` is its response size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCase>,
     /// Core placement.
     pub placement: CorePair,
     /// Fresh launches.
@@ -193,7 +196,11 @@ impl Case {
         CaseId {
             scenario: self.scenario.as_str().to_owned(),
             transport: self.transport.kind().to_string(),
-            back_transport: self.back_transport.as_ref().map(|b| b.kind().to_string()),
+            back_transport: match (&self.back_transport, &self.http) {
+                (Some(back), _) => Some(back.kind().to_string()),
+                (None, Some(http)) if http.back_uds => Some(TransportKind::Uds.to_string()),
+                _ => None,
+            },
             options,
             message_bytes: self.message_bytes,
             reply_bytes: Some(self.reply_bytes).filter(|r| *r != self.message_bytes),
@@ -202,11 +209,11 @@ impl Case {
             connections: self.connections,
             rate_per_connection_hz: self.rate_per_connection_hz,
             text: self.convert == Convert::Text,
-            dimensions: self
-                .balance
-                .as_ref()
-                .map(BalanceOptions::dimensions)
-                .unwrap_or_default(),
+            dimensions: match (&self.balance, &self.http) {
+                (Some(balance), _) => balance.dimensions(),
+                (None, Some(http)) => http.dimensions(),
+                (None, None) => Vec::new(),
+            },
             client_core: self.placement.client,
             server_core: (!no_peer).then_some(self.placement.server),
         }

@@ -42,5 +42,9 @@ pub fn estimate_trial(case: &Case) -> Duration {
                 _ => Duration::ZERO,
             };
     }
+    if case.scenario == ScenarioKind::Http {
+        // Three processes, TLS identities and the clients' connections per trial.
+        estimate += Duration::from_millis(300);
+    }
     estimate
 }

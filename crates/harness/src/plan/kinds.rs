@@ -23,11 +23,13 @@ pub enum ScenarioKind {
     ConnCost,
     /// A client fleet -> a balancer -> backends with shared state.
     Balance,
+    /// HTTP/1.1 and HTTP/2 client -> relay -> origin, against the direct path.
+    Http,
 }
 
 impl ScenarioKind {
     /// Every scenario, in the order `ipcbench list` shows them.
-    pub const ALL: [ScenarioKind; 7] = [
+    pub const ALL: [ScenarioKind; 8] = [
         ScenarioKind::Pingpong,
         ScenarioKind::Stream,
         ScenarioKind::Rpc,
@@ -35,6 +37,7 @@ impl ScenarioKind {
         ScenarioKind::Proxy,
         ScenarioKind::ConnCost,
         ScenarioKind::Balance,
+        ScenarioKind::Http,
     ];
 
     /// The name used in plans and records.
@@ -47,6 +50,7 @@ impl ScenarioKind {
             ScenarioKind::Proxy => "proxy",
             ScenarioKind::ConnCost => "conn-cost",
             ScenarioKind::Balance => "balance",
+            ScenarioKind::Http => "http",
         }
     }
 
@@ -72,6 +76,10 @@ impl ScenarioKind {
                 "connections from clients -> balancer (policy) -> backends, each request a read-modify-write of \
                  its client's record in state (local, shm, redis, postgres, sqlite): latency, state cost, share \
                  per backend, broken connections, lost updates"
+            }
+            ScenarioKind::Http => {
+                "HTTP/1.1 or HTTP/2 client -> relay (built-in, nginx or your own) -> origin, alternating with the \
+                 direct path: added latency, relay CPU per request, wire bytes per request, upstream pool, cache"
             }
         }
     }
@@ -101,6 +109,23 @@ impl ScenarioKind {
                 "add_backend_at",
                 "remove_backend_at",
                 "on_change",
+            ],
+            ScenarioKind::Http => &[
+                "front",
+                "back",
+                "tls",
+                "connections",
+                "streams",
+                "keep_alive",
+                "pool_connections",
+                "cache_hit_ratio",
+                "response_bytes",
+                "request_headers",
+                "rate",
+                "back_transport",
+                "relay",
+                "relay_pid",
+                "origin_listen",
             ],
         }
     }
@@ -438,5 +463,130 @@ impl OnChange {
             OnChange::Keep => "keep",
             OnChange::Rehash => "rehash",
         }
+    }
+}
+/// An HTTP version of the `http` scenario, as plans and case ids spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpVersion {
+    /// HTTP/1.1: one request in flight per connection, text headers.
+    H1,
+    /// HTTP/2: multiplexed streams, HPACK headers (prior knowledge on cleartext).
+    H2,
+}
+
+impl HttpVersion {
+    /// `h1` or `h2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::H1 => "h1",
+            HttpVersion::H2 => "h2",
+        }
+    }
+}
+
+impl fmt::Display for HttpVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for HttpVersion {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "h1" => Ok(HttpVersion::H1),
+            "h2" => Ok(HttpVersion::H2),
+            other => Err(format!("unknown protocol `{other}`; expected `h1` or `h2`")),
+        }
+    }
+}
+
+/// The relay of an `http` case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HttpRelay {
+    /// ipcbench's own relay (`ipcbench_http::Relay`), a peer process on the client's core.
+    BuiltIn,
+    /// nginx started by the harness with a generated config (`relay = "nginx"`).
+    Nginx,
+    /// A relay the user runs (`relay = "127.0.0.1:PORT"`), proxying to `origin_listen`.
+    External {
+        /// Where the relay listens.
+        address: String,
+        /// Its (master) process, whose CPU and its children's is the relay's CPU.
+        pid: Option<u32>,
+        /// Where ipcbench's origin listens for the relay's upstream connections.
+        origin_listen: String,
+    },
+}
+
+impl HttpRelay {
+    /// `builtin`, `nginx` or `external`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            HttpRelay::BuiltIn => "builtin",
+            HttpRelay::Nginx => "nginx",
+            HttpRelay::External { .. } => "external",
+        }
+    }
+}
+
+/// Everything an `http` case decides besides the response size (`message_bytes`) and the
+/// connections (`connections`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpCase {
+    /// The protocol from the client to the relay (and on the direct path to the origin).
+    pub front: HttpVersion,
+    /// The protocol from the relay to the origin.
+    pub back: HttpVersion,
+    /// TLS on the front (and on the direct path); the back stays cleartext.
+    pub tls: bool,
+    /// Concurrent HTTP/2 streams per connection (HTTP/1.1: always 1).
+    pub streams: u32,
+    /// Reuse connections; false opens (and with `tls` handshakes) one per request.
+    pub keep_alive: bool,
+    /// The relay's upstream connections (h1: the pool's bound; h2: multiplexed connections).
+    pub pool_connections: u32,
+    /// The share of requests for hot paths a caching relay answers from memory.
+    pub cache_hit_ratio: f64,
+    /// Extra request headers per request.
+    pub request_headers: u32,
+    /// Bytes per extra header value.
+    pub header_value_bytes: u32,
+    /// Requests per second per connection; `None` is closed loop (`rate = "max"`).
+    pub rate_hz: Option<f64>,
+    /// The relay reaches the origin over a Unix socket instead of loopback TCP.
+    pub back_uds: bool,
+    /// Which relay.
+    pub relay: HttpRelay,
+}
+
+impl HttpCase {
+    /// The case id's dimensions of this case (see `ipcbench_record::CaseId`).
+    pub fn dimensions(&self) -> Vec<String> {
+        let mut dims = vec![
+            format!("front={}", self.front),
+            format!("back={}", self.back),
+            format!("hit{}", self.cache_hit_ratio),
+        ];
+        if self.front == HttpVersion::H2 {
+            dims.push(format!("streams{}", self.streams));
+        }
+        dims.push(format!("pool{}", self.pool_connections));
+        dims.push(format!("hdr{}x{}", self.request_headers, self.header_value_bytes));
+        if self.rate_hz.is_none() {
+            dims.push("closed".into());
+        }
+        if self.tls {
+            dims.push("tls".into());
+        }
+        if !self.keep_alive {
+            dims.push("keepalive=off".into());
+        }
+        if self.relay != HttpRelay::BuiltIn {
+            dims.push(format!("relay={}", self.relay.label()));
+        }
+        dims
     }
 }

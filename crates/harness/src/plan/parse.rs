@@ -174,10 +174,11 @@ impl TransportTables {
 #[serde(deny_unknown_fields)]
 struct ScenarioSpec {
     kind: ScenarioKind,
-    // A proxy scenario names its transports in `front` and `back` instead.
+    // A proxy scenario names its transports in `front` and `back` instead; http speaks tcp.
     #[serde(default)]
     transports: Vec<TransportKind>,
-    message_bytes: OneOrMany<ByteSize>,
+    // Every scenario but http (whose sizes are `response_bytes`).
+    message_bytes: Option<OneOrMany<ByteSize>>,
     reply_bytes: Option<ByteSize>,
     total_bytes: Option<ByteSize>,
     window: Option<OneOrMany<u64>>,
@@ -187,8 +188,9 @@ struct ScenarioSpec {
     rate_per_connection_hz: Option<OneOrMany<f64>>,
     schedule: Option<Schedule>,
     server_loops: Option<u32>,
-    front: Option<Vec<TransportKind>>,
-    back: Option<Vec<TransportKind>>,
+    // Transports (proxy) or protocols (http).
+    front: Option<Spanned<Vec<String>>>,
+    back: Option<Spanned<Vec<String>>>,
     convert: Option<OneOrMany<Convert>>,
     step: Option<u64>,
     backends: Option<Spanned<u64>>,
@@ -203,11 +205,31 @@ struct ScenarioSpec {
     add_backend_at: Option<Spanned<DurationText>>,
     remove_backend_at: Option<Spanned<DurationText>>,
     on_change: Option<OneOrMany<OnChange>>,
+    tls: Option<bool>,
+    streams: Option<Spanned<i64>>,
+    keep_alive: Option<bool>,
+    pool_connections: Option<Spanned<i64>>,
+    cache_hit_ratio: Option<Spanned<OneOrMany<f64>>>,
+    response_bytes: Option<OneOrMany<ByteSize>>,
+    request_headers: Option<Spanned<HeadersSpec>>,
+    rate: Option<Spanned<toml::Value>>,
+    back_transport: Option<Spanned<TransportKind>>,
+    relay: Option<Spanned<String>>,
+    relay_pid: Option<Spanned<i64>>,
+    origin_listen: Option<Spanned<String>>,
     repetitions: Option<u32>,
     warmup: Option<AmountText>,
     duration: Option<DurationText>,
     messages: Option<u64>,
     cores: Option<toml::Value>,
+}
+
+/// `request_headers = { count = 8, value_bytes = 64 }`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeadersSpec {
+    count: u32,
+    value_bytes: u32,
 }
 
 impl ScenarioSpec {
@@ -243,6 +265,18 @@ impl ScenarioSpec {
         note(self.add_backend_at.is_some(), "add_backend_at");
         note(self.remove_backend_at.is_some(), "remove_backend_at");
         note(self.on_change.is_some(), "on_change");
+        note(self.tls.is_some(), "tls");
+        note(self.streams.is_some(), "streams");
+        note(self.keep_alive.is_some(), "keep_alive");
+        note(self.pool_connections.is_some(), "pool_connections");
+        note(self.cache_hit_ratio.is_some(), "cache_hit_ratio");
+        note(self.response_bytes.is_some(), "response_bytes");
+        note(self.request_headers.is_some(), "request_headers");
+        note(self.rate.is_some(), "rate");
+        note(self.back_transport.is_some(), "back_transport");
+        note(self.relay.is_some(), "relay");
+        note(self.relay_pid.is_some(), "relay_pid");
+        note(self.origin_listen.is_some(), "origin_listen");
         keys
     }
 }
@@ -494,13 +528,20 @@ impl Plan {
         for (scenario_idx, spanned) in file.scenario.iter_mut().enumerate() {
             let span = spanned.span();
             let spec = spanned.get_mut();
-            if let Some(t) = &overrides.transports {
+            let kind = spec.kind;
+            if let Some(t) = &overrides.transports
+                && kind != ScenarioKind::Http
+            {
                 spec.transports = t.clone();
             }
             if let Some(s) = &overrides.sizes {
-                spec.message_bytes = OneOrMany::Many(s.iter().map(|&b| ByteSize(b)).collect());
+                let sizes = Some(OneOrMany::Many(s.iter().map(|&b| ByteSize(b)).collect()));
+                if kind == ScenarioKind::Http {
+                    spec.response_bytes = sizes;
+                } else {
+                    spec.message_bytes = sizes;
+                }
             }
-            let kind = spec.kind;
             let allowed = kind.keys();
             if let Some(bad) = spec.present_keys().into_iter().find(|k| !allowed.contains(k)) {
                 return Err(source.error(
@@ -512,7 +553,27 @@ impl Plan {
                     ),
                 ));
             }
-            if spec.transports.is_empty() && kind != ScenarioKind::Proxy {
+            if kind == ScenarioKind::Http {
+                if !spec.transports.is_empty() {
+                    return Err(source.error(
+                        Some(key_span(text, &span, "transports")),
+                        "`transports` does not apply to `http`: it speaks over loopback TCP (`back_transport` = \
+                         \"uds\" moves the relay's back side to a Unix socket)",
+                    ));
+                }
+                if spec.message_bytes.is_some() {
+                    return Err(source.error(
+                        Some(key_span(text, &span, "message_bytes")),
+                        "`message_bytes` does not apply to `http`; give the response sizes in `response_bytes`",
+                    ));
+                }
+                if spec.messages.is_some() {
+                    return Err(source.error(
+                        Some(key_span(text, &span, "messages")),
+                        "`http` measures for a `duration`, not a count of `messages`",
+                    ));
+                }
+            } else if spec.transports.is_empty() && kind != ScenarioKind::Proxy {
                 return Err(source.error(
                     Some(key_span(text, &span, "transports")),
                     "`transports` is empty; name at least one transport",
@@ -525,13 +586,23 @@ impl Plan {
                 ));
             }
             check_scenario_limits(&source, spec, &span)?;
-            let sizes = spec.message_bytes.to_vec();
+            let (size_key, size_list) = if kind == ScenarioKind::Http {
+                let default = OneOrMany::One(ByteSize(1024));
+                ("response_bytes", spec.response_bytes.clone().unwrap_or(default))
+            } else {
+                let sizes = spec
+                    .message_bytes
+                    .clone()
+                    .ok_or_else(|| source.error(Some(span.clone()), "missing field `message_bytes`"))?;
+                ("message_bytes", sizes)
+            };
+            let sizes = size_list.to_vec();
             if sizes.is_empty() {
-                return Err(source.error(Some(key_span(text, &span, "message_bytes")), "`message_bytes` is empty"));
+                return Err(source.error(Some(key_span(text, &span, size_key)), format!("`{size_key}` is empty")));
             }
             if let Some(&ByteSize(big)) = sizes.iter().find(|s| s.0 > limits::MAX_MESSAGE_BYTES) {
                 return Err(source.error(
-                    Some(key_span(text, &span, "message_bytes")),
+                    Some(key_span(text, &span, size_key)),
                     format!(
                         "a message of {big} bytes is above the {} MiB limit (both sides allocate buffers of its size)",
                         limits::MAX_MESSAGE_BYTES >> 20
@@ -562,9 +633,31 @@ impl Plan {
                 .map(|d| d.0)
                 .unwrap_or_else(|| default_timeout(warmup, measure) + slow_phase_allowance(spec, warmup, measure));
 
-            let transports: Vec<(TransportSettings, Option<TransportSettings>)> = if kind == ScenarioKind::Proxy {
-                let fronts = spec.front.clone().unwrap_or_default();
-                let backs = spec.back.clone().unwrap_or_default();
+            let https: Vec<Option<HttpCase>> = if kind == ScenarioKind::Http {
+                http_cases(spec, &span, &source)?.into_iter().map(Some).collect()
+            } else {
+                vec![None]
+            };
+            let transports: Vec<(TransportSettings, Option<TransportSettings>)> = if kind == ScenarioKind::Http {
+                file.transport
+                    .settings(TransportKind::Tcp)
+                    .into_iter()
+                    .take(1)
+                    .map(|s| (s, None))
+                    .collect()
+            } else if kind == ScenarioKind::Proxy {
+                let transports_of = |list: &Option<Spanned<Vec<String>>>| -> Result<Vec<TransportKind>, ConfigError> {
+                    let Some(list) = list else {
+                        return Ok(Vec::new());
+                    };
+                    list.get_ref()
+                        .iter()
+                        .map(|name| name.parse::<TransportKind>())
+                        .collect::<Result<_, _>>()
+                        .map_err(|m| source.error(Some(list.span()), m))
+                };
+                let fronts = transports_of(&spec.front)?;
+                let backs = transports_of(&spec.back)?;
                 if fronts.is_empty() || backs.is_empty() || fronts.len() != backs.len() {
                     return Err(source.error(
                         Some(key_span(text, &span, if fronts.is_empty() { "front" } else { "back" })),
@@ -603,7 +696,11 @@ impl Plan {
                 .connections
                 .as_ref()
                 .map(|w| w.to_vec().into_iter().map(Some).collect())
-                .unwrap_or(vec![None]);
+                .unwrap_or(if kind == ScenarioKind::Http {
+                    vec![Some(DEFAULT_HTTP_CONNECTIONS)]
+                } else {
+                    vec![None]
+                });
             let rates: Vec<Option<f64>> = spec
                 .rate_per_connection_hz
                 .as_ref()
@@ -661,10 +758,12 @@ impl Plan {
                             for &conns in &connections {
                                 for &rate in &rates {
                                     for &convert in &converts {
-                                        for (placement, balance) in placements
+                                        let combos: Vec<(&Option<HttpCase>, &Option<BalanceOptions>, CorePair)> = https
                                             .iter()
-                                            .flat_map(|p| balances.iter().map(move |b| (*p, b.clone())))
-                                        {
+                                            .flat_map(|h| balances.iter().map(move |b| (h, b)))
+                                            .flat_map(|(h, b)| placements.iter().map(move |p| (h, b, *p)))
+                                            .collect();
+                                        for (http, balance, placement) in combos {
                                             let mut case = Case {
                                                 index: cases.len(),
                                                 id: String::new(),
@@ -678,17 +777,20 @@ impl Plan {
                                                 delay_ms,
                                                 rate_mbit: spec.rate_mbit,
                                                 connections: conns,
-                                                rate_per_connection_hz: rate,
+                                                rate_per_connection_hz: http
+                                                    .as_ref()
+                                                    .map_or(rate, |h: &HttpCase| h.rate_hz),
                                                 schedule: spec.schedule.unwrap_or_default(),
                                                 server_loops: spec.server_loops.unwrap_or(1),
                                                 convert,
                                                 step: spec.step,
+                                                http: http.clone(),
                                                 placement,
                                                 repetitions,
                                                 warmup,
                                                 measure,
                                                 timeout,
-                                                balance,
+                                                balance: balance.clone(),
                                             };
                                             // Without a peer, placements differ only in the client's core.
                                             if transport.kind() == TransportKind::Null {
@@ -877,6 +979,235 @@ fn balance_options(
                     add_backend_at,
                     remove_backend_at,
                     on_change,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Connections of an `http` case when the plan names none.
+pub const DEFAULT_HTTP_CONNECTIONS: u64 = 4;
+/// HTTP/2 streams per connection of an `http` case when the plan names none.
+pub const DEFAULT_HTTP_STREAMS: u32 = 8;
+/// Upstream connections of an `http` case's relay when the plan names none.
+pub const DEFAULT_POOL_CONNECTIONS: u32 = 4;
+/// The most upstream connections a plan may ask for.
+pub const MAX_POOL_CONNECTIONS: i64 = 4096;
+
+/// The `http` settings of one scenario, expanded over `front` x `back` x `cache_hit_ratio`,
+/// each value checked with the position of its key.
+fn http_cases(spec: &ScenarioSpec, span: &Range<usize>, source: &Source<'_>) -> Result<Vec<HttpCase>, ConfigError> {
+    let at = |range: Range<usize>, message: String| source.error(Some(range), message);
+    let versions = |list: &Option<Spanned<Vec<String>>>, key: &str| -> Result<Vec<HttpVersion>, ConfigError> {
+        let Some(list) = list else {
+            return Ok(vec![HttpVersion::H1]);
+        };
+        if list.get_ref().is_empty() {
+            return Err(at(list.span(), format!("`{key}` is empty; name `h1`, `h2` or both")));
+        }
+        list.get_ref()
+            .iter()
+            .map(|name| {
+                name.parse::<HttpVersion>()
+                    .map_err(|m| at(list.span(), format!("`{key}`: {m}")))
+            })
+            .collect()
+    };
+    let fronts = versions(&spec.front, "front")?;
+    let backs = versions(&spec.back, "back")?;
+    let relay = match (&spec.relay, &spec.origin_listen) {
+        (None, None) => HttpRelay::BuiltIn,
+        (None, Some(listen)) => {
+            return Err(at(
+                listen.span(),
+                "`origin_listen` applies only to an external relay (`relay = \"127.0.0.1:PORT\"`)".into(),
+            ));
+        }
+        (Some(relay), listen) if relay.get_ref() == "nginx" => {
+            if let Some(listen) = listen {
+                return Err(at(
+                    listen.span(),
+                    "`origin_listen` applies only to an external relay; with `relay = \"nginx\"` the harness picks it"
+                        .into(),
+                ));
+            }
+            HttpRelay::Nginx
+        }
+        (Some(relay), listen) => {
+            relay.get_ref().parse::<ipcbench_http::Address>().map_err(|e| {
+                at(
+                    relay.span(),
+                    format!("`relay`: {e}; or `relay = \"nginx\"` to have ipcbench start nginx"),
+                )
+            })?;
+            let Some(listen) = listen else {
+                return Err(at(
+                    relay.span(),
+                    "an external `relay` needs `origin_listen`: the address its upstream points at, where ipcbench's \
+                     origin listens"
+                        .into(),
+                ));
+            };
+            listen
+                .get_ref()
+                .parse::<ipcbench_http::Address>()
+                .map_err(|e| at(listen.span(), format!("`origin_listen`: {e}")))?;
+            HttpRelay::External {
+                address: relay.get_ref().clone(),
+                pid: match &spec.relay_pid {
+                    Some(pid) if *pid.get_ref() > 0 && *pid.get_ref() <= i64::from(i32::MAX) => {
+                        Some(*pid.get_ref() as u32)
+                    }
+                    Some(pid) => return Err(at(pid.span(), "`relay_pid` must be a process id".into())),
+                    None => None,
+                },
+                origin_listen: listen.get_ref().clone(),
+            }
+        }
+    };
+    if let (Some(pid), false) = (&spec.relay_pid, matches!(relay, HttpRelay::External { .. })) {
+        return Err(at(
+            pid.span(),
+            "`relay_pid` applies only to an external relay (`relay = \"127.0.0.1:PORT\"`)".into(),
+        ));
+    }
+    // What the relay advertises as SETTINGS_MAX_CONCURRENT_STREAMS (the origin, on the direct
+    // path, advertises the built-in relay's value).
+    let advertised = match relay {
+        HttpRelay::BuiltIn => ipcbench_http::DEFAULT_MAX_STREAMS,
+        HttpRelay::Nginx => ipcbench_http::NginxConfig::default().max_streams,
+        HttpRelay::External { .. } => ipcbench_http::DEFAULT_MAX_STREAMS,
+    };
+    let streams = match &spec.streams {
+        Some(s) if *s.get_ref() < 1 => return Err(at(s.span(), "`streams` must be at least 1".into())),
+        Some(s) if *s.get_ref() > i64::from(advertised) => {
+            return Err(at(
+                s.span(),
+                format!(
+                    "`streams` = {} is above the {advertised} concurrent streams the {} relay advertises",
+                    s.get_ref(),
+                    relay.label()
+                ),
+            ));
+        }
+        Some(s) => *s.get_ref() as u32,
+        None => DEFAULT_HTTP_STREAMS,
+    };
+    let pool_connections = match &spec.pool_connections {
+        Some(p) if !(1..=MAX_POOL_CONNECTIONS).contains(p.get_ref()) => {
+            return Err(at(
+                p.span(),
+                format!("`pool_connections` must be between 1 and {MAX_POOL_CONNECTIONS}"),
+            ));
+        }
+        Some(p) => *p.get_ref() as u32,
+        None => DEFAULT_POOL_CONNECTIONS,
+    };
+    let ratios = match &spec.cache_hit_ratio {
+        Some(r) => {
+            let ratios = r.get_ref().to_vec();
+            if ratios.is_empty() {
+                return Err(at(r.span(), "`cache_hit_ratio` is empty".into()));
+            }
+            if let Some(bad) = ratios.iter().find(|x| !(0.0..=1.0).contains(*x)) {
+                return Err(at(
+                    r.span(),
+                    format!("`cache_hit_ratio` = {bad} is outside 0..=1 (0: every request misses, 1: all hit)"),
+                ));
+            }
+            ratios
+        }
+        None => vec![0.0],
+    };
+    let headers = spec
+        .request_headers
+        .as_ref()
+        .map_or(Ok(ipcbench_http::RequestHeaders::default()), |h| {
+            let headers = ipcbench_http::RequestHeaders {
+                count: h.get_ref().count as usize,
+                value_bytes: h.get_ref().value_bytes as usize,
+            };
+            headers
+                .validate()
+                .map(|()| headers)
+                .map_err(|e| at(h.span(), format!("`request_headers`: {e}")))
+        })?;
+    let rate_hz = match &spec.rate {
+        None => None,
+        Some(r) => match r.get_ref() {
+            toml::Value::String(s) if s == "max" => None,
+            toml::Value::Integer(n) if *n > 0 && *n <= 1_000_000 => Some(*n as f64),
+            toml::Value::Float(x) if *x > 0.0 && *x <= 1e6 => Some(*x),
+            other => {
+                return Err(at(
+                    r.span(),
+                    format!(
+                        "`rate` = {other}: expected \"max\" (closed loop) or requests per second per connection in \
+                         (0, 1000000]"
+                    ),
+                ));
+            }
+        },
+    };
+    let back_uds = match spec.back_transport.as_ref() {
+        None => false,
+        Some(t) => match *t.get_ref() {
+            TransportKind::Tcp => false,
+            TransportKind::Uds if matches!(relay, HttpRelay::External { .. }) => {
+                return Err(at(
+                    t.span(),
+                    "with an external relay, `origin_listen` decides the back transport (`unix:PATH` for a Unix \
+                     socket)"
+                        .into(),
+                ));
+            }
+            TransportKind::Uds => true,
+            other => {
+                return Err(at(
+                    t.span(),
+                    format!("`back_transport` = `{other}`: http's back side runs over `tcp` or `uds`"),
+                ));
+            }
+        },
+    };
+    let tls = spec.tls.unwrap_or(false);
+    if relay != HttpRelay::BuiltIn {
+        if let Some(back) = &spec.back
+            && backs.contains(&HttpVersion::H2)
+        {
+            return Err(at(
+                back.span(),
+                format!(
+                    "`back` = h2: the {} relay's back protocol is its own configuration; nginx proxies over h1",
+                    relay.label()
+                ),
+            ));
+        }
+        if tls && relay == HttpRelay::Nginx {
+            return Err(source.error(
+                Some(span.clone()),
+                "`tls` with `relay = \"nginx\"` is not supported: the generated nginx config is cleartext",
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for &front in &fronts {
+        for &back in &backs {
+            for &cache_hit_ratio in &ratios {
+                out.push(HttpCase {
+                    front,
+                    back,
+                    tls,
+                    streams: if front == HttpVersion::H2 { streams } else { 1 },
+                    keep_alive: spec.keep_alive.unwrap_or(true),
+                    pool_connections,
+                    cache_hit_ratio,
+                    request_headers: headers.count as u32,
+                    header_value_bytes: headers.value_bytes as u32,
+                    rate_hz,
+                    back_uds,
+                    relay: relay.clone(),
                 });
             }
         }

@@ -107,6 +107,128 @@ fn size_strings_parse() {
     assert!("lots".parse::<ByteSize>().is_err());
 }
 
+const HTTP: &str = r#"
+name = "h"
+cores = [0, 1]
+[[scenario]]
+kind = "http"
+front = ["h1", "h2"]
+back = ["h1"]
+response_bytes = [1024, "64KiB"]
+cache_hit_ratio = [0.0, 0.9]
+streams = 8
+pool_connections = 4
+"#;
+
+#[test]
+fn http_lists_are_case_dimensions() {
+    let plan = parse(HTTP).unwrap();
+    // 2 fronts x 1 back x 2 sizes x 2 ratios.
+    assert_eq!(plan.cases.len(), 8);
+    let first = &plan.cases[0];
+    assert_eq!(
+        first.id,
+        "http/tcp/1024B/c4/front=h1/back=h1/hit0/pool4/hdr8x64/closed/c0s1"
+    );
+    let http = first.http.as_ref().unwrap();
+    assert_eq!(
+        (http.streams, http.pool_connections),
+        (1, 4),
+        "h1 keeps one request in flight"
+    );
+    let h2 = plan.cases.iter().find(|c| c.id.contains("front=h2")).unwrap();
+    assert_eq!(h2.http.as_ref().unwrap().streams, 8);
+    let ids: std::collections::HashSet<_> = plan.cases.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(ids.len(), plan.cases.len());
+    for case in &plan.cases {
+        let parsed: ipcbench_record::CaseId = case.id.parse().unwrap();
+        assert_eq!(parsed.to_string(), case.id);
+    }
+}
+
+#[test]
+fn http_back_over_uds_shows_in_the_id() {
+    let plan = parse(&format!("{HTTP}back_transport = \"uds\"\n")).unwrap();
+    assert!(plan.cases[0].id.starts_with("http/tcp->uds/"), "{}", plan.cases[0].id);
+    assert!(plan.cases[0].http.as_ref().unwrap().back_uds);
+}
+
+/// The line and column of `needle`'s first occurrence in `text`.
+fn position_of(text: &str, needle: &str) -> (usize, usize) {
+    let at = text.find(needle).unwrap();
+    let line = text[..at].matches('\n').count() + 1;
+    let column = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+#[test]
+fn bad_http_values_name_their_key() {
+    for (from, to, value, message) in [
+        (
+            "front = [\"h1\", \"h2\"]",
+            "front = [\"h1\", \"h3\"]",
+            "[\"h1\", \"h3\"]",
+            "unknown protocol `h3`",
+        ),
+        (
+            "streams = 8",
+            "streams = 1000",
+            "1000",
+            "above the 256 concurrent streams",
+        ),
+        (
+            "pool_connections = 4",
+            "pool_connections = 0",
+            "0",
+            "`pool_connections` must be between 1",
+        ),
+        (
+            "cache_hit_ratio = [0.0, 0.9]",
+            "cache_hit_ratio = [0.0, 1.5]",
+            "[0.0, 1.5]",
+            "outside 0..=1",
+        ),
+    ] {
+        let text = HTTP.replace(from, to);
+        let err = parse(&text).unwrap_err();
+        assert!(err.message.contains(message), "{to}: {err}");
+        let (line, column) = position_of(&text, to);
+        let expected = (line, column + to.find(value).unwrap());
+        assert_eq!(err.position, Some(expected), "{to}: {err}");
+    }
+}
+
+#[test]
+fn http_relay_settings_are_checked() {
+    let nginx = format!("{HTTP}relay = \"nginx\"\n");
+    let plan = parse(&nginx).unwrap();
+    assert!(plan.cases.iter().all(|c| c.id.contains("/relay=nginx/")));
+    let err = parse(&nginx.replace("streams = 8", "streams = 200")).unwrap_err();
+    assert!(err.message.contains("above the 128"), "{err}");
+    let err = parse(&format!("{HTTP}relay = \"127.0.0.1:8080\"\n")).unwrap_err();
+    assert!(err.message.contains("needs `origin_listen`"), "{err}");
+    let external = format!("{HTTP}relay = \"127.0.0.1:8080\"\nrelay_pid = 42\norigin_listen = \"127.0.0.1:8081\"\n");
+    let plan = parse(&external).unwrap();
+    let relay = &plan.cases[0].http.as_ref().unwrap().relay;
+    assert!(matches!(relay, HttpRelay::External { pid: Some(42), .. }), "{relay:?}");
+    let err = parse(&format!(
+        "{HTTP}relay = \"10.1.2.3:80\"\norigin_listen = \"127.0.0.1:1\"\n"
+    ))
+    .unwrap_err();
+    assert!(err.message.contains("`relay`"), "{err}");
+    let err = parse(&format!("{HTTP}relay_pid = 42\n")).unwrap_err();
+    assert!(err.message.contains("only to an external relay"), "{err}");
+    let err = parse(&format!("{HTTP}rate = \"fast\"\n")).unwrap_err();
+    assert!(err.message.contains("expected \"max\""), "{err}");
+    let err = parse(&format!("{HTTP}back_transport = \"shm\"\n")).unwrap_err();
+    assert!(err.message.contains("`tcp` or `uds`"), "{err}");
+    let err = parse(&HTTP.replace("response_bytes", "message_bytes")).unwrap_err();
+    assert!(err.message.contains("response_bytes"), "{err}");
+    let open_loop = parse(&format!("{HTTP}rate = 200\n")).unwrap();
+    assert_eq!(open_loop.cases[0].rate_per_connection_hz, Some(200.0));
+    assert!(open_loop.cases[0].id.contains("/r200Hz/"), "{}", open_loop.cases[0].id);
+}
+
 /// The plan `MINIMAL` with `extra` appended to its scenario (or before it, with `top`).
 fn with_scenario_key(extra: &str) -> String {
     format!("{MINIMAL}{extra}\n")

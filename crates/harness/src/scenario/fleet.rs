@@ -117,6 +117,22 @@ pub enum PeerRole {
         /// How many of `backends` are members from the start.
         n_members: usize,
     },
+    /// The origin of `http`: one listener for the direct path, one for the relay's upstream.
+    HttpOrigin {
+        /// Where a Unix socket listener may create its file.
+        work_dir: PathBuf,
+        /// The TLS identity of the direct path, when the case has `tls`.
+        #[serde(default)]
+        tls: Option<TlsDer>,
+    },
+    /// The built-in relay of `http`.
+    HttpRelay {
+        /// The origin's upstream listener.
+        origin: String,
+        /// The TLS identity of the front, when the case has `tls`.
+        #[serde(default)]
+        tls: Option<TlsDer>,
+    },
 }
 
 impl PeerRole {
@@ -132,6 +148,16 @@ impl PeerRole {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("peer roles serialize")
     }
+}
+
+/// A TLS certificate and key as a peer's spec carries them (DER, base64): the `http` origin
+/// and relay serve the identity the measuring process generated and trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsDer {
+    /// The certificate, DER, base64.
+    pub certificate: String,
+    /// The PKCS#8 private key, DER, base64.
+    pub key: String,
 }
 
 /// Receives one control message and checks its command; returns its body.

@@ -15,6 +15,7 @@ pub(crate) mod balancer;
 pub mod conn_cost;
 pub(crate) mod echo_server;
 pub mod fleet;
+pub mod http;
 pub mod load;
 pub mod pingpong;
 pub mod proxy;
@@ -32,6 +33,7 @@ pub fn supported(kind: ScenarioKind) -> bool {
             | ScenarioKind::Proxy
             | ScenarioKind::ConnCost
             | ScenarioKind::Balance
+            | ScenarioKind::Http
     )
 }
 
@@ -77,11 +79,12 @@ pub(crate) fn own_trial<T: Transport + 'static>(kind: ScenarioKind) -> Option<Ow
         ScenarioKind::ConnCost => Some(conn_cost::trial::<T>),
         ScenarioKind::Proxy => Some(proxy::without_back::<T>),
         ScenarioKind::Balance => Some(balance::trial::<T>),
+        ScenarioKind::Http => Some(http::trial::<T>),
         _ => None,
     }
 }
 
-/// Serves a peer process of `load`, `conn-cost` or `proxy` (server side) over `transport`.
+/// Serves a peer process of `load`, `conn-cost`, `proxy` (server side) or `http` over `transport`.
 pub(crate) fn serve_role<T: Transport>(
     transport: &T,
     spec: &PeerSpec,
@@ -102,6 +105,8 @@ pub(crate) fn serve_role<T: Transport>(
             backends,
             n_members,
         } => balancer::serve(transport, spec, &work_dir, &backends, n_members),
+        fleet::PeerRole::HttpOrigin { work_dir, tls } => http::serve_origin(transport, spec, &work_dir, tls.as_ref()),
+        fleet::PeerRole::HttpRelay { origin, tls } => http::serve_relay(transport, spec, &origin, tls.as_ref()),
         fleet::PeerRole::Relay { .. } => Err(TrialError::Failed(
             "the relay needs both transports; start it through peer::serve_pair".into(),
         )),

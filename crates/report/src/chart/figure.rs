@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use super::common::{ChartInfo, DrawFailed, SIZE};
 use super::comparison::{self, ComparisonRow};
-use super::{balance, conn_cost, cpu, latency, load, spectrum, style, text, throughput, window};
+use super::{balance, conn_cost, cpu, http, latency, load, spectrum, style, text, throughput, window};
 use crate::{ReportError, Stamp, cases, font};
 
 /// A chart drawn in memory.
@@ -33,6 +33,7 @@ pub(crate) enum Figure {
     Comparison(comparison::Comparison),
     ConnCost(conn_cost::ConnCost),
     Balance(balance::BalanceBars),
+    Http(http::HttpBars),
 }
 
 impl Figure {
@@ -47,6 +48,7 @@ impl Figure {
             Figure::Comparison(f) => &f.info,
             Figure::ConnCost(f) => &f.info,
             Figure::Balance(f) => &f.info,
+            Figure::Http(f) => &f.info,
         }
     }
 
@@ -55,6 +57,7 @@ impl Figure {
             Figure::Cpu(f) => f.size(),
             Figure::Comparison(f) => f.size(),
             Figure::Balance(f) => f.size(),
+            Figure::Http(f) => f.size(),
             _ => SIZE,
         }
     }
@@ -70,13 +73,15 @@ impl Figure {
             Figure::Comparison(f) => f.draw(root),
             Figure::ConnCost(f) => f.draw(root),
             Figure::Balance(f) => f.draw(root),
+            Figure::Http(f) => f.draw(root),
         }
     }
 }
 
 /// The charts of `record`, in the order the reports show them: per scenario (in plan order)
 /// latency vs size, latency vs load, percentile spectra, throughput vs size, throughput vs
-/// window, memory per connection (conn-cost), CPU cost.
+/// window, memory per connection (conn-cost), the http charts (added latency per path, relay
+/// CPU per request, wire bytes per request, throughput in vs out), CPU cost.
 ///
 /// # Errors
 /// [`ReportError::Histogram`] when a stored histogram cannot be decoded.
@@ -121,6 +126,9 @@ pub(crate) fn figures(record: &RunRecord) -> Result<Vec<Figure>, ReportError> {
         }
         for f in balance::BalanceBars::build(&scenario, &of, &stamp) {
             out.push(Figure::Balance(f));
+        }
+        for f in http::HttpBars::build(&scenario, &of, &stamp) {
+            out.push(Figure::Http(f));
         }
         // conn-cost's "messages" are connection set-ups; CPU per message would mislead, and
         // balance draws its CPU per role in its state-cost chart.

@@ -10,6 +10,7 @@ pub(crate) mod comparison;
 mod conn_cost;
 mod cpu;
 pub(crate) mod frame;
+mod http;
 mod latency;
 mod load;
 mod spectrum;

@@ -52,20 +52,10 @@ fn empty_case(scenario: &str, transport: &str, options: Option<&str>, size: u64,
     let label = if same_core { "same-core" } else { "cross-core" };
     let server = if same_core { 0 } else { 1 };
     let options_part = options.map(|o| format!("[{o}]")).unwrap_or_default();
+    let id = format!("{scenario}/{transport}{options_part}/{size}B/c0s{server}");
     CaseRecord {
-        id: format!("{scenario}/{transport}{options_part}/{size}B/c0s{server}"),
-        scenario: scenario.to_owned(),
-        transport: transport.to_owned(),
-        peer_mode: "process".to_owned(),
-        transport_options: Default::default(),
-        applied_options: Default::default(),
-        message_bytes: size,
         reply_bytes: (scenario != "stream").then_some(size),
         total_bytes: (scenario == "stream").then_some(64 << 20),
-        connections: None,
-        rate_per_connection_hz: None,
-        window: None,
-        delay_ms: None,
         cores: Placement {
             client: 0,
             server: Some(server),
@@ -73,12 +63,7 @@ fn empty_case(scenario: &str, transport: &str, options: Option<&str>, size: u64,
             client_applied: vec![0],
             server_applied: vec![server],
         },
-        status: Status::Ok,
-        reason: None,
-        flags: Vec::new(),
-        trials: Vec::new(),
-        summary: None,
-        extra: BTreeMap::new(),
+        ..CaseRecord::skeleton(&id, scenario, transport, size)
     }
 }
 
@@ -437,4 +422,57 @@ pub fn conn_costs() -> RunRecord {
             conn_cost("uds", true, 118.0, 3100.0),
         ],
     )
+}
+
+/// An http case of `path` (`h2->h1`): latency trials plus the case-level figures
+/// `finish_http` stores, scaled so paths and sizes differ.
+pub fn http(front: &str, back: &str, size: u64, hit_ratio: f64) -> CaseRecord {
+    let mut case = empty_case("http", "tcp", None, size, false);
+    case.connections = Some(4);
+    case.id = format!("http/tcp/{size}B/c4/front={front}/back={back}/hit{hit_ratio}/pool4/hdr16x128/closed/c0s1");
+    let scale = if front == "h2" { 3.0 } else { 1.0 } * (1.0 + size as f64 / 65536.0);
+    case.trials = (0..3)
+        .map(|i| latency_trial(seed_of(&case.id) + i, 100_000.0 * scale, 1000, 512))
+        .collect();
+    summarize(&mut case);
+    let wire_front = if front == "h2" { 1300.0 } else { 3560.0 } + size as f64;
+    let wire_back = if back == "h2" { 1300.0 } else { 3560.0 } + size as f64;
+    let figures = [
+        ("hop_added_p50_ns", 200_000.0 * scale),
+        ("hop_added_p50_ns_lo", 150_000.0 * scale),
+        ("hop_added_p50_ns_hi", 260_000.0 * scale),
+        (
+            "hop_added_p99_ns",
+            550_000.0 * scale - if hit_ratio > 0.0 { 900_000.0 } else { 0.0 },
+        ),
+        ("relay_cpu_ns_per_request", 45_000.0 * scale),
+        ("front_wire_bytes_per_request", wire_front),
+        ("back_wire_bytes_per_request", wire_back),
+        ("direct_wire_bytes_per_request", wire_front),
+        ("requests_per_s_in", 8000.0 / scale),
+        ("requests_per_s_out", 8000.0 / scale * (1.0 - hit_ratio)),
+        ("upstream_connections", 4.0),
+    ];
+    for (key, value) in figures {
+        case.extra.insert(key.to_owned(), value.into());
+    }
+    case.extra.insert("front".into(), front.into());
+    case.extra.insert("back".into(), back.into());
+    case.extra.insert("path".into(), format!("{front}->{back}").into());
+    case.extra.insert("relay".into(), "builtin".into());
+    case.extra.insert("cache_hit_ratio".into(), hit_ratio.into());
+    case
+}
+
+/// The http-proxy preset's shape: three paths, two sizes, two hit ratios.
+pub fn https() -> RunRecord {
+    let mut cases = Vec::new();
+    for (front, back) in [("h1", "h1"), ("h2", "h1"), ("h2", "h2")] {
+        for size in [1024, 65536] {
+            for hit_ratio in [0.0, 0.9] {
+                cases.push(http(front, back, size, hit_ratio));
+            }
+        }
+    }
+    record("https", cases)
 }
