@@ -10,6 +10,9 @@
 //! moving the staging folder's `run.json` to `<out>/partial/`, removes the staging folder and
 //! any network namespace the dead run made.
 //!
+//! The watcher also sweeps the stale store folders of `balance` beside the work directory
+//! (`ipcbench_store::sweep_stale`), so a killed run leaves no store file either.
+//!
 //! Every work directory carries an `owner.pid`; [`sweep`] removes work directories, staging
 //! folders and namespaces whose owner is gone, in case a watcher itself was killed.
 
@@ -100,6 +103,11 @@ pub fn watch(spec: &str) -> Result<()> {
     let path = |key: &str| spec.get(key).and_then(|v| v.as_str()).map(PathBuf::from);
     // The peers die with their parent (PR_SET_PDEATHSIG); give them a moment to go.
     std::thread::sleep(Duration::from_millis(300));
+    // The stores of `balance` keep their folders beside the work directory: their servers died
+    // with the run (a death signal), and this removes the folders (and any server that did not).
+    if let Some(parent) = path("work_dir").as_deref().and_then(Path::parent) {
+        let _ = ipcbench_store::sweep_stale(parent);
+    }
     clean_dead_run(
         path("work_dir").as_deref(),
         path("staging").as_deref(),

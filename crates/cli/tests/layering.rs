@@ -500,7 +500,13 @@ fn crates_depend_on_each_other_in_one_direction() {
         ("http", &[]),
         (
             "harness",
-            &["ipcbench-core", "ipcbench-record", "ipcbench-gate", "ipcbench-http"],
+            &[
+                "ipcbench-core",
+                "ipcbench-record",
+                "ipcbench-gate",
+                "ipcbench-http",
+                "ipcbench-store",
+            ],
         ),
     ];
     for (krate, may_use) in allowed {

@@ -111,6 +111,25 @@ fn empty_record(case: &Case) -> CaseRecord {
     }
 }
 
+/// Removes what stores of an earlier run left when that run was killed (`kill -9` gives a
+/// store no chance to clean up; its servers die with it, through their death signal): the
+/// stale store folders beside this run's work folder, where `balance` trials make theirs.
+/// Every run sweeps, whatever its plan, so the next run of any plan cleans up.
+/// Returns a warning for what it removed or could not.
+fn sweep_stale_stores(options: &RunOptions) -> Vec<String> {
+    let parent = options.work_dir.parent().unwrap_or(&options.work_dir);
+    match ipcbench_store::sweep_stale(parent) {
+        Ok(report) if report.removed.is_empty() => Vec::new(),
+        Ok(report) => vec![format!(
+            "removed {} store folder(s) left by a killed run in {} (and stopped {} server(s) still running)",
+            report.removed.len(),
+            parent.display(),
+            report.killed.len()
+        )],
+        Err(e) => vec![format!("cannot sweep stale store folders in {}: {e}", parent.display())],
+    }
+}
+
 /// The settings of an `http` case as its record's `extra` carries them (for tables and charts).
 fn http_settings(http: &crate::plan::HttpCase) -> std::collections::BTreeMap<String, serde_json::Value> {
     let mut extra = std::collections::BTreeMap::new();
@@ -167,6 +186,7 @@ fn null_floor_ns(options: &RunOptions, client_core: usize) -> f64 {
         warmup: Amount::Time(std::time::Duration::from_millis(20)),
         measure: Amount::Time(std::time::Duration::from_millis(100)),
         timeout: std::time::Duration::from_secs(10),
+        balance: None,
     };
     let ctx = TrialContext {
         work_dir: &options.work_dir,
@@ -212,6 +232,7 @@ fn run_pinned<D: Dispatch>(
 ) -> RunRecord {
     let environment = env::collect(&options.build);
     let mut warnings = env::warnings(&environment);
+    warnings.extend(sweep_stale_stores(options));
     let mut clock_info = clock::calibrate();
     let first_client = plan.cases.first().map(|c| c.placement.client).unwrap_or(0);
     clock_info.null_floor_ns = null_floor_ns(options, first_client);

@@ -29,6 +29,7 @@ pub fn finish_case(case: &mut CaseRecord, context: &FinishContext<'_>) {
         "load" => finish_load(case),
         "proxy" => finish_proxy(case),
         "conn-cost" => finish_conn_cost(case),
+        "balance" => finish_balance(case),
         "http" => finish_http(case),
         _ => {}
     }
@@ -302,6 +303,85 @@ fn finish_load(case: &mut CaseRecord) {
     }
 }
 
+/// The flag on a `balance` case whose state is backend-local under a policy that spreads a
+/// client's requests over several backends.
+pub const INCORRECT_BY_DESIGN_FLAG: &str = "INCORRECT BY DESIGN";
+
+/// The case-level figures of a `balance` case: medians over trials of the trial figures, the
+/// worst of the counts that must be zero, and the rate and design flags (called after every
+/// trial, so it replaces what it set before).
+fn finish_balance(case: &mut CaseRecord) {
+    finish_load(case);
+    case.flags.retain(|f| !f.starts_with(INCORRECT_BY_DESIGN_FLAG));
+    let values = |case: &CaseRecord, key: &str| -> Vec<f64> {
+        case.trials.iter().filter_map(|t| t.extra.get(key).copied()).collect()
+    };
+    let mut keys: Vec<String> = [
+        "state_p50_ns",
+        "state_p99_ns",
+        "state_mean_ns",
+        "backend_share_max_over_mean",
+        "balancer_cpu_ns_per_request",
+        "backends_cpu_ns_per_request",
+        "store_cpu_ns_per_request",
+        "client_cpu_ns_per_request",
+        "stale_read_fraction",
+        "share_settle_ns",
+        "change_at_ns",
+        "backends",
+        "clients",
+    ]
+    .iter()
+    .map(|k| (*k).to_owned())
+    .collect();
+    // Every backend's share, whatever their number.
+    let mut shares: Vec<String> = case
+        .trials
+        .iter()
+        .flat_map(|t| t.extra.keys())
+        .filter(|k| k.starts_with("backend_") && k.ends_with("_share"))
+        .cloned()
+        .collect();
+    shares.sort();
+    shares.dedup();
+    keys.extend(shares);
+    for key in &keys {
+        match stats::median(&values(case, key)) {
+            Some(v) => {
+                case.extra.insert(key.clone(), v.into());
+            }
+            None => {
+                case.extra.remove(key);
+            }
+        }
+    }
+    // Counts that tell of a change or a fault: the worst trial's, so none hides behind a median.
+    for key in [
+        "lost_updates",
+        "stale_reads",
+        "broken_connections",
+        "failed_requests",
+        "orphan_replies",
+        "incorrect_by_design",
+    ] {
+        if let Some(worst) = values(case, key).into_iter().reduce(f64::max) {
+            case.extra.insert(key.into(), worst.into());
+        }
+    }
+    // Settled in every trial.
+    if let Some(settled) = values(case, "share_settled").into_iter().reduce(f64::min) {
+        case.extra.insert("share_settled".into(), settled.into());
+    }
+    if values(case, "incorrect_by_design").iter().any(|&v| v > 0.0) {
+        let stale = values(case, "stale_reads").into_iter().reduce(f64::max).unwrap_or(0.0);
+        case.flags.push(format!(
+            "{INCORRECT_BY_DESIGN_FLAG}: state = local keeps a map per backend, and nothing in this policy (or \
+             across a membership change) keeps all of a client's requests on one backend: {stale:.0} stale reads in \
+             the worst trial"
+        ));
+    }
+}
+
 /// The case-level figures of a proxy case: medians over trials (called after every trial, so
 /// it replaces what it set before).
 fn finish_proxy(case: &mut CaseRecord) {
@@ -506,6 +586,13 @@ mod tests {
         }
     }
 
+    fn balance_trial(pairs: &[(&str, f64)]) -> Trial {
+        Trial {
+            extra: pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            ..Trial::default()
+        }
+    }
+
     #[test]
     fn trials_that_disagree_by_more_than_a_quarter_are_flagged_unstable() {
         let mut case = case_with_p50s(&[4000.0, 4100.0, 6000.0]);
@@ -599,5 +686,52 @@ mod tests {
         assert_eq!(case.extra["bare"], "unsupported");
         let json = serde_json::to_string(case.summary.as_ref().expect("summary")).expect("json");
         assert!(!json.contains("bare"), "absent figures are not written: {json}");
+    }
+
+    #[test]
+    fn balance_cases_take_medians_and_the_worst_counts_and_flag_local_state() {
+        let mut case: CaseRecord = serde_json::from_value(serde_json::json!({
+            "id": "balance/uds/64B/c0s1", "scenario": "balance", "transport": "uds", "peer_mode": "process",
+            "transport_options": {}, "message_bytes": 64, "status": "ok", "trials": [],
+            "cores": {"client": 0, "server": 1, "label": "cross-core", "client_applied": [0], "server_applied": [1]}
+        }))
+        .expect("a case record");
+        case.trials = vec![
+            balance_trial(&[
+                ("state_p50_ns", 100.0),
+                ("stale_reads", 5.0),
+                ("broken_connections", 0.0),
+                ("incorrect_by_design", 1.0),
+                ("backend_0_share", 0.5),
+            ]),
+            balance_trial(&[
+                ("state_p50_ns", 300.0),
+                ("stale_reads", 9.0),
+                ("broken_connections", 2.0),
+                ("incorrect_by_design", 1.0),
+                ("backend_0_share", 0.7),
+            ]),
+        ];
+        finish_case(&mut case, &FinishContext::default());
+        assert_eq!(case.extra["state_p50_ns"], 200.0);
+        assert_eq!(case.extra["stale_reads"], 9.0);
+        assert_eq!(case.extra["broken_connections"], 2.0);
+        assert_eq!(case.extra["backend_0_share"], 0.6);
+        let flags: Vec<_> = case
+            .flags
+            .iter()
+            .filter(|f| f.starts_with(INCORRECT_BY_DESIGN_FLAG))
+            .collect();
+        assert_eq!(flags.len(), 1, "{:?}", case.flags);
+        assert!(flags[0].contains("9 stale reads"), "{}", flags[0]);
+        // Finishing again replaces what it set.
+        finish_case(&mut case, &FinishContext::default());
+        assert_eq!(
+            case.flags
+                .iter()
+                .filter(|f| f.starts_with(INCORRECT_BY_DESIGN_FLAG))
+                .count(),
+            1
+        );
     }
 }

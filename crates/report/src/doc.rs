@@ -144,6 +144,7 @@ enum Kind {
     Load,
     Proxy,
     ConnCost,
+    Balance,
     Http,
 }
 
@@ -155,6 +156,7 @@ impl Kind {
             "load" => Kind::Load,
             "proxy" => Kind::Proxy,
             "conn-cost" => Kind::ConnCost,
+            "balance" => Kind::Balance,
             "http" => Kind::Http,
             _ => Kind::Latency,
         }
@@ -187,6 +189,24 @@ fn or_dash(text: Option<String>) -> String {
 /// A numeric scenario figure of the case (`extra`).
 fn extra(case: &CaseRecord, key: &str) -> Option<f64> {
     case.extra.get(key).and_then(|v| v.as_f64())
+}
+
+/// The dimensions of a `balance` case's id that start with one of `prefixes`, joined
+/// (`state=postgres`, `synchronous_commit=off` -> `postgres synchronous_commit=off`).
+fn balance_dimensions(case: &CaseRecord, prefixes: &[&str]) -> Option<String> {
+    let id: ipcbench_record::CaseId = case.id.parse().ok()?;
+    let parts: Vec<String> = id
+        .dimensions
+        .iter()
+        .filter(|d| prefixes.iter().any(|p| d.starts_with(p)))
+        .map(|d| {
+            d.strip_prefix("policy=")
+                .or_else(|| d.strip_prefix("state="))
+                .unwrap_or(d)
+                .to_owned()
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// A latency percentile of the case: as measured, or (`corrected`) from the intended send time.
@@ -266,6 +286,24 @@ fn columns(scenario: &str, of: &[&CaseRecord]) -> Vec<Column> {
             )
         }));
     }
+    if kind == Kind::Balance {
+        // What tells the balance cases apart: their id's dimensions (policy, state and its
+        // options, membership change).
+        columns.push(column("policy", false, Everywhere, |c| {
+            or_dash(balance_dimensions(c, &["policy="]))
+        }));
+        columns.push(column("state", false, Everywhere, |c| {
+            or_dash(balance_dimensions(
+                c,
+                &["state=", "persistence=", "synchronous_commit=", "synchronous="],
+            ))
+        }));
+        if any(&|c| extra(c, "change_at_ns").is_some()) {
+            columns.push(column("change", false, Everywhere, |c| {
+                or_dash(balance_dimensions(c, &["add@", "remove@", "on_change="]))
+            }));
+        }
+    }
     if kind == Kind::Load {
         columns.push(column("target/s", true, Terminal, move |c| {
             or_dash(extra(c, "scheduled_messages_per_s").map(count_rate))
@@ -311,6 +349,28 @@ fn columns(scenario: &str, of: &[&CaseRecord]) -> Vec<Column> {
         columns.push(column("p50 corr", true, Terminal, corrected(|l| l.p50)));
         columns.push(column("p99 corr", true, Terminal, corrected(|l| l.p99)));
         columns.push(column("p99.9 corr", true, Terminal, corrected(|l| l.p999)));
+    }
+    if kind == Kind::Balance {
+        let figure = |key: &'static str| move |c: &CaseRecord| or_dash(extra(c, key).map(time));
+        let count = |key: &'static str| move |c: &CaseRecord| or_dash(extra(c, key).map(|v| format!("{v:.0}")));
+        columns.push(column("state p50", true, Everywhere, figure("state_p50_ns")));
+        columns.push(column("state p99", true, Everywhere, figure("state_p99_ns")));
+        columns.push(column("share max/mean", true, Everywhere, |c| {
+            or_dash(extra(c, "backend_share_max_over_mean").map(|v| format!("{v:.2}")))
+        }));
+        columns.push(column("CPU/req bal+back+store", true, Everywhere, |c| {
+            let part = |key| extra(c, key).unwrap_or(0.0);
+            or_dash(extra(c, "balancer_cpu_ns_per_request").map(|b| {
+                format::time_ns(
+                    b + part("backends_cpu_ns_per_request") + part("store_cpu_ns_per_request"),
+                    3,
+                )
+            }))
+        }));
+        columns.push(column("stale", true, Everywhere, count("stale_reads")));
+        columns.push(column("broken", true, Everywhere, count("broken_connections")));
+        columns.push(column("failed", true, Everywhere, count("failed_requests")));
+        columns.push(column("lost", true, Everywhere, count("lost_updates")));
     }
     if kind == Kind::Proxy {
         let figure = |key: &'static str| move |c: &CaseRecord| or_dash(extra(c, key).map(time));

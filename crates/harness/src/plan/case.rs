@@ -6,7 +6,7 @@ use std::time::Duration;
 use ipcbench_record::CaseId;
 use serde::{Deserialize, Serialize};
 
-use super::kinds::{Convert, HttpCase, ScenarioKind, Schedule, TransportKind, TransportSettings};
+use super::kinds::{Convert, HttpCase, OnChange, Policy, ScenarioKind, Schedule, TransportKind, TransportSettings};
 use super::units::{Amount, duration_ns};
 
 /// Client and server cores of one placement.
@@ -84,6 +84,108 @@ pub struct Case {
     /// A trial that takes longer than this is killed and fails.
     #[serde(with = "duration_ns")]
     pub timeout: Duration,
+    /// The balancer, backends and state of a `balance` case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance: Option<BalanceOptions>,
+}
+
+/// What a `balance` case adds to [`Case`] (`connections` and `rate_per_connection_hz` are
+/// the case's own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BalanceOptions {
+    /// Backend processes behind the balancer (at least 1).
+    pub backends: u32,
+    /// Distinct client ids; connection `i` belongs to client `i mod clients`.
+    pub clients: u64,
+    /// Zipf exponent of the clients' rates (0 = every connection at the same rate).
+    pub client_rate_skew: f64,
+    /// How the balancer picks a backend.
+    pub policy: Policy,
+    /// Where the records live, with the store's options.
+    pub store: ipcbench_store::StoreConfig,
+    /// Data bytes of each client's record.
+    pub state_bytes: u64,
+    /// When a backend joins, counted from the start of the measured phase.
+    #[serde(default, with = "opt_duration_ns")]
+    pub add_backend_at: Option<Duration>,
+    /// When a backend leaves, counted from the start of the measured phase.
+    #[serde(default, with = "opt_duration_ns")]
+    pub remove_backend_at: Option<Duration>,
+    /// What happens to open connections on a membership change.
+    pub on_change: OnChange,
+}
+
+impl BalanceOptions {
+    /// True when the case changes its membership mid-run.
+    pub fn changes_membership(&self) -> bool {
+        self.add_backend_at.is_some() || self.remove_backend_at.is_some()
+    }
+
+    /// True when a backend-local store cannot be correct under this policy: the record of
+    /// `state = "local"` with anything but `client-hash` on a stable membership.
+    pub fn incorrect_by_design(&self) -> bool {
+        self.store.kind() == ipcbench_store::StoreKind::Local
+            && (!self.policy.is_client_sticky() || self.changes_membership())
+    }
+
+    /// The id dimensions of the case, in a fixed order.
+    pub fn dimensions(&self) -> Vec<String> {
+        use ipcbench_store::StoreConfig;
+        let mut out = vec![
+            format!("policy={}", self.policy.as_str()),
+            format!("state={}", self.store.kind()),
+        ];
+        match &self.store {
+            StoreConfig::Redis(o) if o.persistence == ipcbench_store::Persistence::Aof => {
+                out.push("persistence=aof".into());
+            }
+            StoreConfig::Postgres(o) if !o.synchronous_commit => out.push("synchronous_commit=off".into()),
+            StoreConfig::Sqlite(o) if o.synchronous != ipcbench_store::Synchronous::Normal => {
+                out.push(format!("synchronous={}", o.synchronous.as_str().to_lowercase()));
+            }
+            _ => {}
+        }
+        out.push(format!("b{}", self.backends));
+        out.push(format!("clients={}", self.clients));
+        if self.client_rate_skew > 0.0 {
+            out.push(format!("skew={}", self.client_rate_skew));
+        }
+        if self.state_bytes != DEFAULT_STATE_BYTES {
+            out.push(format!("sb={}", self.state_bytes));
+        }
+        if let Some(at) = self.add_backend_at {
+            out.push(format!("add@{}ms", at.as_millis()));
+        }
+        if let Some(at) = self.remove_backend_at {
+            out.push(format!("remove@{}ms", at.as_millis()));
+        }
+        if self.changes_membership() {
+            out.push(format!("on_change={}", self.on_change.as_str()));
+        }
+        out
+    }
+}
+
+/// Connections of a `balance` case when the plan names none.
+pub const DEFAULT_BALANCE_CONNECTIONS: u64 = 100;
+/// The smallest `balance` request: a client id and a sequence number.
+pub const BALANCE_MIN_MESSAGE_BYTES: u64 = 16;
+/// Data bytes of a record when the plan names none.
+pub const DEFAULT_STATE_BYTES: u64 = 64;
+
+/// `Option<Duration>` as integer nanoseconds (or null).
+mod opt_duration_ns {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        value.map(|d| d.as_nanos() as u64).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_nanos))
+    }
 }
 
 impl Case {
@@ -111,7 +213,11 @@ impl Case {
             connections: self.connections,
             rate_per_connection_hz: self.rate_per_connection_hz,
             text: self.convert == Convert::Text,
-            dimensions: self.http.as_ref().map(HttpCase::dimensions).unwrap_or_default(),
+            dimensions: match (&self.balance, &self.http) {
+                (Some(balance), _) => balance.dimensions(),
+                (None, Some(http)) => http.dimensions(),
+                (None, None) => Vec::new(),
+            },
             client_core: self.placement.client,
             server_core: (!no_peer).then_some(self.placement.server),
         }

@@ -35,6 +35,16 @@ pub fn estimate_trial(case: &Case) -> Duration {
         // Making and removing the namespace, the veth pair and the qdiscs.
         estimate += Duration::from_millis(100);
     }
+    if let Some(balance) = &case.balance {
+        // Starting the backends and the balancer, and the store's server: PostgreSQL's
+        // initdb is the slow one.
+        estimate += Duration::from_millis(500)
+            + match balance.store.kind() {
+                ipcbench_store::StoreKind::Postgres => Duration::from_secs(3),
+                ipcbench_store::StoreKind::Redis => Duration::from_millis(300),
+                _ => Duration::ZERO,
+            };
+    }
     if case.scenario == ScenarioKind::Http {
         // Three processes, TLS identities and the clients' connections per trial.
         estimate += Duration::from_millis(300);

@@ -21,19 +21,22 @@ pub enum ScenarioKind {
     Proxy,
     /// Memory cost per idle connection.
     ConnCost,
+    /// A client fleet -> a balancer -> backends with shared state.
+    Balance,
     /// HTTP/1.1 and HTTP/2 client -> relay -> origin, against the direct path.
     Http,
 }
 
 impl ScenarioKind {
     /// Every scenario, in the order `ipcbench list` shows them.
-    pub const ALL: [ScenarioKind; 7] = [
+    pub const ALL: [ScenarioKind; 8] = [
         ScenarioKind::Pingpong,
         ScenarioKind::Stream,
         ScenarioKind::Rpc,
         ScenarioKind::Load,
         ScenarioKind::Proxy,
         ScenarioKind::ConnCost,
+        ScenarioKind::Balance,
         ScenarioKind::Http,
     ];
 
@@ -46,6 +49,7 @@ impl ScenarioKind {
             ScenarioKind::Load => "load",
             ScenarioKind::Proxy => "proxy",
             ScenarioKind::ConnCost => "conn-cost",
+            ScenarioKind::Balance => "balance",
             ScenarioKind::Http => "http",
         }
     }
@@ -68,6 +72,11 @@ impl ScenarioKind {
             ScenarioKind::Load => "connections x rate_per_connection_hz open-loop: corrected and raw latency",
             ScenarioKind::Proxy => "client -> relay -> server (front/back transports, convert): cost of a hop",
             ScenarioKind::ConnCost => "idle connections opened in steps: server bytes per connection",
+            ScenarioKind::Balance => {
+                "connections from clients -> balancer (policy) -> backends, each request a read-modify-write of \
+                 its client's record in state (local, shm, redis, postgres, sqlite): latency, state cost, share \
+                 per backend, broken connections, lost updates"
+            }
             ScenarioKind::Http => {
                 "HTTP/1.1 or HTTP/2 client -> relay (built-in, nginx or your own) -> origin, alternating with the \
                  direct path: added latency, relay CPU per request, wire bytes per request, upstream pool, cache"
@@ -84,6 +93,23 @@ impl ScenarioKind {
             ScenarioKind::Load => &["connections", "rate_per_connection_hz", "schedule", "server_loops"],
             ScenarioKind::Proxy => &["reply_bytes", "front", "back", "convert"],
             ScenarioKind::ConnCost => &["connections", "step"],
+            ScenarioKind::Balance => &[
+                "connections",
+                "rate_per_connection_hz",
+                "schedule",
+                "backends",
+                "clients",
+                "client_rate_skew",
+                "policy",
+                "state",
+                "state_bytes",
+                "persistence",
+                "synchronous_commit",
+                "synchronous",
+                "add_backend_at",
+                "remove_backend_at",
+                "on_change",
+            ],
             ScenarioKind::Http => &[
                 "front",
                 "back",
@@ -379,6 +405,66 @@ impl TransportSettings {
 /// Default size of each shared-memory ring.
 pub const DEFAULT_RING_BYTES: u64 = 4 << 20;
 
+/// How the balancer of `balance` picks a backend (the `policy` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// L4: a connection stays on the backend chosen when it opened (the one with the fewest
+    /// connections): sticky per connection.
+    Connection,
+    /// Every request to the next backend in turn.
+    RoundRobin,
+    /// A client's requests always go to `hash(client) mod n`, over any connection.
+    ClientHash,
+    /// Consistent hashing with bounded load (factor [`BOUNDED_LOAD_FACTOR`]): a client's ring
+    /// successor, unless that backend already has more than its share of requests in flight.
+    BoundedHash,
+}
+
+/// The load bound of [`Policy::BoundedHash`]: no backend takes more than this times the mean
+/// of the requests in flight (rounded up).
+pub const BOUNDED_LOAD_FACTOR: f64 = 1.25;
+
+impl Policy {
+    /// The name used in plans and records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Connection => "connection",
+            Policy::RoundRobin => "round-robin",
+            Policy::ClientHash => "client-hash",
+            Policy::BoundedHash => "bounded-hash",
+        }
+    }
+
+    /// True when all of a client's requests reach one backend while the membership is stable
+    /// (what a backend-local store needs to be correct). `connection` is sticky only per
+    /// connection: a client with several connections spreads over backends.
+    pub fn is_client_sticky(self) -> bool {
+        matches!(self, Policy::ClientHash)
+    }
+}
+
+/// What the balancer does with open connections when a backend joins or leaves (`on_change`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnChange {
+    /// Existing connections stay where they are; only new ones see the new membership (a
+    /// leaving backend's connections still break).
+    #[default]
+    Keep,
+    /// Connections whose owner changed are closed, so their clients reconnect to the new owner.
+    Rehash,
+}
+
+impl OnChange {
+    /// The name used in plans and records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnChange::Keep => "keep",
+            OnChange::Rehash => "rehash",
+        }
+    }
+}
 /// An HTTP version of the `http` scenario, as plans and case ids spell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

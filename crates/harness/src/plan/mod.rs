@@ -17,7 +17,9 @@ pub mod limits;
 mod parse;
 mod units;
 
-pub use case::{Case, CorePair};
+pub use case::{
+    BALANCE_MIN_MESSAGE_BYTES, BalanceOptions, Case, CorePair, DEFAULT_BALANCE_CONNECTIONS, DEFAULT_STATE_BYTES,
+};
 pub use estimate::estimate_trial;
 pub use kinds::*;
 pub use parse::{ConfigError, DEFAULT_PLAN, Overrides, Plan, default_placements};

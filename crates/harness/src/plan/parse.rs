@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use super::case::{Case, CorePair};
+use super::case::{
+    BALANCE_MIN_MESSAGE_BYTES, BalanceOptions, Case, CorePair, DEFAULT_BALANCE_CONNECTIONS, DEFAULT_STATE_BYTES,
+};
 use super::estimate::estimate_trial;
 use super::kinds::*;
 use super::limits;
@@ -191,6 +193,18 @@ struct ScenarioSpec {
     back: Option<Spanned<Vec<String>>>,
     convert: Option<OneOrMany<Convert>>,
     step: Option<u64>,
+    backends: Option<Spanned<u64>>,
+    clients: Option<Spanned<u64>>,
+    client_rate_skew: Option<Spanned<f64>>,
+    policy: Option<OneOrMany<Policy>>,
+    state: Option<OneOrMany<ipcbench_store::StoreKind>>,
+    state_bytes: Option<Spanned<ByteSize>>,
+    persistence: Option<ipcbench_store::Persistence>,
+    synchronous_commit: Option<bool>,
+    synchronous: Option<ipcbench_store::Synchronous>,
+    add_backend_at: Option<Spanned<DurationText>>,
+    remove_backend_at: Option<Spanned<DurationText>>,
+    on_change: Option<OneOrMany<OnChange>>,
     tls: Option<bool>,
     streams: Option<Spanned<i64>>,
     keep_alive: Option<bool>,
@@ -242,6 +256,18 @@ impl ScenarioSpec {
         note(self.back.is_some(), "back");
         note(self.convert.is_some(), "convert");
         note(self.step.is_some(), "step");
+        note(self.backends.is_some(), "backends");
+        note(self.clients.is_some(), "clients");
+        note(self.client_rate_skew.is_some(), "client_rate_skew");
+        note(self.policy.is_some(), "policy");
+        note(self.state.is_some(), "state");
+        note(self.state_bytes.is_some(), "state_bytes");
+        note(self.persistence.is_some(), "persistence");
+        note(self.synchronous_commit.is_some(), "synchronous_commit");
+        note(self.synchronous.is_some(), "synchronous");
+        note(self.add_backend_at.is_some(), "add_backend_at");
+        note(self.remove_backend_at.is_some(), "remove_backend_at");
+        note(self.on_change.is_some(), "on_change");
         note(self.tls.is_some(), "tls");
         note(self.streams.is_some(), "streams");
         note(self.keep_alive.is_some(), "keep_alive");
@@ -722,6 +748,15 @@ impl Plan {
                 ));
             }
 
+            let balances: Vec<Option<BalanceOptions>> = if kind == ScenarioKind::Balance {
+                balance_options(spec, &source, &span, &sizes, measure, &connections)?
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            } else {
+                vec![None]
+            };
+
             for (transport, back_transport) in &transports {
                 for &ByteSize(message_bytes) in &sizes {
                     for &window in &windows {
@@ -729,9 +764,12 @@ impl Plan {
                             for &conns in &connections {
                                 for &rate in &rates {
                                     for &convert in &converts {
-                                        for (http, &placement) in
-                                            https.iter().flat_map(|h| placements.iter().map(move |p| (h, p)))
-                                        {
+                                        let combos: Vec<(&Option<HttpCase>, &Option<BalanceOptions>, CorePair)> = https
+                                            .iter()
+                                            .flat_map(|h| balances.iter().map(move |b| (h, b)))
+                                            .flat_map(|(h, b)| placements.iter().map(move |p| (h, b, *p)))
+                                            .collect();
+                                        for (http, balance, placement) in combos {
                                             let mut case = Case {
                                                 index: cases.len(),
                                                 id: String::new(),
@@ -759,6 +797,7 @@ impl Plan {
                                                 warmup,
                                                 measure,
                                                 timeout,
+                                                balance: balance.clone(),
                                             };
                                             // Without a peer, placements differ only in the client's core.
                                             if transport.kind() == TransportKind::Null {
@@ -814,6 +853,144 @@ impl Plan {
             .map(|c| estimate_trial(c).saturating_mul(c.repetitions))
             .fold(Duration::ZERO, Duration::saturating_add)
     }
+}
+
+/// The `balance` options of one scenario table, one entry per policy x state x on_change,
+/// validated with the offending key's position.
+fn balance_options(
+    spec: &ScenarioSpec,
+    source: &Source<'_>,
+    table: &Range<usize>,
+    sizes: &[ByteSize],
+    measure: Amount,
+    connections: &[Option<u64>],
+) -> Result<Vec<BalanceOptions>, ConfigError> {
+    use ipcbench_store::{PostgresOptions, RedisOptions, SqliteOptions, StoreConfig, StoreKind};
+    let at = |value: &Option<Spanned<u64>>| value.as_ref().map(|v| v.span());
+    let backends = spec.backends.as_ref().map_or(4, |b| *b.get_ref());
+    if backends == 0 {
+        return Err(source.error(at(&spec.backends), "`backends` must be at least 1"));
+    }
+    if backends > 64 {
+        return Err(source.error(at(&spec.backends), "`backends` must be at most 64"));
+    }
+    let clients = spec.clients.as_ref().map_or(100, |c| *c.get_ref());
+    let fewest_connections = connections
+        .iter()
+        .map(|c| c.unwrap_or(DEFAULT_BALANCE_CONNECTIONS))
+        .min()
+        .unwrap_or(DEFAULT_BALANCE_CONNECTIONS);
+    if clients == 0 || clients > fewest_connections {
+        return Err(source.error(
+            at(&spec.clients),
+            format!("`clients` must be between 1 and `connections` ({fewest_connections}): each client has at least one connection"),
+        ));
+    }
+    let skew = spec.client_rate_skew.as_ref().map_or(0.0, |s| *s.get_ref());
+    if !(0.0..=10.0).contains(&skew) {
+        return Err(source.error(
+            spec.client_rate_skew.as_ref().map(|s| s.span()),
+            "`client_rate_skew` must be a Zipf exponent between 0 (even) and 10",
+        ));
+    }
+    if let Some(small) = sizes.iter().find(|s| s.0 < BALANCE_MIN_MESSAGE_BYTES) {
+        return Err(source.error(
+            Some(table.clone()),
+            format!(
+                "a balance request carries its client id and sequence number: `message_bytes` must be at least {} (got {})",
+                BALANCE_MIN_MESSAGE_BYTES,
+                small.0
+            ),
+        ));
+    }
+    let state_bytes = spec.state_bytes.as_ref().map_or(DEFAULT_STATE_BYTES, |b| b.get_ref().0);
+    if state_bytes > 1 << 20 {
+        return Err(source.error(
+            spec.state_bytes.as_ref().map(|b| b.span()),
+            "`state_bytes` must be at most 1MiB",
+        ));
+    }
+    let measure_ns = match measure {
+        Amount::Time(d) => Some(d),
+        Amount::Messages(_) => None,
+    };
+    let change_at = |value: &Option<Spanned<DurationText>>, key: &str| -> Result<Option<Duration>, ConfigError> {
+        let Some(value) = value else { return Ok(None) };
+        let d = value.get_ref().0;
+        if let Some(measure) = measure_ns
+            && d >= measure
+        {
+            return Err(source.error(
+                Some(value.span()),
+                format!("`{key}` ({d:?}) must fall inside the measured phase ({measure:?})"),
+            ));
+        }
+        if measure_ns.is_none() {
+            return Err(source.error(
+                Some(value.span()),
+                format!("`{key}` needs a `duration` (a time), not a message count"),
+            ));
+        }
+        Ok(Some(d))
+    };
+    let add_backend_at = change_at(&spec.add_backend_at, "add_backend_at")?;
+    let remove_backend_at = change_at(&spec.remove_backend_at, "remove_backend_at")?;
+    if remove_backend_at.is_some() && backends < 2 && add_backend_at.is_none() {
+        return Err(source.error(
+            spec.remove_backend_at.as_ref().map(|v| v.span()),
+            "`remove_backend_at` would remove the only backend: use `backends` of at least 2",
+        ));
+    }
+    if spec.on_change.is_some() && add_backend_at.is_none() && remove_backend_at.is_none() {
+        return Err(source.error(
+            Some(table.clone()),
+            "`on_change` applies to a membership change: add `add_backend_at` or `remove_backend_at`",
+        ));
+    }
+    let policies = spec.policy.as_ref().map_or(vec![Policy::Connection], OneOrMany::to_vec);
+    let states = spec.state.as_ref().map_or(vec![StoreKind::Local], OneOrMany::to_vec);
+    let on_changes = spec.on_change.as_ref().map_or(vec![OnChange::Keep], OneOrMany::to_vec);
+    if policies.is_empty() || states.is_empty() || on_changes.is_empty() {
+        return Err(source.error(
+            Some(table.clone()),
+            "`policy`, `state` and `on_change` need at least one value",
+        ));
+    }
+    let mut out = Vec::new();
+    for &policy in &policies {
+        for &state in &states {
+            let store = match state {
+                StoreKind::Local => StoreConfig::Local,
+                StoreKind::Shm => StoreConfig::Shm,
+                StoreKind::Redis => StoreConfig::Redis(RedisOptions {
+                    persistence: spec.persistence.unwrap_or_default(),
+                    ..RedisOptions::default()
+                }),
+                StoreKind::Postgres => StoreConfig::Postgres(PostgresOptions {
+                    synchronous_commit: spec.synchronous_commit.unwrap_or(true),
+                    ..PostgresOptions::default()
+                }),
+                StoreKind::Sqlite => StoreConfig::Sqlite(SqliteOptions {
+                    synchronous: spec.synchronous.unwrap_or_default(),
+                    ..SqliteOptions::default()
+                }),
+            };
+            for &on_change in &on_changes {
+                out.push(BalanceOptions {
+                    backends: backends as u32,
+                    clients,
+                    client_rate_skew: skew,
+                    policy,
+                    store: store.clone(),
+                    state_bytes,
+                    add_backend_at,
+                    remove_backend_at,
+                    on_change,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Connections of an `http` case when the plan names none.

@@ -426,3 +426,108 @@ mod fuzz {
         }
     }
 }
+
+const BALANCE: &str = r#"
+name = "b"
+cores = [0, 1]
+duration = "2s"
+[[scenario]]
+kind = "balance"
+transports = ["uds"]
+message_bytes = 64
+connections = 100
+clients = 20
+backends = 4
+policy = ["connection", "bounded-hash"]
+state = ["local", "postgres"]
+synchronous_commit = false
+"#;
+
+#[test]
+fn balance_expands_policies_by_states_with_their_options() {
+    let plan = parse(BALANCE).unwrap();
+    assert_eq!(plan.cases.len(), 4);
+    assert_eq!(
+        plan.cases[0].id,
+        "balance/uds/64B/c100/policy=connection/state=local/b4/clients=20/c0s1"
+    );
+    assert_eq!(
+        plan.cases[3].id,
+        "balance/uds/64B/c100/policy=bounded-hash/state=postgres/synchronous_commit=off/b4/clients=20/c0s1"
+    );
+    let balance = plan.cases[3].balance.as_ref().unwrap();
+    assert!(matches!(
+        &balance.store,
+        ipcbench_store::StoreConfig::Postgres(o) if !o.synchronous_commit
+    ));
+    // Ids round-trip through the record's parser.
+    for case in &plan.cases {
+        let id: ipcbench_record::CaseId = case.id.parse().unwrap();
+        assert_eq!(id.to_string(), case.id);
+    }
+    // Local state under connection affinity spreads a client's 5 connections: flagged.
+    assert!(plan.cases[0].balance.as_ref().unwrap().incorrect_by_design());
+}
+
+#[test]
+fn balance_with_no_backends_names_the_key() {
+    let err = parse(&BALANCE.replace("backends = 4", "backends = 0")).unwrap_err();
+    assert_eq!(err.position, Some((11, 12)), "{err}");
+    assert!(err.message.contains("`backends` must be at least 1"), "{err}");
+}
+
+#[test]
+fn balance_unknown_policy_or_state_names_what_is_allowed() {
+    let err = parse(&BALANCE.replace("\"bounded-hash\"", "\"random\"")).unwrap_err();
+    assert_eq!(err.position.map(|p| p.0), Some(12), "{err}");
+    assert!(
+        err.message.contains("random") && err.message.contains("round-robin"),
+        "{err}"
+    );
+    let err = parse(&BALANCE.replace("\"postgres\"", "\"mysql\"")).unwrap_err();
+    assert_eq!(err.position.map(|p| p.0), Some(13), "{err}");
+    assert!(err.message.contains("mysql") && err.message.contains("sqlite"), "{err}");
+}
+
+#[test]
+fn balance_membership_change_must_fall_inside_the_measured_phase() {
+    let text = format!("{BALANCE}add_backend_at = \"3s\"\n");
+    let err = parse(&text).unwrap_err();
+    assert_eq!(err.position.map(|p| p.0), Some(15), "{err}");
+    assert!(err.message.contains("inside the measured phase"), "{err}");
+    let plan = parse(&format!(
+        "{BALANCE}add_backend_at = \"1s\"\non_change = [\"keep\", \"rehash\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(plan.cases.len(), 8);
+    assert!(
+        plan.cases
+            .iter()
+            .any(|c| c.id.contains("/add@1000ms/on_change=rehash/"))
+    );
+    let err = parse(&format!("{BALANCE}on_change = \"rehash\"\n")).unwrap_err();
+    assert!(
+        err.message.contains("`on_change` applies to a membership change"),
+        "{err}"
+    );
+}
+
+#[test]
+fn balance_clients_beyond_connections_are_refused() {
+    let err = parse(&BALANCE.replace("clients = 20", "clients = 200")).unwrap_err();
+    assert_eq!(err.position.map(|p| p.0), Some(10), "{err}");
+    assert!(
+        err.message
+            .contains("`clients` must be between 1 and `connections` (100)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn balance_keys_do_not_apply_to_other_scenarios() {
+    let err = parse(&format!("{MINIMAL}policy = \"round-robin\"\n")).unwrap_err();
+    assert!(
+        err.message.contains("`policy` does not apply to scenario `pingpong`"),
+        "{err}"
+    );
+}

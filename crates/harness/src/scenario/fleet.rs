@@ -97,6 +97,26 @@ pub enum PeerRole {
         /// The relay's back address to connect to.
         relay_address: String,
     },
+    /// A backend of `balance`: answers each request with a read-modify-write of its client's
+    /// record in the store.
+    BalanceBackend {
+        /// Where the backend's listener may create its file.
+        work_dir: PathBuf,
+        /// Which backend this is (0-based).
+        backend_idx: usize,
+        /// Where the trial's store is.
+        store: ipcbench_store::StoreAddress,
+    },
+    /// The balancer of `balance`: client connections in, backend links out.
+    Balancer {
+        /// Where the client listener may create its file.
+        work_dir: PathBuf,
+        /// Every backend's listener, the members first, then a spare that joins on
+        /// `add_backend_at`.
+        backends: Vec<String>,
+        /// How many of `backends` are members from the start.
+        n_members: usize,
+    },
     /// The origin of `http`: one listener for the direct path, one for the relay's upstream.
     HttpOrigin {
         /// Where a Unix socket listener may create its file.

@@ -76,7 +76,7 @@ pub const LATE_NS: u64 = 1_000_000;
 pub const SHORTFALL_FLAG: &str = "RATE SHORTFALL";
 
 const TIMER: Token = Token(usize::MAX - 1);
-const NEVER: u64 = u64::MAX;
+pub(crate) const NEVER: u64 = u64::MAX;
 const SCRATCH_BYTES: usize = 64 * 1024;
 
 /// Runs one `load` trial over `transport`.
@@ -197,7 +197,7 @@ impl Workload {
 }
 
 /// The gap between two intended sends of one connection, ns.
-fn gap_ns(schedule: Schedule, rate_hz: f64, rng: &mut SplitMix64) -> u64 {
+pub(crate) fn gap_ns(schedule: Schedule, rate_hz: f64, rng: &mut SplitMix64) -> u64 {
     let mean_ns = 1e9 / rate_hz;
     match schedule {
         Schedule::Uniform => mean_ns as u64,
@@ -245,14 +245,14 @@ struct Tally {
 }
 
 /// A `timerfd` that wakes the event loop at an absolute time of the schedule.
-struct Timer {
-    fd: OwnedFd,
+pub(crate) struct Timer {
+    pub(crate) fd: OwnedFd,
     epoch: rustix::time::Timespec,
     armed: u64,
 }
 
 impl Timer {
-    fn new(epoch: rustix::time::Timespec) -> Result<Timer, TrialError> {
+    pub(crate) fn new(epoch: rustix::time::Timespec) -> Result<Timer, TrialError> {
         use rustix::time::{TimerfdClockId, TimerfdFlags, timerfd_create};
         let fd = timerfd_create(
             TimerfdClockId::Monotonic,
@@ -267,7 +267,7 @@ impl Timer {
     }
 
     /// Arms the timer for `at` ns after the epoch (or disarms it for [`NEVER`]).
-    fn arm(&mut self, at: u64) -> Result<(), TrialError> {
+    pub(crate) fn arm(&mut self, at: u64) -> Result<(), TrialError> {
         use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
         if at == self.armed {
             return Ok(());
@@ -292,7 +292,7 @@ impl Timer {
     }
 
     /// Clears the expiry count after a wake-up.
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         let mut count = [0u8; 8];
         let _ = rustix::io::read(&self.fd, &mut count);
         self.armed = NEVER;
@@ -300,10 +300,10 @@ impl Timer {
 }
 
 /// Sets the calling thread's timer slack to 1 ns until dropped.
-struct TimerSlack(Option<u64>);
+pub(crate) struct TimerSlack(Option<u64>);
 
 impl TimerSlack {
-    fn tight() -> TimerSlack {
+    pub(crate) fn tight() -> TimerSlack {
         let before = rustix::thread::current_timer_slack().ok();
         let _ = rustix::thread::set_current_timer_slack(NonZeroU64::new(1));
         TimerSlack(before)

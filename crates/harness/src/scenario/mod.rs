@@ -8,6 +8,10 @@ use crate::plan::{Case, ScenarioKind};
 use crate::protocol::{PeerReport, PeerSpec};
 use crate::session::{ClientOutcome, TrialContext, TrialError, TrialOutput};
 
+pub(crate) mod backend;
+pub mod balance;
+pub mod balance_wire;
+pub(crate) mod balancer;
 pub mod conn_cost;
 pub(crate) mod echo_server;
 pub mod fleet;
@@ -28,6 +32,7 @@ pub fn supported(kind: ScenarioKind) -> bool {
             | ScenarioKind::Load
             | ScenarioKind::Proxy
             | ScenarioKind::ConnCost
+            | ScenarioKind::Balance
             | ScenarioKind::Http
     )
 }
@@ -73,6 +78,7 @@ pub(crate) fn own_trial<T: Transport + 'static>(kind: ScenarioKind) -> Option<Ow
         ScenarioKind::Load => Some(load::trial::<T>),
         ScenarioKind::ConnCost => Some(conn_cost::trial::<T>),
         ScenarioKind::Proxy => Some(proxy::without_back::<T>),
+        ScenarioKind::Balance => Some(balance::trial::<T>),
         ScenarioKind::Http => Some(http::trial::<T>),
         _ => None,
     }
@@ -89,6 +95,16 @@ pub(crate) fn serve_role<T: Transport>(
             echo_server::serve(transport, spec, &work_dir, stall, load::DEFAULT_CONNECTIONS)
         }
         fleet::PeerRole::ProxyServer { relay_address } => proxy::serve_server(transport, spec, &relay_address),
+        fleet::PeerRole::BalanceBackend {
+            work_dir,
+            backend_idx,
+            store,
+        } => backend::serve(transport, spec, &work_dir, backend_idx, &store),
+        fleet::PeerRole::Balancer {
+            work_dir,
+            backends,
+            n_members,
+        } => balancer::serve(transport, spec, &work_dir, &backends, n_members),
         fleet::PeerRole::HttpOrigin { work_dir, tls } => http::serve_origin(transport, spec, &work_dir, tls.as_ref()),
         fleet::PeerRole::HttpRelay { origin, tls } => http::serve_relay(transport, spec, &origin, tls.as_ref()),
         fleet::PeerRole::Relay { .. } => Err(TrialError::Failed(

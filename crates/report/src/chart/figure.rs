@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use super::common::{ChartInfo, DrawFailed, SIZE};
 use super::comparison::{self, ComparisonRow};
-use super::{conn_cost, cpu, http, latency, load, spectrum, style, text, throughput, window};
+use super::{balance, conn_cost, cpu, http, latency, load, spectrum, style, text, throughput, window};
 use crate::{ReportError, Stamp, cases, font};
 
 /// A chart drawn in memory.
@@ -32,6 +32,7 @@ pub(crate) enum Figure {
     Window(window::WindowChart),
     Comparison(comparison::Comparison),
     ConnCost(conn_cost::ConnCost),
+    Balance(balance::BalanceBars),
     Http(http::HttpBars),
 }
 
@@ -46,6 +47,7 @@ impl Figure {
             Figure::Window(f) => &f.info,
             Figure::Comparison(f) => &f.info,
             Figure::ConnCost(f) => &f.info,
+            Figure::Balance(f) => &f.info,
             Figure::Http(f) => &f.info,
         }
     }
@@ -54,6 +56,7 @@ impl Figure {
         match self {
             Figure::Cpu(f) => f.size(),
             Figure::Comparison(f) => f.size(),
+            Figure::Balance(f) => f.size(),
             Figure::Http(f) => f.size(),
             _ => SIZE,
         }
@@ -69,6 +72,7 @@ impl Figure {
             Figure::Window(f) => f.draw(root),
             Figure::Comparison(f) => f.draw(root),
             Figure::ConnCost(f) => f.draw(root),
+            Figure::Balance(f) => f.draw(root),
             Figure::Http(f) => f.draw(root),
         }
     }
@@ -120,11 +124,16 @@ pub(crate) fn figures(record: &RunRecord) -> Result<Vec<Figure>, ReportError> {
         if let Some(f) = conn_cost::ConnCost::build(&scenario, &of, &stamp, &palette) {
             out.push(Figure::ConnCost(f));
         }
+        for f in balance::BalanceBars::build(&scenario, &of, &stamp) {
+            out.push(Figure::Balance(f));
+        }
         for f in http::HttpBars::build(&scenario, &of, &stamp) {
             out.push(Figure::Http(f));
         }
-        // conn-cost's "messages" are connection set-ups; CPU per message would mislead.
+        // conn-cost's "messages" are connection set-ups; CPU per message would mislead, and
+        // balance draws its CPU per role in its state-cost chart.
         if scenario != "conn-cost"
+            && scenario != "balance"
             && let Some(f) = cpu::CpuBars::build(&scenario, &of, &stamp)
         {
             out.push(Figure::Cpu(f));

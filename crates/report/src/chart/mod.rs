@@ -5,6 +5,7 @@
 //! record rendered twice gives the same bytes.
 
 pub(crate) mod axis;
+mod balance;
 pub(crate) mod comparison;
 mod conn_cost;
 mod cpu;
