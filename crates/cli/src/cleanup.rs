@@ -157,8 +157,17 @@ fn owner_of(dir: &Path) -> Option<u32> {
 /// the temp dir and staging folders under `out_parent` whose owner is gone (their completed
 /// cases are moved to `<out>/partial/`), and namespaces of dead runs. Returns what it did.
 pub fn sweep(out_parent: &Path) -> Vec<String> {
+    let done = sweep_in(&std::env::temp_dir(), out_parent);
+    ipcbench_harness::netns::remove_stale_namespaces();
+    done
+}
+
+/// [`sweep`] with the temp dir given: work directories under `temp`, staging folders under
+/// `out_parent` (the tests point `temp` at a folder of their own, so that a dead run of a
+/// concurrent test is not theirs to count).
+fn sweep_in(temp: &Path, out_parent: &Path) -> Vec<String> {
     let mut done = Vec::new();
-    if let Ok(entries) = fs::read_dir(std::env::temp_dir()) {
+    if let Ok(entries) = fs::read_dir(temp) {
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -198,7 +207,6 @@ pub fn sweep(out_parent: &Path) -> Vec<String> {
             }
         }
     }
-    ipcbench_harness::netns::remove_stale_namespaces();
     done
 }
 
@@ -213,8 +221,13 @@ mod tests {
         let staging = parent.path().join(".smoke-1.staging-4194304");
         fs::create_dir_all(&staging).unwrap();
         fs::write(staging.join("run.json"), "{}").unwrap();
-        let done = sweep(parent.path());
-        assert_eq!(done.len(), 1, "{done:?}");
+        let temp = tempfile::tempdir().unwrap();
+        let dead_work = temp.path().join("ipcbench-dead");
+        fs::create_dir_all(&dead_work).unwrap();
+        fs::write(dead_work.join(OWNER_FILE), "4194304").unwrap();
+        let done = sweep_in(temp.path(), parent.path());
+        assert_eq!(done.len(), 2, "{done:?}");
+        assert!(!dead_work.exists());
         assert!(!staging.exists());
         assert_eq!(
             fs::read_to_string(parent.path().join("smoke-1/partial/run.json")).unwrap(),
@@ -225,9 +238,14 @@ mod tests {
     #[test]
     fn a_live_runs_folders_are_left_alone() {
         let parent = tempfile::tempdir().unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let live_work = temp.path().join("ipcbench-live");
+        fs::create_dir_all(&live_work).unwrap();
+        fs::write(live_work.join(OWNER_FILE), std::process::id().to_string()).unwrap();
         let staging = parent.path().join(format!(".smoke-1.staging-{}", std::process::id()));
         fs::create_dir_all(&staging).unwrap();
-        assert!(sweep(parent.path()).is_empty());
+        assert!(sweep_in(temp.path(), parent.path()).is_empty());
         assert!(staging.exists());
+        assert!(live_work.exists());
     }
 }
