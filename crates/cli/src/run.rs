@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// Replace the warm-up's length (e.g. 100ms).
     #[arg(long)]
     warmup: Option<String>,
+    /// Override any plan key by its dotted path before the plan is checked (repeatable):
+    /// transport.null.delay_ns=400, scenario.0.message_bytes=64, duration=200ms.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
     /// Write results here instead of results/NAME-UTCTIME/.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -104,7 +108,13 @@ fn overrides(args: &RunArgs) -> Result<Overrides> {
         repetitions: args.repetitions,
         duration: duration("--duration", &args.duration)?,
         warmup: duration("--warmup", &args.warmup)?,
+        sets: plan_sets(&args.sets)?,
     })
+}
+
+/// Reads `--set KEY=VALUE` flags; a malformed one is bad input.
+pub fn plan_sets(sets: &[String]) -> Result<Vec<ipcbench_harness::plan::PlanSet>> {
+    sets.iter().map(|s| s.parse().map_err(usage)).collect()
 }
 
 /// Reads and expands the plan named on the command line (or the built-in one).

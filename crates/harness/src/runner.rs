@@ -106,6 +106,7 @@ fn empty_record(case: &Case) -> CaseRecord {
         trials: Vec::new(),
         summary: None,
         extra: Default::default(),
+        pairs: Vec::new(),
     }
 }
 
@@ -200,6 +201,7 @@ fn run_pinned<D: Dispatch>(
         warnings: Vec::new(),
         interrupted: false,
         cases: plan.cases.iter().map(empty_record).collect(),
+        paired: None,
     };
     let rounds = plan.cases.iter().map(|c| c.repetitions as usize).max().unwrap_or(0);
     let total: usize = plan.cases.iter().map(|c| c.repetitions as usize).sum();

@@ -54,6 +54,7 @@ pub fn unfinished_case(id: &str, trials: Vec<Trial>) -> CaseRecord {
         trials,
         summary: None,
         extra: BTreeMap::new(),
+        pairs: Vec::new(),
     }
 }
 
@@ -73,5 +74,6 @@ pub fn run(cases: Vec<CaseRecord>) -> RunRecord {
         warnings: Vec::new(),
         interrupted: false,
         cases,
+        paired: None,
     }
 }

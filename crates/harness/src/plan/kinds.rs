@@ -68,7 +68,7 @@ impl ScenarioKind {
     }
 
     /// The scenario-specific keys this scenario accepts.
-    pub(super) fn keys(self) -> &'static [&'static str] {
+    pub(crate) fn keys(self) -> &'static [&'static str] {
         match self {
             ScenarioKind::Pingpong => &["reply_bytes"],
             ScenarioKind::Stream => &["total_bytes"],

@@ -121,7 +121,7 @@ fn windowed<C: Channel>(
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
                 }
-                if (next - first_seq) % STOP_CHECK_EVERY == 0 && stop_requested() {
+                if (next - first_seq).is_multiple_of(STOP_CHECK_EVERY) && stop_requested() {
                     return Err(interrupted());
                 }
                 let msg = request.stamp(next);

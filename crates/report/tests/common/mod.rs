@@ -45,6 +45,7 @@ pub fn record(name: &str, cases: Vec<CaseRecord>) -> RunRecord {
         warnings: vec!["running under virtualization (kvm): cross-core wake-ups differ from bare metal".to_owned()],
         interrupted: false,
         cases,
+        paired: None,
     }
 }
 
@@ -79,6 +80,7 @@ fn empty_case(scenario: &str, transport: &str, options: Option<&str>, size: u64,
         trials: Vec::new(),
         summary: None,
         extra: BTreeMap::new(),
+        pairs: Vec::new(),
     }
 }
 
