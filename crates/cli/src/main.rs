@@ -10,6 +10,7 @@ mod cleanup;
 mod dispatch;
 mod gate;
 mod output;
+mod paired;
 mod render;
 mod rerun;
 mod run;
@@ -49,8 +50,8 @@ enum Command {
     Report(render::ReportArgs),
     /// Compares two runs case by case; exits 1 on a regression (the regression gate).
     Compare(gate::CompareArgs),
-    /// Runs a plan, compares it with a baseline, re-runs flagged cases to confirm; exits 1 only
-    /// for confirmed regressions.
+    /// Runs a plan, compares it with a baseline (or, with --against, runs it paired with an older
+    /// binary), re-runs flagged cases to confirm; exits 1 only for confirmed regressions.
     Ci(gate::CiArgs),
     /// Cleans up after a run that dies (started by `run`; not for direct use).
     #[command(hide = true)]

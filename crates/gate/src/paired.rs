@@ -140,7 +140,8 @@ fn compare_paired_case(key: &str, case: &CaseRecord, settings: &GateSettings) ->
 }
 
 /// Judges a paired record (one made by `ipcbench ci --against`): every `ok` case on its
-/// `pairs`. A case whose new side failed while the old side ran counts as newly failing.
+/// `pairs`. A case whose new side failed while the old side ran counts as newly failing; one
+/// the old side could not run is listed as not compared.
 ///
 /// # Errors
 /// [`CompareError::Schema`] for a record of another schema or one that is not paired,
@@ -158,6 +159,7 @@ pub fn compare_paired(run: &RunRecord, options: &CompareOptions) -> Result<Compa
         .cases
         .iter()
         .filter(|c| c.status == Status::Ok && c.pairs.is_empty())
+        .filter(|c| !paired.old_side_failures.iter().any(|f| f.case_id == c.id))
         .map(|c| format!("case {} is ok but has no pairs", c.id))
         .collect();
     if !problems.is_empty() {

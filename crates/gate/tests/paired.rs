@@ -260,3 +260,33 @@ fn confirmation_pools_the_reruns_pairs_and_keeps_only_what_shows_again() {
         assert_eq!((confirmation.confirmed, decided.passed()), (confirmed, !confirmed));
     }
 }
+
+#[test]
+fn a_case_the_new_side_fails_is_newly_failing_and_one_the_old_side_fails_is_listed() {
+    let mut rng = SplitMix64::new(4);
+    let mut broken = unfinished_case("pingpong/tcp/64B/c0s1", Vec::new());
+    broken.status = ipcbench_record::Status::Failed;
+    broken.reason = Some("peer died".into());
+    let old_only = unfinished_case("pingpong/uds/64B/c0s1", Vec::new());
+    let mut record = paired_run(vec![paired_case(&mut rng, 10, 0.05, 1.0, |_| 1.0), broken, old_only]);
+    record
+        .paired
+        .as_mut()
+        .unwrap()
+        .old_side_failures
+        .push(ipcbench_record::SideFailure {
+            case_id: "pingpong/uds/64B/c0s1".into(),
+            status: ipcbench_record::Status::Failed,
+            reason: "the old binary has no uds".into(),
+        });
+    let comparison = compare_paired(&record, &CompareOptions::default()).unwrap();
+    assert!(!comparison.passed());
+    assert_eq!(comparison.cases.len(), 1);
+    let tcp = comparison.not_compared.iter().find(|n| n.key.contains("tcp")).unwrap();
+    assert!(tcp.newly_failed && tcp.reason.contains("new: peer died"), "{tcp:?}");
+    let uds = comparison.not_compared.iter().find(|n| n.key.contains("uds")).unwrap();
+    assert!(
+        !uds.newly_failed && uds.reason.contains("old: the old binary has no uds"),
+        "{uds:?}"
+    );
+}
