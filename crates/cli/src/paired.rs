@@ -130,6 +130,8 @@ impl PairedPlan<'_> {
     /// its one-case plan.
     pub fn run(&self, case_indices: Option<&[usize]>, out: Option<&Path>) -> Result<(RunRecord, PathBuf)> {
         let indices: Vec<usize> = case_indices.map_or_else(|| (0..self.new.cases.len()).collect(), <[usize]>::to_vec);
+        // Ctrl-C reaches the trial's process too; this process stops after it instead of dying.
+        let stop = crate::run::stop_flag()?;
         let output = RunOutput::create(&format!("{}-paired", self.new.name), out, false)?;
         let trials_dir = output.staging_dir().join("trials");
         std::fs::create_dir_all(&trials_dir).with_context(|| format!("cannot create {}", trials_dir.display()))?;
@@ -164,7 +166,14 @@ impl PairedPlan<'_> {
                 };
                 let mut trials: [Option<TrialRun>; 2] = [None, None];
                 for side in &sides {
-                    let Some(run) = self.trial(side, idx, round, &trials_dir)? else {
+                    // Relaxed: the flag publishes nothing else (see `run::stop_flag`).
+                    let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
+                    let run = if stopped() {
+                        None
+                    } else {
+                        self.trial(side, idx, round, &trials_dir)?
+                    };
+                    let Some(run) = run.filter(|_| !stopped()) else {
                         interrupted = true;
                         break 'rounds;
                     };

@@ -320,7 +320,7 @@ pub fn execute_with(plan: &Plan, out: Option<&Path>, force: bool) -> Result<Exec
 }
 
 /// The process-wide stop flag, set by Ctrl-C (installed once, shared by every run).
-fn stop_flag() -> Result<Arc<AtomicBool>> {
+pub fn stop_flag() -> Result<Arc<AtomicBool>> {
     static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     if let Some(stop) = STOP.get() {
         return Ok(Arc::clone(stop));
