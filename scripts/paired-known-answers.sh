@@ -2,9 +2,12 @@
 # The paired gate's known answers on this machine (issue 18, item 4):
 #   1. A/A: N_AA paired runs (`ipcbench ci --against`) of the CI plan with the same binary on
 #      both sides (a copy of it as the "old" one); every run should pass (exit 0).
-#   2. Injected slowdown: N_SLOW paired runs with `--set transport.null.delay_ns=D` on the new
-#      side only, D sized from the first A/A run so that the 64-byte `null` case gets SLOWDOWN
-#      (20%) slower; every run should fail (exit 1) and name that case.
+#   2. Injected slowdown: N_SLOW paired runs with `--set transport.inproc.delay_ns=D` and
+#      `--set transport.null.delay_ns=E` on the new side only, sized from the first A/A run so
+#      that the same-core 64-byte `inproc` case gets SLOWDOWN (20%) slower (it sends twice per
+#      round trip, and its microseconds take a delay linearly); `null`'s ~50 ns cannot be
+#      slowed by only 20% (the busy-wait's own clock reads add ~40 ns), so it just gets E =
+#      SLOWDOWN x p50. Every run should fail (exit 1) and name both cases.
 #   3. Sensitivity: per metric, the smallest change the paired gate could have detected (median
 #      over cases and A/A runs) beside what the unpaired gate could on the same trials.
 # Prints the counts and the table; exits 0 when every answer was the expected one, 1 otherwise.
@@ -70,35 +73,46 @@ for i in $(seq 1 "$N_AA"); do
     echo "A/A $i: exit $code${flagged:+, regressed: $flagged}" | tee -a "$log"
 done
 
-null_p50=$(python3 - "$OUT/aa-1/run.json" "$null_case" <<'PY'
+p50() { # p50 of case $2 (its id) in run.json $1
+    python3 - "$1" "$2" <<'PY'
 import json, sys
 for case in json.load(open(sys.argv[1]))["cases"]:
     if case["id"] == sys.argv[2]:
         print(case["summary"]["latency_ns"]["p50"])
+        break
+else:
+    sys.exit(f"no case {sys.argv[2]} in {sys.argv[1]}")
 PY
-)
-# null sends once per round trip; the busy-wait's own clock reads add a little more.
-delay=$(python3 -c "import math; print(max(1, math.ceil($SLOWDOWN * $null_p50)))")
-echo "injected on the new side: --set transport.null.delay_ns=$delay (null 64 B p50 $null_p50 ns)" | tee -a "$log"
-
-slow_caught=0
-for i in $(seq 1 "$N_SLOW"); do
-    code=$(paired "slow-$i" --set "transport.null.delay_ns=$delay")
-    flagged=$(regressed "$OUT/slow-$i.comparison.json" 2>/dev/null || true)
-    measured=$(python3 - "$OUT/slow-$i.comparison.json" "$null_case" <<'PY' 2>/dev/null || true
+}
+change() { # the p50 change of case key $2 in comparison JSON $1, with its interval
+    python3 - "$1" "$2" <<'PY' 2>/dev/null || true
 import json, sys
 for case in json.load(open(sys.argv[1]))["cases"]:
     if case["key"] == sys.argv[2]:
         m = next(m for m in case["metrics"] if m["metric"] == "latency_p50_ns")
-        print(f"p50 {100 * (m['ratio'] - 1):+.1f}% [{100 * (m['ratio_ci95'][0] - 1):+.1f}%, {100 * (m['ratio_ci95'][1] - 1):+.1f}%]")
+        print(f"{100 * (m['ratio'] - 1):+.1f}% [{100 * (m['ratio_ci95'][0] - 1):+.1f}%, {100 * (m['ratio_ci95'][1] - 1):+.1f}%]")
 PY
-)
+}
+inproc_case="pingpong/inproc/64B/c0s0"
+null_p50=$(p50 "$OUT/aa-1/run.json" "$null_case")
+inproc_p50=$(p50 "$OUT/aa-1/run.json" "$inproc_case")
+null_delay=$(python3 -c "import math; print(max(1, math.ceil($SLOWDOWN * $null_p50)))")
+inproc_delay=$(python3 -c "import math; print(max(1, math.ceil($SLOWDOWN / 2 * $inproc_p50)))")
+echo "injected on the new side: --set transport.inproc.delay_ns=$inproc_delay (inproc same-core 64 B p50" \
+    "$inproc_p50 ns), --set transport.null.delay_ns=$null_delay (null 64 B p50 $null_p50 ns)" | tee -a "$log"
+
+slow_caught=0
+for i in $(seq 1 "$N_SLOW"); do
+    code=$(paired "slow-$i" --set "transport.inproc.delay_ns=$inproc_delay" --set "transport.null.delay_ns=$null_delay")
+    json="$OUT/slow-$i.comparison.json"
+    flagged=$(regressed "$json" 2>/dev/null || true)
     caught=no
-    if [[ $code -eq 1 && ",$flagged," == *",$null_case,"* ]]; then
+    if [[ $code -eq 1 && ",$flagged," == *",$null_case,"* && ",$flagged," == *",$inproc_case,"* ]]; then
         caught=yes
         slow_caught=$((slow_caught + 1))
     fi
-    echo "slowdown $i: exit $code, null case caught: $caught ($measured)${flagged:+, regressed: $flagged}" | tee -a "$log"
+    echo "slowdown $i: exit $code, both caught: $caught (inproc p50 $(change "$json" "$inproc_case")," \
+        "null p50 $(change "$json" "$null_case"))${flagged:+, regressed: $flagged}" | tee -a "$log"
 done
 
 echo "A/A: $aa_pass of $N_AA paired runs passed ($((N_AA - aa_pass)) with a false regression)" | tee -a "$log"
