@@ -2,7 +2,8 @@
 //!
 //! The method, the confirmation policy, the verdict texts and the exports live in
 //! `ipcbench_gate`; this file reads the records, resolves the settings (defaults, then the
-//! plan's `[gate]` table, then `--threshold` flags), runs the re-runs the gate asks for, and
+//! plan's `[gate]` table, then `--threshold` flags), runs the re-runs the gate asks for (and,
+//! with `--against`, the paired run of `crate::paired`), and
 //! writes what the user asked for. Exit codes: 0 no regression, 1 a regression (or a case that
 //! newly fails), 2 bad input, 130 interrupted.
 
@@ -19,6 +20,7 @@ use ipcbench_record::RunRecord;
 
 use crate::UsageError;
 use crate::output::write_atomically;
+use crate::paired::{PairedPlan, PairedRerun};
 use crate::render::comparison_chart;
 use crate::rerun::{PlanRerun, execute_on_own_thread};
 use crate::run;
@@ -70,8 +72,25 @@ pub struct CompareArgs {
 #[derive(Debug, Args)]
 pub struct CiArgs {
     /// The baseline run.json to compare against.
-    #[arg(long, value_name = "FILE")]
-    baseline: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "against",
+        conflicts_with = "against"
+    )]
+    baseline: Option<PathBuf>,
+    /// Paired mode: run every case round by round with this (older) ipcbench binary and with
+    /// this one, back to back on the same cores, and judge the per-round ratios.
+    #[arg(long, value_name = "OLD_BINARY")]
+    against: Option<PathBuf>,
+    /// Rounds per case in paired mode (one old and one new trial each; at least 6 for the
+    /// signed-rank test to reach p < 0.05).
+    #[arg(long, default_value_t = 10, value_name = "N", requires = "against")]
+    rounds: usize,
+    /// Override a plan key by its dotted path (repeatable): transport.null.delay_ns=400. With
+    /// --against, only the new side runs with it.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
     /// The plan to run [default: bench-configs/ci.toml].
     config: Option<PathBuf>,
     /// Write results here instead of results/NAME-UTCTIME/.
@@ -117,17 +136,83 @@ pub fn compare_command(args: CompareArgs) -> Result<ExitCode> {
     finish(&comparison, &old, &new, &args.gate, args.gate.markdown.clone())
 }
 
-/// `ipcbench ci --baseline FILE [CONFIG]`.
+/// `ipcbench ci --against OLD_BINARY [CONFIG]`: the paired run, its comparison and its
+/// confirmation.
+fn ci_against(args: &CiArgs, old_binary: &Path, config: &Path) -> Result<ExitCode> {
+    if !old_binary.is_file() {
+        return Err(usage(format!("--against {}: no such file", old_binary.display())));
+    }
+    if args.rounds == 0 {
+        return Err(usage("--rounds must be at least 1"));
+    }
+    let old_plan = run::load_plan(Some(&config.to_owned()), &Overrides::default())?;
+    let sets = Overrides {
+        sets: run::plan_sets(&args.sets)?,
+        ..Overrides::default()
+    };
+    let new_plan = run::load_plan(Some(&config.to_owned()), &sets)?;
+    let options = options(new_plan.gate.as_ref(), &args.gate)?;
+    let paired = PairedPlan {
+        old: &old_plan,
+        new: &new_plan,
+        old_binary: old_binary.to_owned(),
+        n_rounds: args.rounds,
+        new_side_sets: args.sets.iter().map(|s| format!("--set {s}")).collect(),
+    };
+    paired.check()?;
+    let (record, dir) = paired.run(None, args.out.as_deref())?;
+    if record.interrupted {
+        eprintln!("interrupted: nothing was compared");
+        return Ok(ExitCode::from(130));
+    }
+    let first = ipcbench_gate::compare_paired(&record, &options).map_err(|e| usage(e.to_string()))?;
+    let mut rerun = PairedRerun {
+        plan: &paired,
+        dir: &dir,
+    };
+    let outcome = ipcbench_gate::confirm_paired(first, &options, args.confirm as usize, &mut rerun);
+    let Some(comparison) = decided(outcome)? else {
+        return Ok(ExitCode::from(130));
+    };
+    let markdown = Some(args.gate.markdown.clone().unwrap_or_else(|| dir.join("summary.md")));
+    let code = finish(&comparison, &record, &record, &args.gate, markdown)?;
+    println!("results: {}", dir.join("run.json").display());
+    Ok(code)
+}
+
+/// The comparison a confirmation decided; `None` when it was interrupted (after saying so).
+fn decided(outcome: Result<ConfirmOutcome, ConfirmError<anyhow::Error>>) -> Result<Option<Comparison>> {
+    match outcome {
+        Ok(ConfirmOutcome::Decided(comparison)) => Ok(Some(*comparison)),
+        Ok(ConfirmOutcome::Interrupted) => {
+            eprintln!("interrupted during confirmation: nothing was decided");
+            Ok(None)
+        }
+        Err(ConfirmError::Rerun(e)) => Err(e),
+        Err(e) => Err(usage(e.to_string())),
+    }
+}
+
+/// `ipcbench ci --baseline FILE [CONFIG]` or `ipcbench ci --against OLD_BINARY [CONFIG]`.
 pub fn ci_command(args: CiArgs) -> Result<ExitCode> {
-    let baseline = load(&args.baseline, "baseline")?;
     let config = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CI_PLAN));
-    let plan = run::load_plan(Some(&config), &Overrides::default())?;
+    let baseline_path = match (&args.baseline, &args.against) {
+        (_, Some(old_binary)) => return ci_against(&args, old_binary, &config),
+        (Some(path), None) => path,
+        (None, None) => return Err(usage("give --baseline FILE or --against OLD_BINARY")),
+    };
+    let baseline = load(baseline_path, "baseline")?;
+    let sets = Overrides {
+        sets: run::plan_sets(&args.sets)?,
+        ..Overrides::default()
+    };
+    let plan = run::load_plan(Some(&config), &sets)?;
     let options = options(plan.gate.as_ref(), &args.gate)?;
     // Refuse before measuring anything when this machine is not the baseline's.
     let here = env::collect(&BuildInfo::default());
     let differences = ipcbench_gate::machine_differences(&baseline.environment, &here);
     if !differences.is_empty() && !options.allow_different_machine {
-        let (baseline, differences, config) = (args.baseline.display(), differences.join("; "), config.display());
+        let (baseline, differences, config) = (baseline_path.display(), differences.join("; "), config.display());
         return Err(usage(format!(
             "{baseline} was recorded on another machine ({differences}); record a baseline on this machine with \
              `ipcbench run {config} --out DIR`, or pass --allow-different-machine"
@@ -141,14 +226,9 @@ pub fn ci_command(args: CiArgs) -> Result<ExitCode> {
     let (new, dir) = (&executed.record, executed.dir.as_path());
     let first = ipcbench_gate::compare_common(&baseline, new, &options).map_err(|e| usage(e.to_string()))?;
     let mut rerun = PlanRerun { plan: &plan, dir };
-    let comparison = match ipcbench_gate::confirm(&baseline, first, &options, args.confirm as usize, &mut rerun) {
-        Ok(ConfirmOutcome::Decided(comparison)) => *comparison,
-        Ok(ConfirmOutcome::Interrupted) => {
-            eprintln!("interrupted during confirmation: nothing was decided");
-            return Ok(ExitCode::from(130));
-        }
-        Err(ConfirmError::Rerun(e)) => return Err(e),
-        Err(e) => return Err(usage(e.to_string())),
+    let outcome = ipcbench_gate::confirm(&baseline, first, &options, args.confirm as usize, &mut rerun);
+    let Some(comparison) = decided(outcome)? else {
+        return Ok(ExitCode::from(130));
     };
     let markdown = Some(args.gate.markdown.clone().unwrap_or_else(|| dir.join("summary.md")));
     let code = finish(&comparison, &baseline, new, &args.gate, markdown)?;

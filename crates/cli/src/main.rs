@@ -12,6 +12,7 @@ mod dispatch;
 mod gate;
 mod http;
 mod output;
+mod paired;
 mod render;
 mod rerun;
 mod run;
@@ -50,8 +51,8 @@ enum Command {
     Report(render::ReportArgs),
     /// Compares two runs case by case; exits 1 on a regression (the regression gate).
     Compare(gate::CompareArgs),
-    /// Runs a plan, compares it with a baseline, re-runs flagged cases to confirm; exits 1 only
-    /// for confirmed regressions.
+    /// Runs a plan, compares it with a baseline (or, with --against, runs it paired with an older
+    /// binary), re-runs flagged cases to confirm; exits 1 only for confirmed regressions.
     Ci(gate::CiArgs),
     /// Serves ipcbench's HTTP origin on its own (for cross-checks such as h2load).
     #[command(hide = true, name = "http-origin")]

@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// Replace the warm-up's length (e.g. 100ms).
     #[arg(long)]
     warmup: Option<String>,
+    /// Override any plan key by its dotted path before the plan is checked (repeatable):
+    /// transport.null.delay_ns=400, scenario.0.message_bytes=64, duration=200ms.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
     /// Write results here instead of results/NAME-UTCTIME/.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -103,7 +107,13 @@ fn overrides(args: &RunArgs) -> Result<Overrides> {
         repetitions: args.repetitions,
         duration: duration("--duration", &args.duration)?,
         warmup: duration("--warmup", &args.warmup)?,
+        sets: plan_sets(&args.sets)?,
     })
+}
+
+/// Reads `--set KEY=VALUE` flags; a malformed one is bad input.
+pub fn plan_sets(sets: &[String]) -> Result<Vec<ipcbench_harness::plan::PlanSet>> {
+    sets.iter().map(|s| s.parse().map_err(usage)).collect()
 }
 
 /// Reads and expands the plan named on the command line (or the built-in one).
@@ -309,7 +319,7 @@ pub fn execute_with(plan: &Plan, out: Option<&Path>, force: bool) -> Result<Exec
 }
 
 /// The process-wide stop flag, set by Ctrl-C (installed once, shared by every run).
-fn stop_flag() -> Result<Arc<AtomicBool>> {
+pub fn stop_flag() -> Result<Arc<AtomicBool>> {
     static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     if let Some(stop) = STOP.get() {
         return Ok(Arc::clone(stop));

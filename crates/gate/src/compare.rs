@@ -201,6 +201,7 @@ pub fn compare(old: &RunRecord, new: &RunRecord, options: &CompareOptions) -> Re
         not_compared,
         notes,
         confirmation_runs: None,
+        paired: None,
     })
 }
 

@@ -77,6 +77,16 @@ pub struct MetricComparison {
     pub significant: bool,
     /// What this metric says.
     pub verdict: Verdict,
+    /// The smallest change (a fraction, 0.12 = 12%) the gate could have called a regression
+    /// with this spread of values: a change that moved every value by that much would put the
+    /// whole interval beyond the limit (see [`detectable_change`](crate::detectable_change)).
+    /// `None` when no change could be significant with these counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detectable: Option<f64>,
+    /// Paired comparisons only: what [`detectable`](Self::detectable) would be if the same
+    /// trials were compared unpaired (old trials against new trials, as `compare` does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpaired_detectable: Option<f64>,
 }
 
 impl MetricComparison {
@@ -227,6 +237,22 @@ pub struct Comparison {
     /// Re-runs of each flagged case, when confirmation ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmation_runs: Option<usize>,
+    /// Present when the comparison is paired (`ipcbench ci --against`): each metric was judged
+    /// on the per-round ratios new/old of one record, not on two runs' trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<PairedInfo>,
+}
+
+/// How a paired comparison was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedInfo {
+    /// Rounds per case in the first run (one old and one new trial each).
+    pub n_rounds: usize,
+    /// The old side's binary.
+    pub old_binary: String,
+    /// `--set` overrides the new side ran with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_side_sets: Vec<String>,
 }
 
 impl Comparison {

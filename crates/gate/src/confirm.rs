@@ -11,6 +11,7 @@ use ipcbench_record::RunRecord;
 
 use crate::compare::{CompareError, compare};
 use crate::comparison::Comparison;
+use crate::paired::compare_paired;
 use crate::pool::pool_runs;
 use crate::settings::CompareOptions;
 
@@ -59,10 +60,34 @@ pub enum ConfirmError<E> {
 /// re-runs cannot be compared with `old`.
 pub fn confirm<R: Rerun + ?Sized>(
     old: &RunRecord,
-    mut comparison: Comparison,
+    comparison: Comparison,
     options: &CompareOptions,
     n_rounds: usize,
     rerun: &mut R,
+) -> Result<ConfirmOutcome, ConfirmError<R::Error>> {
+    confirm_with(comparison, n_rounds, rerun, |pooled| compare(old, pooled, options))
+}
+
+/// [`confirm`] for a paired comparison ([`compare_paired`]): each re-run is a paired record of
+/// the flagged cases (old and new binary again, round by round); their pairs are pooled per
+/// case and judged on their own.
+///
+/// # Errors
+/// As [`confirm`].
+pub fn confirm_paired<R: Rerun + ?Sized>(
+    comparison: Comparison,
+    options: &CompareOptions,
+    n_rounds: usize,
+    rerun: &mut R,
+) -> Result<ConfirmOutcome, ConfirmError<R::Error>> {
+    confirm_with(comparison, n_rounds, rerun, |pooled| compare_paired(pooled, options))
+}
+
+fn confirm_with<R: Rerun + ?Sized>(
+    mut comparison: Comparison,
+    n_rounds: usize,
+    rerun: &mut R,
+    judge: impl Fn(&RunRecord) -> Result<Comparison, CompareError>,
 ) -> Result<ConfirmOutcome, ConfirmError<R::Error>> {
     let flagged: Vec<String> = comparison.flagged().iter().map(|(_, id)| (*id).to_owned()).collect();
     if flagged.is_empty() || n_rounds == 0 {
@@ -77,7 +102,7 @@ pub fn confirm<R: Rerun + ?Sized>(
         reruns.push(record);
     }
     if let Some(pooled) = pool_runs(&reruns) {
-        let confirmation = compare(old, &pooled, options)?;
+        let confirmation = judge(&pooled)?;
         comparison.apply_confirmation(&confirmation, n_rounds);
     }
     Ok(ConfirmOutcome::Decided(Box::new(comparison)))

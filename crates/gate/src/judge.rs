@@ -43,7 +43,8 @@ pub fn compare_metric(
     let significant = rank.p_two_sided < settings.alpha && excludes_one;
     let threshold = settings.threshold(metric);
     let noise = relative_spread(old_values);
-    let verdict = judge(metric, ratio_ci95, threshold.max(noise), significant, detectable, 1.0);
+    let limit = threshold.max(noise);
+    let verdict = judge(metric, ratio_ci95, limit, significant, detectable, 1.0);
     Some(MetricComparison {
         metric,
         old_median,
@@ -61,7 +62,29 @@ pub fn compare_metric(
         machine_shift: None,
         significant,
         verdict,
+        detectable: detectable_change(metric, ratio, ratio_ci95, limit, detectable),
+        unpaired_detectable: None,
     })
+}
+
+/// The smallest change `metric` could have been called a regression for, given the interval
+/// `ratio_ci95` around `ratio` and the `limit` it must clear: the interval, moved so that its
+/// point sits at `1 + change` (at `1 - change` for throughput), clears the limit exactly. This
+/// is the sensitivity of the comparison on this machine: the interval's spread, not its
+/// position. `None` when `possible` is false (too few trials for any p-value below alpha) or
+/// the interval is degenerate.
+pub fn detectable_change(metric: Metric, ratio: f64, ratio_ci95: [f64; 2], limit: f64, possible: bool) -> Option<f64> {
+    let [low, high] = ratio_ci95;
+    if !possible || ratio <= 0.0 || low <= 0.0 || !high.is_finite() {
+        return None;
+    }
+    let change = if metric.bigger_is_better() {
+        // The interval's top, moved with the point to 1 - change, must fall below 1 - limit.
+        1.0 - (1.0 - limit) * ratio / high
+    } else {
+        (1.0 + limit) * ratio / low - 1.0
+    };
+    Some(change.max(limit))
 }
 
 /// The verdict on one metric: `ratio_ci95`, divided by the machine-wide `shift`, held against

@@ -8,7 +8,7 @@
 //! github-action-benchmark and Bencher.
 //!
 //! Modules use each other in one direction, bottom to top: `metric`; `settings`; `comparison`;
-//! `matching`, `judge`, `machine_shift`; `compare`, `pool`; `confirm`; `verdict` (its `rule`
+//! `matching`, `judge`, `machine_shift`; `compare`, `paired`, `pool`; `confirm`; `verdict` (its `rule`
 //! and `parts` below `terminal` and `markdown`), `export` (`exporter` and `figures` below the
 //! formats). No module uses one that uses it back; the crate root only re-exports.
 //!
@@ -75,6 +75,13 @@
 //!
 //! Runs from different machines (CPU model, core count, kernel) are refused unless the caller
 //! allows it, and then the comparison says so.
+//!
+//! **Paired comparisons.** [`compare_paired`] judges one record in which each round of each
+//! case ran the old and the new binary back to back (`ipcbench ci --against`): the median of
+//! the per-round ratios, its bootstrap interval, and a Wilcoxon signed-rank test across rounds,
+//! under the same thresholds and confirmation ([`confirm_paired`]); see the `paired` module.
+//! Every metric comparison also says the smallest change it could have detected
+//! ([`detectable_change`]).
 #![forbid(unsafe_code)]
 
 mod compare;
@@ -85,18 +92,21 @@ mod judge;
 mod machine_shift;
 mod matching;
 mod metric;
+mod paired;
 mod pool;
 mod settings;
 pub mod verdict;
 
 pub use compare::{CompareError, compare, compare_common};
 pub use comparison::{
-    COMPARE_SCHEMA, CaseComparison, ChartRow, Comparison, Confirmation, MetricComparison, NotCompared, RunInfo, Verdict,
+    COMPARE_SCHEMA, CaseComparison, ChartRow, Comparison, Confirmation, MetricComparison, NotCompared, PairedInfo,
+    RunInfo, Verdict,
 };
-pub use confirm::{ConfirmError, ConfirmOutcome, Rerun, confirm};
-pub use judge::{INTERVAL_LEVEL, RATIO_RESAMPLES, RATIO_SEED, compare_metric, relative_spread};
+pub use confirm::{ConfirmError, ConfirmOutcome, Rerun, confirm, confirm_paired};
+pub use judge::{INTERVAL_LEVEL, RATIO_RESAMPLES, RATIO_SEED, compare_metric, detectable_change, relative_spread};
 pub use machine_shift::MACHINE_SHIFT_MIN_CASES;
 pub use matching::{machine_differences, match_key};
 pub use metric::{Metric, ThresholdKey};
+pub use paired::{compare_paired, compare_paired_metric, pair_ratios};
 pub use pool::pool_runs;
 pub use settings::{CompareOptions, DEFAULT_ALPHA, GATE_KEYS, GateSettings, GateTable, SettingsError};

@@ -5,7 +5,8 @@ use ipcbench_record::{RunRecord, Status};
 
 /// Pools the trials of several runs of the same cases (the confirmation re-runs) into one
 /// record: the first run's record with every later run's trials appended per case id, and the
-/// summaries recomputed. A case failed in any run keeps that status.
+/// summaries recomputed. A case failed in any run keeps that status. Paired records pool their
+/// `pairs` the same way, renumbering the rounds.
 pub fn pool_runs(runs: &[RunRecord]) -> Option<RunRecord> {
     let (first, rest) = runs.split_first()?;
     let mut pooled = first.clone();
@@ -14,6 +15,14 @@ pub fn pool_runs(runs: &[RunRecord]) -> Option<RunRecord> {
             match pooled.cases.iter_mut().find(|c| c.id == case.id) {
                 Some(target) => {
                     target.trials.extend(case.trials.iter().cloned());
+                    // Paired re-runs: their rounds follow the ones already pooled.
+                    let offset = target.pairs.len();
+                    target
+                        .pairs
+                        .extend(case.pairs.iter().enumerate().map(|(idx, pair)| ipcbench_record::Pair {
+                            round: offset + idx + 1,
+                            ..pair.clone()
+                        }));
                     if case.status != Status::Ok && target.status == Status::Ok {
                         target.status = case.status.clone();
                         target.reason = case.reason.clone();

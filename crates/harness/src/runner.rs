@@ -108,6 +108,7 @@ fn empty_record(case: &Case) -> CaseRecord {
         trials: Vec::new(),
         summary: None,
         extra: case.http.as_ref().map(http_settings).unwrap_or_default(),
+        pairs: Vec::new(),
     }
 }
 
@@ -251,6 +252,7 @@ fn run_pinned<D: Dispatch>(
         warnings: Vec::new(),
         interrupted: false,
         cases: plan.cases.iter().map(empty_record).collect(),
+        paired: None,
     };
     let rounds = plan.cases.iter().map(|c| c.repetitions as usize).max().unwrap_or(0);
     let total: usize = plan.cases.iter().map(|c| c.repetitions as usize).sum();

@@ -3,7 +3,8 @@
 //!
 //! - [`schema`]: the `run.json` types ([`RunRecord`], [`CaseRecord`], [`Trial`], [`Summary`]),
 //!   schema `ipcbench.run/1`. Every field's unit is in its name.
-//! - [`stats`]: HdrHistogram percentiles, medians, bootstrap intervals, Mann-Whitney U, least
+//! - [`stats`]: HdrHistogram percentiles, medians, bootstrap intervals, Mann-Whitney U, the
+//!   Wilcoxon signed-rank test of paired differences, least
 //!   squares. Pure functions over numbers; they know nothing of trials or plans.
 //! - [`finish`]: one function, [`finish::finish_case`], that turns a case's trials into its
 //!   summary, flags, fraction of the physical limit and scenario figures. The runner calls it

@@ -42,6 +42,60 @@ pub struct RunRecord {
     pub interrupted: bool,
     /// Every case of the plan, in plan order.
     pub cases: Vec<CaseRecord>,
+    /// Present when the run is paired (`ipcbench ci --against`): the other binary the run
+    /// alternated with. The record's own fields (environment, `trials`) are the new side's; each
+    /// case's `pairs` hold both sides' trials round by round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<PairedRun>,
+}
+
+/// How a paired run was made: the old side's binary and environment, the rounds and the order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PairedRun {
+    /// The old binary as given (`--against`).
+    pub old_binary: String,
+    /// The old side's environment as its own first trial recorded it (version, commit,
+    /// compiler); the new side's is the record's `environment`.
+    pub old_environment: Environment,
+    /// Rounds per case: one old and one new trial each.
+    pub n_rounds: usize,
+    /// Seed of the order of cases and sides within each round.
+    pub order_seed: u64,
+    /// `--set KEY=VALUE` overrides applied to the new side only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_side_sets: Vec<String>,
+    /// Cases the old side could not run (the new side's status is the case's own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub old_side_failures: Vec<SideFailure>,
+}
+
+/// A case one side of a paired run could not run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideFailure {
+    /// The case's id.
+    pub case_id: String,
+    /// `failed` or `unsupported`.
+    pub status: Status,
+    /// Why.
+    pub reason: String,
+}
+
+/// One round of a paired case: a trial of the old binary and one of the new, run back to back
+/// on the same cores.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pair {
+    /// The round, from 1.
+    pub round: usize,
+    /// True when the old binary's trial ran first in this round.
+    pub old_first: bool,
+    /// The old binary's trial.
+    pub old: Trial,
+    /// The new binary's trial.
+    pub new: Trial,
+    /// `new / old` per metric (`latency_p50_ns`, `latency_p99_ns`, `messages_per_s`,
+    /// `bytes_per_s`, `cpu_ns_per_message`), for the metrics both trials have with a positive
+    /// old value.
+    pub ratios: BTreeMap<String, f64>,
 }
 
 /// The environment manifest of a run.
@@ -192,6 +246,10 @@ pub struct CaseRecord {
     /// Scenario-specific extra fields (e.g. rpc's bandwidth-delay figures, conn-cost's fit).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// The rounds of a paired run (see [`RunRecord::paired`]); `trials` then holds the new
+    /// side's trials in round order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pairs: Vec<Pair>,
 }
 
 /// The percentile set of one latency distribution, ns.
@@ -264,6 +322,7 @@ impl CaseRecord {
             trials: Vec::new(),
             summary: None,
             extra: BTreeMap::new(),
+            pairs: Vec::new(),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The gate's statistics against hand-computed answers: Mann-Whitney U and its exact and
-//! approximate p-values, and the coverage of the bootstrap interval of a ratio of medians.
+//! approximate p-values, the Wilcoxon signed-rank test of paired differences, and the coverage of the bootstrap interval of a ratio of medians.
 
 use ipcbench_record::stats::{
     RankTestMethod, SplitMix64, binomial, bootstrap_ratio_ci, mann_whitney_min_p, mann_whitney_u, normal_sf,
+    wilcoxon_min_p, wilcoxon_signed_rank,
 };
 
 fn close(a: f64, b: f64, tolerance: f64) -> bool {
@@ -160,4 +161,83 @@ fn on_a_a_pairs_of_five_trials_the_combined_rule_fires_less_often_than_alpha() {
         "the combined rule fired {both}/1000 times, above alpha (interval alone: {interval_only})"
     );
     assert!(both <= rank_only.min(interval_only));
+}
+
+#[test]
+fn five_positive_differences_give_w_fifteen_and_p_one_sixteenth() {
+    // Of the 2^5 = 32 sign assignments one makes every difference positive (W+ = 15) and one
+    // every difference negative (W+ = 0): p = 2/32. Five pairs can never reach p < 0.05.
+    let r = wilcoxon_signed_rank(&[0.1, 0.2, 0.3, 0.4, 0.5]).unwrap();
+    assert_eq!((r.w_plus, r.n, r.method), (15.0, 5, RankTestMethod::Exact));
+    assert!(close(r.p_two_sided, 2.0 / 32.0, 1e-12), "{}", r.p_two_sided);
+    assert!(close(wilcoxon_min_p(5), 0.0625, 1e-15));
+    assert!(close(wilcoxon_min_p(6), 2.0 / 64.0, 1e-15));
+    assert!(close(wilcoxon_min_p(10), 2.0 / 1024.0, 1e-15));
+}
+
+#[test]
+fn one_negative_smallest_difference_of_five_gives_p_one_eighth() {
+    // d = -1, 2, 3, 4, 5: W+ = 14, the mean is 7.5. At least as extreme: W+ = 15, 14 (one
+    // assignment each) and W+ = 0, 1 (one each): 4/32.
+    let r = wilcoxon_signed_rank(&[-1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+    assert_eq!(r.w_plus, 14.0);
+    assert!(close(r.p_two_sided, 0.125, 1e-12), "{}", r.p_two_sided);
+}
+
+#[test]
+fn alternating_signs_of_four_give_p_seven_eighths() {
+    // d = 1, -2, 3, -4: W+ = 1 + 3 = 4, the mean is 5. W+ over the 16 subsets of {1,2,3,4}
+    // takes 0..=10 with counts 1,1,1,2,2,2,2,2,1,1,1; only W+ = 5 (2 ways) is closer: 14/16.
+    let r = wilcoxon_signed_rank(&[1.0, -2.0, 3.0, -4.0]).unwrap();
+    assert_eq!(r.w_plus, 4.0);
+    assert!(close(r.p_two_sided, 0.875, 1e-12), "{}", r.p_two_sided);
+}
+
+#[test]
+fn tied_magnitudes_use_midranks_and_the_exact_tied_distribution() {
+    // |d| = 1, 1, 1, 2 have midranks 2, 2, 2, 4 (doubled 4, 4, 4, 8, total 20). W+ = 2 + 2 + 4
+    // = 8, doubled 16, mean doubled 10. Doubled sums of the 16 subsets: 0 (1 way), 4 (3), 8 (4),
+    // 12 (4), 16 (3), 20 (1); |S - 10| >= 6 holds for 0, 4, 16, 20: 8/16.
+    let r = wilcoxon_signed_rank(&[1.0, 1.0, -1.0, 2.0]).unwrap();
+    assert_eq!(r.w_plus, 8.0);
+    assert!(close(r.p_two_sided, 0.5, 1e-12), "{}", r.p_two_sided);
+}
+
+#[test]
+fn zero_differences_are_dropped() {
+    let r = wilcoxon_signed_rank(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    assert_eq!((r.n, r.w_plus), (6, 21.0));
+    assert!(close(r.p_two_sided, 2.0 / 64.0, 1e-12), "{}", r.p_two_sided);
+    let none = wilcoxon_signed_rank(&[0.0, 0.0]).unwrap();
+    assert_eq!((none.n, none.p_two_sided), (0, 1.0));
+    assert!(wilcoxon_signed_rank(&[]).is_none());
+}
+
+#[test]
+fn thirty_positive_differences_use_the_normal_approximation() {
+    // W+ = 465, mean 232.5, variance 30 * 31 * 61 / 24 = 2363.75; z = (232.5 - 0.5) / 48.618
+    // = 4.772, two-sided p = 1.82e-6.
+    let d: Vec<f64> = (1..=30).map(f64::from).collect();
+    let r = wilcoxon_signed_rank(&d).unwrap();
+    assert_eq!((r.w_plus, r.method), (465.0, RankTestMethod::Normal));
+    assert!(close(r.p_two_sided, 1.82e-6, 0.02e-6), "{}", r.p_two_sided);
+}
+
+#[test]
+fn the_exact_and_the_normal_distribution_agree_near_the_switch() {
+    // 25 differences, the exact limit, with a mixed sign pattern: the normal approximation with
+    // continuity correction is within 0.01 of the exact p-value.
+    let d: Vec<f64> = (1..=25)
+        .map(|i| if i % 3 == 0 { -f64::from(i) } else { f64::from(i) })
+        .collect();
+    let exact = wilcoxon_signed_rank(&d).unwrap();
+    assert_eq!(exact.method, RankTestMethod::Exact);
+    let nf = 25.0f64;
+    let z = ((exact.w_plus - nf * (nf + 1.0) / 4.0).abs() - 0.5) / (nf * (nf + 1.0) * (2.0 * nf + 1.0) / 24.0).sqrt();
+    assert!(
+        close(exact.p_two_sided, 2.0 * normal_sf(z), 0.01),
+        "{} vs {}",
+        exact.p_two_sided,
+        2.0 * normal_sf(z)
+    );
 }

@@ -5,8 +5,10 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::comparison::{CaseComparison, Comparison, Verdict};
-use crate::verdict::parts::{cell, format_value, headline, interval, note_lines, p_value, percent, table_metrics};
-use crate::verdict::rule::rule_text;
+use crate::verdict::parts::{
+    cell, detectable_lines, format_value, headline, interval, note_lines, p_value, paired_line, percent, table_metrics,
+};
+use crate::verdict::rule::rule_of;
 
 /// The Markdown summary for a pull-request comment: verdict first, then the regressions with
 /// their size and interval, then everything else folded in `<details>`.
@@ -35,6 +37,10 @@ pub fn markdown(comparison: &Comparison, charts: &[PathBuf]) -> String {
         comparison.new.cores,
         comparison.new.kernel
     );
+    if let Some(line) = paired_line(comparison) {
+        let rest = line.strip_prefix("paired comparison, ").unwrap_or(&line);
+        let _ = writeln!(out, "**Paired comparison**, {rest}.\n");
+    }
     if !comparison.machine_differences.is_empty() {
         let _ = writeln!(
             out,
@@ -134,6 +140,14 @@ pub fn markdown(comparison: &Comparison, charts: &[PathBuf]) -> String {
         }
         out.push_str("\n</details>\n\n");
     }
+    let detectable = detectable_lines(comparison);
+    if !detectable.is_empty() {
+        out.push_str("<details><summary>Smallest detectable change per metric</summary>\n\n");
+        for line in detectable {
+            let _ = writeln!(out, "- {line}");
+        }
+        out.push_str("\nA regression of this size or more would have been caught on this machine.\n\n</details>\n\n");
+    }
     let notes = note_lines(comparison, "- ", |key| format!("`{key}`"));
     if !notes.is_empty() {
         out.push_str("<details><summary>Notes</summary>\n\n");
@@ -142,10 +156,6 @@ pub fn markdown(comparison: &Comparison, charts: &[PathBuf]) -> String {
         }
         out.push_str("\n</details>\n\n");
     }
-    let _ = writeln!(
-        out,
-        "Rule: {}.",
-        rule_text(&comparison.settings, comparison.confirmation_runs)
-    );
+    let _ = writeln!(out, "Rule: {}.", rule_of(comparison));
     out
 }

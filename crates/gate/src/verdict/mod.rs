@@ -8,5 +8,5 @@ mod terminal;
 
 pub use markdown::markdown;
 pub use parts::chart_rows;
-pub use rule::{CONFIRMATION_RULE, RULE, rule_text};
+pub use rule::{CONFIRMATION_RULE, PAIRED_RULE, RULE, paired_rule_text, rule_text};
 pub use terminal::terminal;

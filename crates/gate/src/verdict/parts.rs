@@ -156,3 +156,51 @@ pub fn chart_rows(comparison: &Comparison) -> Vec<ChartRow> {
         .filter(|r| r.metric == Metric::LatencyP50 || !matches!(r.verdict, Verdict::Unchanged | Verdict::Inconclusive))
         .collect()
 }
+
+/// For a paired comparison, one sentence saying so: rounds, the old binary, the new side's
+/// `--set`s.
+pub(crate) fn paired_line(comparison: &Comparison) -> Option<String> {
+    let paired = comparison.paired.as_ref()?;
+    let sets = if paired.new_side_sets.is_empty() {
+        String::new()
+    } else {
+        format!("; the new side ran with {}", paired.new_side_sets.join(" "))
+    };
+    Some(format!(
+        "paired comparison, {} rounds per case: each round ran the old binary ({}) and the new one back to back on \
+         the same cores, in shuffled order, and each metric is judged on the per-round ratios new/old{sets}",
+        paired.n_rounds, paired.old_binary
+    ))
+}
+
+/// The smallest change each metric could have detected, over the compared cases: `p50: 3.1%
+/// in the median case (worst 12.0%)`, with the unpaired figure on the same trials beside it for
+/// a paired comparison.
+pub(crate) fn detectable_lines(comparison: &Comparison) -> Vec<String> {
+    let median = |mut v: Vec<f64>| -> Option<(f64, f64)> {
+        v.sort_by(f64::total_cmp);
+        Some((ipcbench_record::stats::median(&v)?, *v.last()?))
+    };
+    table_metrics(comparison)
+        .into_iter()
+        .filter_map(|metric| {
+            let of = |pick: fn(&MetricComparison) -> Option<f64>| {
+                comparison
+                    .cases
+                    .iter()
+                    .flat_map(|c| c.metrics.iter().filter(|m| m.metric == metric).filter_map(pick))
+                    .collect::<Vec<f64>>()
+            };
+            let (mid, worst) = median(of(|m| m.detectable))?;
+            let unpaired = median(of(|m| m.unpaired_detectable))
+                .map(|(u, _)| format!("; unpaired on the same trials {:.1}%", u * 100.0))
+                .unwrap_or_default();
+            Some(format!(
+                "{}: {:.1}% in the median case (worst {:.1}%){unpaired}",
+                metric.label(),
+                mid * 100.0,
+                worst * 100.0
+            ))
+        })
+        .collect()
+}

@@ -4,8 +4,10 @@
 use std::fmt::Write as _;
 
 use crate::comparison::{Comparison, MetricComparison, Verdict};
-use crate::verdict::parts::{cell, format_value, headline, interval, note_lines, p_value, percent, table_metrics};
-use crate::verdict::rule::rule_text;
+use crate::verdict::parts::{
+    cell, detectable_lines, format_value, headline, interval, note_lines, p_value, paired_line, percent, table_metrics,
+};
+use crate::verdict::rule::rule_of;
 
 /// The terminal report: a table of changes per case and metric, then details.
 pub fn terminal(comparison: &Comparison) -> String {
@@ -54,6 +56,9 @@ pub fn terminal(comparison: &Comparison) -> String {
         "compare: old `{}` ({}) vs new `{}` ({})",
         comparison.old.name, comparison.old.started_at, comparison.new.name, comparison.new.started_at
     );
+    if let Some(line) = paired_line(comparison) {
+        let _ = writeln!(out, "{line}");
+    }
     if !rows.is_empty() {
         out.push_str(&line(&header));
         out.push('\n');
@@ -123,11 +128,14 @@ pub fn terminal(comparison: &Comparison) -> String {
             let _ = writeln!(out, "{note}");
         }
     }
-    let _ = writeln!(
-        out,
-        "\nrule: {}",
-        rule_text(&comparison.settings, comparison.confirmation_runs)
-    );
+    let detectable = detectable_lines(comparison);
+    if !detectable.is_empty() {
+        out.push_str("\nSmallest detectable change (a regression this size would have been caught):\n");
+        for line in detectable {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    let _ = writeln!(out, "\nrule: {}", rule_of(comparison));
     let _ = writeln!(out, "verdict: {}", headline(comparison));
     out
 }

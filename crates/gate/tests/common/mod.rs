@@ -47,5 +47,6 @@ pub fn run(cases: Vec<CaseRecord>) -> RunRecord {
         warnings: Vec::new(),
         interrupted: false,
         cases,
+        paired: None,
     }
 }

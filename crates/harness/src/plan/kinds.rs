@@ -85,7 +85,7 @@ impl ScenarioKind {
     }
 
     /// The scenario-specific keys this scenario accepts.
-    pub(super) fn keys(self) -> &'static [&'static str] {
+    pub(crate) fn keys(self) -> &'static [&'static str] {
         match self {
             ScenarioKind::Pingpong => &["reply_bytes", "bare"],
             ScenarioKind::Stream => &["total_bytes", "bare"],

@@ -8,13 +8,17 @@
 //! column, what is wrong, and what is allowed.
 //!
 //! Bottom to top: `units` (how values are written), `kinds` (what they name), `case` (one
-//! expanded case), `parse` (the file, its errors and the expansion), `estimate` (run time).
+//! expanded case), `set` (`--set KEY=VALUE` on the document), `parse` (the file, its errors
+//! and the expansion), `one_case` (one expanded case written back as a plan), `estimate`
+//! (run time).
 
 mod case;
 mod estimate;
 mod kinds;
 pub mod limits;
+mod one_case;
 mod parse;
+mod set;
 mod units;
 
 pub use case::{
@@ -22,5 +26,7 @@ pub use case::{
 };
 pub use estimate::estimate_trial;
 pub use kinds::*;
+pub use one_case::one_case_plan;
 pub use parse::{ConfigError, DEFAULT_PLAN, Overrides, Plan, default_placements};
+pub use set::PlanSet;
 pub use units::*;

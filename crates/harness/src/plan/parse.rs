@@ -15,6 +15,7 @@ use super::case::{
 use super::estimate::estimate_trial;
 use super::kinds::*;
 use super::limits;
+use super::set::PlanSet;
 use super::units::*;
 
 /// The built-in default plan, the same text as `bench-configs/default.toml`.
@@ -337,6 +338,8 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     /// `--warmup`.
     pub warmup: Option<Duration>,
+    /// `--set KEY=VALUE`, in order: applied to the plan document before anything else.
+    pub sets: Vec<PlanSet>,
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -452,6 +455,9 @@ impl Plan {
     /// # Errors
     /// [`ConfigError`] naming the file, line and column.
     pub fn parse(source_name: &str, text: &str, overrides: &Overrides, n_cores: usize) -> Result<Plan, ConfigError> {
+        if !overrides.sets.is_empty() {
+            return parse_with_sets(source_name, text, overrides, n_cores);
+        }
         let source = Source {
             name: source_name,
             text,
@@ -1220,6 +1226,46 @@ fn http_cases(spec: &ScenarioSpec, span: &Range<usize>, source: &Source<'_>) -> 
         }
     }
     Ok(out)
+}
+
+/// [`Plan::parse`] with `--set`s: each is applied to the TOML document in order, and the
+/// result is parsed like a plan file. A plan that is bad without them reports its own error at
+/// its line and column; otherwise the error names the first `--set` after which the plan is bad,
+/// with the message the plan's own key would have given.
+fn parse_with_sets(source_name: &str, text: &str, overrides: &Overrides, n_cores: usize) -> Result<Plan, ConfigError> {
+    let plain = Overrides {
+        sets: Vec::new(),
+        ..overrides.clone()
+    };
+    let set_error = |set: &PlanSet, message: String| ConfigError {
+        source_name: source_name.to_owned(),
+        position: None,
+        message: format!("{set}: {message}"),
+    };
+    let document: toml::Table = toml::from_str(text).map_err(|e| ConfigError {
+        source_name: source_name.to_owned(),
+        position: e.span().map(|s| line_column(text, s.start)),
+        message: e.message().trim().replace('\n', " "),
+    })?;
+    let with_sets = |sets: &[PlanSet]| -> Result<String, ConfigError> {
+        let mut document = document.clone();
+        for set in sets {
+            set.apply(&mut document).map_err(|m| set_error(set, m))?;
+        }
+        toml::to_string(&document).map_err(|e| set_error(&sets[sets.len() - 1], e.to_string()))
+    };
+    let full = with_sets(&overrides.sets)?;
+    let error = match Plan::parse(source_name, &full, &plain, n_cores) {
+        Ok(plan) => return Ok(plan),
+        Err(error) => error,
+    };
+    Plan::parse(source_name, text, &plain, n_cores)?;
+    for n in 1..overrides.sets.len() {
+        if let Err(e) = Plan::parse(source_name, &with_sets(&overrides.sets[..n])?, &plain, n_cores) {
+            return Err(set_error(&overrides.sets[n - 1], e.message));
+        }
+    }
+    Err(set_error(&overrides.sets[overrides.sets.len() - 1], error.message))
 }
 
 /// Extra time a trial may take beyond [`default_timeout`]: moving `total_bytes` at a slow

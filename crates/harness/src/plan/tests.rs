@@ -1,4 +1,6 @@
 use super::*;
+use crate::plan::{PlanSet, one_case_plan};
+use std::time::Duration;
 
 fn parse(text: &str) -> Result<Plan, ConfigError> {
     Plan::parse("plan.toml", text, &Overrides::default(), 2)
@@ -530,4 +532,89 @@ fn balance_keys_do_not_apply_to_other_scenarios() {
         err.message.contains("`policy` does not apply to scenario `pingpong`"),
         "{err}"
     );
+}
+
+fn with_sets(text: &str, sets: &[&str]) -> Result<Plan, ConfigError> {
+    let overrides = Overrides {
+        sets: sets.iter().map(|s| s.parse().unwrap()).collect(),
+        ..Overrides::default()
+    };
+    Plan::parse("plan.toml", text, &overrides, 2)
+}
+
+#[test]
+fn set_overrides_any_key_by_its_dotted_path() {
+    let plan = with_sets(
+        MINIMAL,
+        &[
+            "transport.null.delay_ns=400",
+            "scenario.0.message_bytes=128",
+            "duration=200ms",
+            "repetitions=7",
+        ],
+    )
+    .unwrap();
+    assert_eq!(plan.cases.len(), 3);
+    assert!(plan.cases.iter().all(|c| c.message_bytes == 128 && c.repetitions == 7));
+    assert!(
+        plan.cases
+            .iter()
+            .all(|c| c.measure == Amount::Time(Duration::from_millis(200)))
+    );
+    let null = plan
+        .cases
+        .iter()
+        .find(|c| c.transport.kind() == TransportKind::Null)
+        .unwrap();
+    assert_eq!(null.transport, TransportSettings::Null { delay_ns: 400 });
+    assert_ne!(plan.sha256, parse(MINIMAL).unwrap().sha256);
+}
+
+#[test]
+fn a_bad_set_value_gets_the_plans_own_message_naming_the_set() {
+    let err = with_sets(MINIMAL, &["transport.null.delay_ns=abc"]).unwrap_err();
+    assert_eq!(err.position, None);
+    assert!(err.message.starts_with("--set transport.null.delay_ns=abc: "), "{err}");
+    let own = parse(&format!("{MINIMAL}[transport.null]\ndelay_ns = \"abc\"\n")).unwrap_err();
+    assert!(err.message.ends_with(&own.message), "{err} / {own}");
+    let err = with_sets(MINIMAL, &["repetitions=2", "transport.nul.delay_ns=4"]).unwrap_err();
+    assert!(err.message.starts_with("--set transport.nul.delay_ns=4: "), "{err}");
+    assert!(err.message.contains("unknown field `nul`"), "{err}");
+    let err = with_sets(MINIMAL, &["scenario.3.message_bytes=64"]).unwrap_err();
+    assert!(
+        err.message.contains("`scenario` has 1 entries; there is no entry 3"),
+        "{err}"
+    );
+    let err = with_sets(MINIMAL, &["name.x=1"]).unwrap_err();
+    assert!(err.message.contains("`name` is not a table"), "{err}");
+    assert!("novalue".parse::<PlanSet>().is_err());
+}
+
+#[test]
+fn a_bad_plan_reports_its_own_error_even_with_sets() {
+    let err = with_sets("name = \"t\"\nrepetitons = 3\n", &["repetitions=2"]).unwrap_err();
+    assert_eq!(err.position, Some((2, 1)), "{err}");
+}
+
+#[test]
+fn every_case_of_the_shipped_plans_survives_a_one_case_plan() {
+    for file in [
+        "ci.toml",
+        "default.toml",
+        "smoke.toml",
+        "proxy-hop.toml",
+        "rpc-window-latency.toml",
+        "many-clients.toml",
+    ] {
+        let text =
+            std::fs::read_to_string(format!("{}/../../bench-configs/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let plan = Plan::parse(file, &text, &Overrides::default(), 2).unwrap();
+        for case in &plan.cases {
+            let one = one_case_plan(case, "one").unwrap_or_else(|e| panic!("{file}: {e}"));
+            let parsed = Plan::parse("one", &one, &Overrides::default(), 2).unwrap();
+            assert_eq!(parsed.cases.len(), 1, "{one}");
+            assert_eq!(parsed.cases[0].id, case.id, "{one}");
+            assert_eq!(parsed.cases[0].repetitions, 1);
+        }
+    }
 }

@@ -45,6 +45,7 @@ pub fn record(name: &str, cases: Vec<CaseRecord>) -> RunRecord {
         warnings: vec!["running under virtualization (kvm): cross-core wake-ups differ from bare metal".to_owned()],
         interrupted: false,
         cases,
+        paired: None,
     }
 }
 
