@@ -170,11 +170,14 @@ pub(crate) fn bare_wanted<C: Channel>(channel: &mut C, case: &crate::plan::Case,
     Some(mode == PeerMode::Process && case.message_bytes > 0 && channel.bare().is_some())
 }
 
-/// The amount of measured block `idx` of [`BARE_BLOCKS`]: an equal share of `amount` (the
-/// last block takes the remainder of a message count).
+/// The amount of measured block `idx` of [`BARE_BLOCKS`]. A measured phase given as a time is
+/// the trial's length: the measured blocks share half of it and the bare blocks (the same
+/// number of messages each) take about the other half, so turning the bare loop on does not
+/// make a trial longer. A message count is measured in full, an equal share per block (the
+/// last block takes the remainder), and the bare blocks add the same count again.
 pub(crate) fn block_amount(amount: Amount, idx: u32) -> Amount {
     match amount {
-        Amount::Time(d) => Amount::Time(d / BARE_BLOCKS),
+        Amount::Time(d) => Amount::Time(d / (2 * BARE_BLOCKS)),
         Amount::Messages(n) => {
             let share = n / u64::from(BARE_BLOCKS);
             if idx + 1 == BARE_BLOCKS {

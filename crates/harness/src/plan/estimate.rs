@@ -24,12 +24,17 @@ pub fn estimate_trial(case: &Case) -> Duration {
         }
         _ => phase(case.measure),
     };
-    // The bare loop's blocks (and its warm-up) take about as long again.
+    // The bare loop's warm-up block takes about as long as the warm-up. A measured time is
+    // shared between the measured and the bare blocks; a count gets as many bare messages again.
     let repeat = if case.bare { 2 } else { 1 };
+    let measured_repeat = match case.measure {
+        Amount::Time(_) if case.total_bytes.is_none() || case.scenario != ScenarioKind::Stream => 1,
+        _ => repeat,
+    };
     // Saturating: the plan's limits keep every term small, but an estimate must never panic.
     let mut estimate = phase(case.warmup)
-        .saturating_add(measured)
         .saturating_mul(repeat)
+        .saturating_add(measured.saturating_mul(measured_repeat))
         .saturating_add(Duration::from_millis(30));
     if case.delay_ms.is_some() || case.rate_mbit.is_some() {
         // Making and removing the namespace, the veth pair and the qdiscs.

@@ -8,8 +8,9 @@
 //! With the bare loop on (`Case::bare`, the default), the measured phase is cut into
 //! [`BARE_BLOCKS`] blocks, each followed by a block of the transport's bare loop of the same
 //! number of round trips (raw writes and reads of the same sizes, no frame, no stamp, no
-//! check) over the same channel: the trial's `bare_p50_ns`. The CPU counters of both sides
-//! cover the measured blocks only.
+//! check) over the same channel: the trial's `bare_p50_ns`. A `duration` is the trial's length,
+//! shared half and half between the measured and the bare blocks (`block_amount`). The CPU
+//! counters of both sides cover the measured blocks only.
 
 use std::time::{Duration, Instant};
 
