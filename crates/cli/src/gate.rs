@@ -136,15 +136,22 @@ pub fn compare_command(args: CompareArgs) -> Result<ExitCode> {
     finish(&comparison, &old, &new, &args.gate, args.gate.markdown.clone())
 }
 
+/// The most rounds per case `--rounds` takes (each round is two fresh processes per case).
+const MAX_ROUNDS: usize = 1000;
+
 /// `ipcbench ci --against OLD_BINARY [CONFIG]`: the paired run, its comparison and its
 /// confirmation.
 fn ci_against(args: &CiArgs, old_binary: &Path, config: &Path) -> Result<ExitCode> {
     if !old_binary.is_file() {
         return Err(usage(format!("--against {}: no such file", old_binary.display())));
     }
-    if args.rounds == 0 {
-        return Err(usage("--rounds must be at least 1"));
+    if args.rounds == 0 || args.rounds > MAX_ROUNDS {
+        return Err(usage(format!(
+            "--rounds {}: expected 1 to {MAX_ROUNDS} rounds per case",
+            args.rounds
+        )));
     }
+    crate::paired::check_old_binary(old_binary)?;
     let old_plan = run::load_plan(Some(&config.to_owned()), &Overrides::default())?;
     let sets = Overrides {
         sets: run::plan_sets(&args.sets)?,

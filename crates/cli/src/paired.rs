@@ -20,6 +20,41 @@ use ipcbench_record::{CaseRecord, Pair, PairedRun, RunRecord, SideFailure, Statu
 use crate::UsageError;
 use crate::output::RunOutput;
 
+/// Checks that `binary` is an ipcbench that starts: `<binary> --version` must exit 0 and
+/// print `ipcbench`.
+///
+/// # Errors
+/// A usage error naming the binary and what it did.
+pub fn check_old_binary(binary: &Path) -> Result<()> {
+    let output = Command::new(binary)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| UsageError(format!("--against {}: cannot start it: {e}", binary.display())))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let first_line: String = stdout.lines().next().unwrap_or("").chars().take(80).collect();
+    if !output.status.success() || !first_line.starts_with("ipcbench") {
+        bail!(UsageError(format!(
+            "--against {}: not an ipcbench binary (`--version` {} and printed {:?}); give the path of an older \
+             ipcbench build",
+            binary.display(),
+            exit_text(output.status),
+            first_line.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// `exit status 1`, or the signal that ended the process.
+fn exit_text(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => "ended without a status".into(),
+    }
+}
+
 /// Seed of the order of cases and sides within each round.
 pub const ORDER_SEED: u64 = 0x9A1_2ED;
 
@@ -58,10 +93,11 @@ struct TrialRun {
 }
 
 impl PairedPlan<'_> {
-    /// Checks that both plans expand to the same number of cases.
+    /// Checks that both plans expand to the same number of cases and that every case can be
+    /// written as a one-case plan.
     ///
     /// # Errors
-    /// A usage error when `--set` changed the number of cases.
+    /// A usage error when `--set` changed the number of cases, or a case cannot be written.
     pub fn check(&self) -> Result<()> {
         if self.old.cases.len() != self.new.cases.len() {
             bail!(UsageError(format!(
@@ -70,6 +106,12 @@ impl PairedPlan<'_> {
                 self.old.cases.len(),
                 self.new.cases.len()
             )));
+        }
+        // Every case must survive being written as a plan of its own, before anything runs.
+        for plan in [self.old, self.new] {
+            for case in &plan.cases {
+                one_case_plan(case, &plan.name).map_err(|e| UsageError(format!("{e}; a paired run cannot run it")))?;
+            }
         }
         Ok(())
     }
@@ -102,14 +144,19 @@ impl PairedPlan<'_> {
         let run_json = out.join("run.json");
         if code == Some(2) || !run_json.is_file() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            bail!(
-                "{} ({} side) could not run {}: exit {:?}: {}",
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message");
+            bail!(UsageError(format!(
+                "{} ({} side) could not run the one-case plan trials/{}.toml: it {} and wrote no run.json: {}",
                 binary.display(),
                 side.name(),
-                plan_file.display(),
-                code,
-                stderr.trim()
-            );
+                stem,
+                exit_text(output.status),
+                last.trim()
+            )));
         }
         let record = ipcbench_report::load_record(&run_json)
             .with_context(|| format!("the {} side's trial record", side.name()))?;
@@ -133,6 +180,13 @@ impl PairedPlan<'_> {
         // Ctrl-C reaches the trial's process too; this process stops after it instead of dying.
         let stop = crate::run::stop_flag()?;
         let output = RunOutput::create(&format!("{}-paired", self.new.name), out, false)?;
+        // Cleans up after this process if it dies before the end (kill -9 included).
+        let mut watcher = crate::cleanup::Watcher::start(&crate::cleanup::Leftovers {
+            work_dir: None,
+            staging: Some(output.staging_dir().to_owned()),
+            partial: Some(output.partial_dir()),
+            lock: Some(output.lock_file().to_owned()),
+        })?;
         let trials_dir = output.staging_dir().join("trials");
         std::fs::create_dir_all(&trials_dir).with_context(|| format!("cannot create {}", trials_dir.display()))?;
         eprintln!(
@@ -149,6 +203,8 @@ impl PairedPlan<'_> {
         let (mut first_new, mut first_old): (Option<RunRecord>, Option<RunRecord>) = (None, None);
         let mut rng = SplitMix64::new(ORDER_SEED);
         let mut interrupted = false;
+        // A side that cannot run its trial ends the run; the completed rounds are kept.
+        let mut fatal: Option<anyhow::Error> = None;
         'rounds: for round in 1..=self.n_rounds {
             let mut order = indices.clone();
             for i in (1..order.len()).rev() {
@@ -171,7 +227,13 @@ impl PairedPlan<'_> {
                     let run = if stopped() {
                         None
                     } else {
-                        self.trial(side, idx, round, &trials_dir)?
+                        match self.trial(side, idx, round, &trials_dir) {
+                            Ok(run) => run,
+                            Err(e) => {
+                                fatal = Some(e);
+                                None
+                            }
+                        }
                     };
                     let Some(run) = run.filter(|_| !stopped()) else {
                         interrupted = true;
@@ -250,6 +312,13 @@ impl PairedPlan<'_> {
             ..base
         };
         let dir = output.finish(&record)?;
+        watcher.dismiss();
+        if let Some(e) = fatal {
+            return Err(e.context(format!(
+                "the completed rounds are in {}",
+                dir.join("run.json").display()
+            )));
+        }
         Ok((record, dir))
     }
 }

@@ -198,3 +198,78 @@ fn run_takes_set_and_refuses_a_bad_one_like_the_plan() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_bad_old_binary_is_refused_and_a_failing_one_keeps_the_completed_rounds() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("tiny.toml");
+    std::fs::write(&plan, TINY_PLAN).unwrap();
+    // Not an ipcbench at all: refused before anything runs.
+    let out = dir.path().join("not-ipcbench");
+    let output = ipcbench()
+        .args(["ci", "--against", "/bin/echo", "--out"])
+        .arg(&out)
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not an ipcbench binary"),
+        "{}",
+        describe(&output)
+    );
+    assert!(!out.exists(), "nothing may be made for a refused run");
+    // Too many rounds: refused with the range.
+    let output = ipcbench()
+        .args(["ci", "--against", "/bin/echo", "--rounds", "1000000"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("1 to 1000"),
+        "{}",
+        describe(&output)
+    );
+
+    // An "ipcbench" that answers --version and then runs the real binary's plans only for the
+    // first pair's old side; after that it fails like a broken build would.
+    let real = assert_cmd::cargo::cargo_bin("ipcbench");
+    let count = dir.path().join("count");
+    let fake = dir.path().join("ipcbench-broken");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real} --version; fi\n\
+             if [ -e {count} ]; then echo 'error: this build is broken' >&2; exit 1; fi\n\
+             touch {count}; exec {real} \"$@\"\n",
+            real = real.display(),
+            count = count.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.path().join("broken");
+    let output = ipcbench()
+        .args(["ci", "--rounds", "6", "--against"])
+        .arg(&fake)
+        .arg("--out")
+        .arg(&out)
+        .arg(&plan)
+        .output()
+        .unwrap();
+    let text = describe(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("this build is broken"), "{text}");
+    assert!(text.contains("the completed rounds are in"), "{text}");
+    // What completed (at most the first pair) is kept in partial/; no staging folder or lock is left.
+    assert!(out.join("partial/run.json").is_file(), "{text}");
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}
