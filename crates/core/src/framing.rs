@@ -4,10 +4,13 @@
 //! turns any `Read + Write` byte stream (a TCP or Unix stream socket, a pair of FIFOs) into a
 //! [`Channel`]. It sends header and body with one vectored write, so a small message costs one
 //! system call and, on TCP with Nagle off, one segment. It receives through a buffer, so a
-//! small message costs one `read` as well; a body larger than the buffer is read straight into
-//! the caller's buffer without an extra copy.
+//! small message costs one `read` as well. Large bodies skip the buffer: when nothing is
+//! buffered and the last frame was at least [`DIRECT_MIN_BYTES`], one vectored read takes the
+//! header into the buffer and the body (predicted to be as long as the last one) straight into
+//! the caller's buffer, so a 64 KiB message is not copied a second time; bytes of a following
+//! frame that land behind a shorter body are moved back into the buffer.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 
 use crate::{Bare, BareIo, Channel, Halves, Options, RecvHalf, SendHalf, TransportError};
 
@@ -16,6 +19,8 @@ pub const HEADER_BYTES: usize = 4;
 /// The largest message a frame can carry.
 pub const MAX_FRAME_BYTES: usize = u32::MAX as usize;
 const READ_BUF_BYTES: usize = 64 * 1024;
+/// Frames at least this long are read straight into the caller's buffer (see the module docs).
+pub const DIRECT_MIN_BYTES: usize = 16 * 1024;
 
 /// A byte stream that speaks length-prefixed frames; see the module docs.
 #[derive(Debug)]
@@ -35,6 +40,8 @@ struct RxBuffer {
     buf: Box<[u8]>,
     start: usize,
     end: usize,
+    /// The length of the last frame received: the prediction for the next one.
+    last_len: usize,
 }
 
 impl<R: Read + Send, W: Write + Send> FramedStream<R, W> {
@@ -47,6 +54,7 @@ impl<R: Read + Send, W: Write + Send> FramedStream<R, W> {
                 buf: vec![0; READ_BUF_BYTES].into_boxed_slice(),
                 start: 0,
                 end: 0,
+                last_len: 0,
             },
             options: Options::new(),
         }
@@ -99,6 +107,73 @@ impl RxBuffer {
 
     /// Receives one frame's body into `buf`, reading from `reader` as needed.
     fn recv(&mut self, reader: &mut impl Read, buf: &mut [u8]) -> Result<usize, TransportError> {
+        if self.buffered() == 0
+            && self.last_len >= DIRECT_MIN_BYTES
+            && let Some(len) = self.recv_direct(reader, buf)?
+        {
+            self.last_len = len;
+            return Ok(len);
+        }
+        let len = self.recv_buffered(reader, buf)?;
+        self.last_len = len;
+        Ok(len)
+    }
+
+    /// With nothing buffered: one vectored read of the header into this buffer and of the
+    /// body, predicted as long as the last one, straight into `buf`, then the rest of the body
+    /// straight into `buf`. `Ok(None)` when the read brought less than a header (those bytes
+    /// are buffered and [`RxBuffer::recv_buffered`] goes on).
+    fn recv_direct(&mut self, reader: &mut impl Read, buf: &mut [u8]) -> Result<Option<usize>, TransportError> {
+        self.start = 0;
+        self.end = 0;
+        // At most what this buffer can take back, header included (see the two moves below).
+        let predicted = self.last_len.min(buf.len()).min(self.buf.len() - HEADER_BYTES);
+        let n = loop {
+            let mut iov = [
+                IoSliceMut::new(&mut self.buf[..HEADER_BYTES]),
+                IoSliceMut::new(&mut buf[..predicted]),
+            ];
+            match reader.read_vectored(&mut iov) {
+                Ok(0) => return Err(TransportError::Disconnected),
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(TransportError::io("read", e)),
+            }
+        };
+        if n < HEADER_BYTES {
+            self.end = n;
+            return Ok(None);
+        }
+        let header: [u8; HEADER_BYTES] = self.buf[..HEADER_BYTES].try_into().expect("4 bytes");
+        let len = u32::from_le_bytes(header) as usize;
+        let body_got = n - HEADER_BYTES;
+        if len > buf.len() {
+            // Put the frame back as the buffered path would have left it, and refuse it.
+            self.buf[HEADER_BYTES..n].copy_from_slice(&buf[..body_got]);
+            self.end = n;
+            return Err(TransportError::MessageTooLarge { len, max: buf.len() });
+        }
+        if body_got > len {
+            // The next frame's first bytes landed behind this (shorter) body: keep them.
+            let extra = body_got - len;
+            self.buf[..extra].copy_from_slice(&buf[len..body_got]);
+            self.end = extra;
+            return Ok(Some(len));
+        }
+        let mut got = body_got;
+        while got < len {
+            match reader.read(&mut buf[got..len]) {
+                Ok(0) => return Err(TransportError::Disconnected),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(TransportError::io("read", e)),
+            }
+        }
+        Ok(Some(len))
+    }
+
+    /// Receives one frame's body into `buf` through this buffer.
+    fn recv_buffered(&mut self, reader: &mut impl Read, buf: &mut [u8]) -> Result<usize, TransportError> {
         while self.buffered() < HEADER_BYTES {
             if !self.fill(reader)? {
                 return Err(TransportError::Disconnected);
@@ -277,6 +352,18 @@ mod tests {
             }
             Ok(n)
         }
+        /// Fills the slices in order, like `readv`, so the direct path's fix-ups run.
+        fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+            let mut total = 0;
+            for buf in bufs {
+                let n = self.read(buf)?;
+                total += n;
+                if n < buf.len() {
+                    break;
+                }
+            }
+            Ok(total)
+        }
     }
     impl Write for Pipe {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -312,6 +399,42 @@ mod tests {
     fn frames_survive_partial_reads_and_writes() {
         roundtrip(&[0, 1, 3, 4, 5, 1000, 70_000, 0, 200_000, 17], 3);
         roundtrip(&[0, 1, 3, 4, 5, 1000, 70_000, 0, 200_000, 17], 100_000);
+    }
+
+    #[test]
+    fn large_frames_of_changing_sizes_take_the_direct_path() {
+        // Large after large (the prediction is right, too long, too short), small ones between,
+        // and a frame that starts behind a shorter one's body in the same read.
+        let sizes = [
+            40_000, 40_000, 20_000, 60_000, 16_384, 5, 70_000, 16_384, 0, 100_000, 17_000,
+        ];
+        for chunk in [1, 3, 4, 5, 4096, 20_003, 65_536, 1 << 20] {
+            roundtrip(&sizes, chunk);
+        }
+    }
+
+    #[test]
+    fn a_too_large_frame_on_the_direct_path_is_left_in_place() {
+        let pipe = Pipe {
+            bytes: Arc::default(),
+            chunk: 1 << 20,
+        };
+        let mut stream = FramedStream::new(pipe.clone(), pipe);
+        stream.send(&[1; 20_000]).unwrap();
+        stream.send(&[2; 30_000]).unwrap();
+        let mut buf = vec![0; 25_000];
+        assert_eq!(stream.recv(&mut buf).unwrap(), 20_000);
+        assert!(matches!(
+            stream.recv(&mut buf),
+            Err(TransportError::MessageTooLarge {
+                len: 30_000,
+                max: 25_000
+            })
+        ));
+        // The frame is still there for a buffer that fits it.
+        let mut big = vec![0; 40_000];
+        assert_eq!(stream.recv(&mut big).unwrap(), 30_000);
+        assert!(big[..30_000].iter().all(|&b| b == 2));
     }
 
     #[test]
