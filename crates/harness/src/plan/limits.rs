@@ -84,6 +84,15 @@ pub fn bytes(key: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// A float as an error message shows it: `1e300` rather than its 301 digits.
+pub fn number(x: f64) -> String {
+    if x.is_finite() && x.abs() < 1e9 {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
+}
+
 /// Checks an integer named `key` against `range`.
 pub fn count(key: &str, value: u64, range: RangeInclusive<u64>) -> Result<(), String> {
     if !range.contains(&value) {

@@ -1126,7 +1126,10 @@ fn http_cases(spec: &ScenarioSpec, span: &Range<usize>, source: &Source<'_>) -> 
             if let Some(bad) = ratios.iter().find(|x| !(0.0..=1.0).contains(*x)) {
                 return Err(at(
                     r.span(),
-                    format!("`cache_hit_ratio` = {bad} is outside 0..=1 (0: every request misses, 1: all hit)"),
+                    format!(
+                        "`cache_hit_ratio` = {} is outside 0..=1 (0: every request misses, 1: all hit)",
+                        limits::number(*bad)
+                    ),
                 ));
             }
             ratios
@@ -1153,10 +1156,14 @@ fn http_cases(spec: &ScenarioSpec, span: &Range<usize>, source: &Source<'_>) -> 
             toml::Value::Integer(n) if *n > 0 && *n <= 1_000_000 => Some(*n as f64),
             toml::Value::Float(x) if *x > 0.0 && *x <= 1e6 => Some(*x),
             other => {
+                let shown = match other {
+                    toml::Value::Float(x) => limits::number(*x),
+                    other => other.to_string(),
+                };
                 return Err(at(
                     r.span(),
                     format!(
-                        "`rate` = {other}: expected \"max\" (closed loop) or requests per second per connection in \
+                        "`rate` = {shown}: expected \"max\" (closed loop) or requests per second per connection in \
                          (0, 1000000]"
                     ),
                 ));
@@ -1421,7 +1428,11 @@ fn check_scenario_limits(source: &Source<'_>, spec: &ScenarioSpec, span: &Range<
         if r > limits::MAX_RATE_HZ {
             return at(
                 "rate_per_connection_hz",
-                format!("`rate_per_connection_hz` = {r} is above {}", limits::MAX_RATE_HZ),
+                format!(
+                    "`rate_per_connection_hz` = {} is above {}",
+                    limits::number(r),
+                    limits::MAX_RATE_HZ
+                ),
             );
         }
     }

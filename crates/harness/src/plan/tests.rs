@@ -618,3 +618,26 @@ fn every_case_of_the_shipped_plans_survives_a_one_case_plan() {
         }
     }
 }
+
+#[test]
+fn a_huge_float_is_shown_short_in_its_error() {
+    for (text, shown) in [
+        (
+            "name = \"h\"\n[[scenario]]\nkind = \"http\"\nresponse_bytes = 1024\nrate = 1e300\n",
+            "`rate` = 1e300",
+        ),
+        (
+            "name = \"h\"\n[[scenario]]\nkind = \"http\"\nresponse_bytes = 1024\ncache_hit_ratio = 1e300\n",
+            "`cache_hit_ratio` = 1e300",
+        ),
+        (
+            "name = \"b\"\n[[scenario]]\nkind = \"balance\"\ntransports = [\"uds\"]\nmessage_bytes = 64\n\
+             rate_per_connection_hz = 1e300\n",
+            "`rate_per_connection_hz` = 1e300",
+        ),
+    ] {
+        let err = parse(text).unwrap_err();
+        assert!(err.message.contains(shown), "{err}");
+        assert!(err.to_string().len() < 200, "{err}");
+    }
+}
