@@ -6,8 +6,8 @@
 
 use toml::{Table, Value};
 
-use super::case::Case;
-use super::kinds::{Convert, ScenarioKind, TransportSettings};
+use super::case::{BalanceOptions, Case};
+use super::kinds::{Convert, HttpCase, HttpRelay, HttpVersion, ScenarioKind, TransportSettings};
 use super::parse::{Overrides, Plan};
 use super::units::Amount;
 
@@ -66,6 +66,83 @@ fn transport_table(settings: &TransportSettings) -> Table {
     t
 }
 
+/// The keys of an `http` case.
+fn http_keys(http: &HttpCase, scenario: &mut Table) {
+    let version = |v: HttpVersion| Value::Array(vec![Value::String(v.as_str().into())]);
+    scenario.insert("front".into(), version(http.front));
+    scenario.insert("back".into(), version(http.back));
+    scenario.insert("tls".into(), Value::Boolean(http.tls));
+    if http.front == HttpVersion::H2 {
+        scenario.insert("streams".into(), int(http.streams.into()));
+    }
+    scenario.insert("keep_alive".into(), Value::Boolean(http.keep_alive));
+    scenario.insert("pool_connections".into(), int(http.pool_connections.into()));
+    scenario.insert(
+        "cache_hit_ratio".into(),
+        Value::Array(vec![Value::Float(http.cache_hit_ratio)]),
+    );
+    let mut headers = Table::new();
+    headers.insert("count".into(), int(http.request_headers.into()));
+    headers.insert("value_bytes".into(), int(http.header_value_bytes.into()));
+    scenario.insert("request_headers".into(), Value::Table(headers));
+    scenario.insert(
+        "rate".into(),
+        http.rate_hz.map_or_else(|| Value::String("max".into()), Value::Float),
+    );
+    if http.back_uds {
+        scenario.insert("back_transport".into(), Value::String("uds".into()));
+    }
+    match &http.relay {
+        HttpRelay::BuiltIn => {}
+        HttpRelay::Nginx => {
+            scenario.insert("relay".into(), Value::String("nginx".into()));
+        }
+        HttpRelay::External {
+            address,
+            pid,
+            origin_listen,
+        } => {
+            scenario.insert("relay".into(), Value::String(address.clone()));
+            scenario.insert("origin_listen".into(), Value::String(origin_listen.clone()));
+            if let Some(pid) = pid {
+                scenario.insert("relay_pid".into(), int(u64::from(*pid)));
+            }
+        }
+    }
+}
+
+/// The keys of a `balance` case.
+fn balance_keys(balance: &BalanceOptions, scenario: &mut Table) {
+    use ipcbench_store::StoreConfig;
+    scenario.insert("backends".into(), int(balance.backends.into()));
+    scenario.insert("clients".into(), int(balance.clients));
+    scenario.insert("client_rate_skew".into(), Value::Float(balance.client_rate_skew));
+    scenario.insert("policy".into(), name_of(&balance.policy));
+    scenario.insert("state".into(), name_of(&balance.store.kind()));
+    scenario.insert("state_bytes".into(), int(balance.state_bytes));
+    match &balance.store {
+        StoreConfig::Local | StoreConfig::Shm => {}
+        StoreConfig::Redis(o) => {
+            scenario.insert("persistence".into(), name_of(&o.persistence));
+        }
+        StoreConfig::Postgres(o) => {
+            scenario.insert("synchronous_commit".into(), Value::Boolean(o.synchronous_commit));
+        }
+        StoreConfig::Sqlite(o) => {
+            scenario.insert("synchronous".into(), name_of(&o.synchronous));
+        }
+    }
+    if let Some(at) = balance.add_backend_at {
+        scenario.insert("add_backend_at".into(), duration_text(at));
+    }
+    if let Some(at) = balance.remove_backend_at {
+        scenario.insert("remove_backend_at".into(), duration_text(at));
+    }
+    if balance.changes_membership() {
+        scenario.insert("on_change".into(), name_of(&balance.on_change));
+    }
+}
+
 /// `case` as a plan of its own, named `name`, with one repetition: plain TOML that any
 /// ipcbench that reads plans can run (`ipcbench run <file>`).
 ///
@@ -84,11 +161,24 @@ pub fn one_case_plan(case: &Case, name: &str) -> Result<String, String> {
                 Value::Array(vec![Value::String(back.kind().to_string())]),
             );
         }
+        // http speaks over loopback TCP; it takes no `transports`.
+        None if case.http.is_some() => {}
         None => {
             scenario.insert("transports".into(), Value::Array(vec![Value::String(kind.clone())]));
         }
     }
-    scenario.insert("message_bytes".into(), int(case.message_bytes));
+    let size_key = if case.http.is_some() {
+        "response_bytes"
+    } else {
+        "message_bytes"
+    };
+    scenario.insert(size_key.into(), int(case.message_bytes));
+    if let Some(http) = &case.http {
+        http_keys(http, &mut scenario);
+    }
+    if let Some(balance) = &case.balance {
+        balance_keys(balance, &mut scenario);
+    }
     let allows = |key: &str| case.scenario.keys().contains(&key);
     if allows("reply_bytes") && case.reply_bytes != case.message_bytes {
         scenario.insert("reply_bytes".into(), int(case.reply_bytes));

@@ -598,16 +598,17 @@ fn a_bad_plan_reports_its_own_error_even_with_sets() {
 
 #[test]
 fn every_case_of_the_shipped_plans_survives_a_one_case_plan() {
-    for file in [
-        "ci.toml",
-        "default.toml",
-        "smoke.toml",
-        "proxy-hop.toml",
-        "rpc-window-latency.toml",
-        "many-clients.toml",
-    ] {
-        let text =
-            std::fs::read_to_string(format!("{}/../../bench-configs/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let dir = format!("{}/../../bench-configs", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 14, "{files:?}");
+    for file in &files {
+        let text = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
         let plan = Plan::parse(file, &text, &Overrides::default(), 2).unwrap();
         for case in &plan.cases {
             let one = one_case_plan(case, "one").unwrap_or_else(|e| panic!("{file}: {e}"));
