@@ -107,7 +107,14 @@ fn empty_record(case: &Case) -> CaseRecord {
         flags: Vec::new(),
         trials: Vec::new(),
         summary: None,
-        extra: case.http.as_ref().map(http_settings).unwrap_or_default(),
+        extra: {
+            let mut extra = case.http.as_ref().map(http_settings).unwrap_or_default();
+            if case.scenario.keys().contains(&"verify") {
+                // What the receiver checked of each message (`full` or `sampled`).
+                extra.insert("verify".into(), case.verify.as_str().into());
+            }
+            extra
+        },
         pairs: Vec::new(),
     }
 }
@@ -179,6 +186,7 @@ fn null_floor_ns(options: &RunOptions, client_core: usize) -> f64 {
         step: None,
         http: None,
         bare: false,
+        verify: Default::default(),
         placement: CorePair {
             client: client_core,
             server: client_core,

@@ -73,6 +73,10 @@ pub struct Case {
     /// key `bare`, default true): the trial then records `bare_p50_ns` or `bare_bytes_per_s`.
     #[serde(default)]
     pub bare: bool,
+    /// How much of each message the receiver checks (plan key `verify`; pingpong, stream and
+    /// rpc; default `sampled`; every other scenario checks in full).
+    #[serde(default)]
+    pub verify: ipcbench_core::payload::Verify,
     /// Core placement.
     pub placement: CorePair,
     /// Fresh launches.

@@ -87,9 +87,9 @@ impl ScenarioKind {
     /// The scenario-specific keys this scenario accepts.
     pub(crate) fn keys(self) -> &'static [&'static str] {
         match self {
-            ScenarioKind::Pingpong => &["reply_bytes", "bare"],
-            ScenarioKind::Stream => &["total_bytes", "bare"],
-            ScenarioKind::Rpc => &["reply_bytes", "window", "delay_ms", "rate_mbit"],
+            ScenarioKind::Pingpong => &["reply_bytes", "bare", "verify"],
+            ScenarioKind::Stream => &["total_bytes", "bare", "verify"],
+            ScenarioKind::Rpc => &["reply_bytes", "window", "delay_ms", "rate_mbit", "verify"],
             ScenarioKind::Load => &["connections", "rate_per_connection_hz", "schedule", "server_loops"],
             ScenarioKind::Proxy => &["reply_bytes", "front", "back", "convert"],
             ScenarioKind::ConnCost => &["connections", "step"],

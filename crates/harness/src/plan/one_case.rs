@@ -207,6 +207,10 @@ pub fn one_case_plan(case: &Case, name: &str) -> Result<String, String> {
     if allows("bare") && !case.bare {
         scenario.insert("bare".into(), Value::Boolean(false));
     }
+    // Written only when not the default: a binary from before `verify` does not know the key.
+    if allows("verify") && case.verify != ipcbench_core::payload::Verify::default() {
+        scenario.insert("verify".into(), name_of(&case.verify));
+    }
     if allows("convert") && case.convert != Convert::None {
         scenario.insert("convert".into(), name_of(&case.convert));
     }

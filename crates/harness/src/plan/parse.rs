@@ -221,6 +221,9 @@ struct ScenarioSpec {
     /// Alternate the trial with the transport's bare loop (pingpong, stream; default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     bare: Option<bool>,
+    /// How much of each message the receiver checks (pingpong, stream, rpc).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    verify: Option<ipcbench_core::payload::Verify>,
     repetitions: Option<u32>,
     warmup: Option<AmountText>,
     duration: Option<DurationText>,
@@ -282,6 +285,7 @@ impl ScenarioSpec {
         note(self.relay_pid.is_some(), "relay_pid");
         note(self.origin_listen.is_some(), "origin_listen");
         note(self.bare.is_some(), "bare");
+        note(self.verify.is_some(), "verify");
         keys
     }
 }
@@ -798,6 +802,7 @@ impl Plan {
                                                 step: spec.step,
                                                 http: http.clone(),
                                                 bare: bare_on,
+                                                verify: spec.verify.unwrap_or_default(),
                                                 placement,
                                                 repetitions,
                                                 warmup,

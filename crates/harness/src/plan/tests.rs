@@ -642,3 +642,22 @@ fn a_huge_float_is_shown_short_in_its_error() {
         assert!(err.to_string().len() < 200, "{err}");
     }
 }
+
+#[test]
+fn verify_is_sampled_by_default_full_on_request_and_refused_where_it_does_not_apply() {
+    use ipcbench_core::payload::Verify;
+    let plan = parse(MINIMAL).unwrap();
+    assert!(plan.cases.iter().all(|c| c.verify == Verify::Sampled));
+    let plan = parse(&format!("{MINIMAL}verify = \"full\"\n")).unwrap();
+    assert!(plan.cases.iter().all(|c| c.verify == Verify::Full));
+    let err = parse(&format!("{MINIMAL}verify = \"some\"\n")).unwrap_err();
+    assert!(
+        err.message.contains("`full`") && err.message.contains("`sampled`"),
+        "{err}"
+    );
+    let load = "name = \"t\"\n[[scenario]]\nkind = \"load\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\n\
+                verify = \"full\"\n";
+    let err = parse(load).unwrap_err();
+    assert!(err.message.contains("`verify` does not apply"), "{err}");
+    assert_eq!(err.position.map(|p| p.0), Some(6), "{err}");
+}

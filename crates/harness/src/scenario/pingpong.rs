@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use ipcbench_core::payload::{Payload, verify};
+use ipcbench_core::payload::{Payload, Verifier};
 use ipcbench_core::{BareIo, Channel, PeerMode};
 
 use crate::plan::{Amount, Case};
@@ -36,7 +36,7 @@ pub(crate) fn run_phase<C: Channel>(
     channel: &mut C,
     request: &mut Payload,
     buf: &mut [u8],
-    reply_bytes: usize,
+    replies: &Verifier,
     seq: &mut u64,
     amount: Amount,
     mut histogram: Option<&mut hdrhistogram::Histogram<u64>>,
@@ -54,7 +54,7 @@ pub(crate) fn run_phase<C: Channel>(
         channel.send(msg)?;
         let n = channel.recv(buf)?;
         let received_at = Instant::now();
-        verify(&buf[..n], reply_bytes, *seq)?;
+        replies.check(&buf[..n], *seq)?;
         if let Some(h) = histogram.as_deref_mut() {
             stats::record(h, received_at.duration_since(sent_at).as_nanos() as u64)?;
         }
@@ -81,15 +81,8 @@ pub(crate) fn client<C: Channel>(channel: &mut C, case: &Case, mode: PeerMode) -
     let mut buf = buffer_for(case);
     let mut seq = 0u64;
     let bare = bare_wanted(channel, case, mode).map(|on| on && reply_bytes > 0);
-    let (n_warmup, _) = run_phase(
-        channel,
-        &mut request,
-        &mut buf,
-        reply_bytes,
-        &mut seq,
-        case.warmup,
-        None,
-    )?;
+    let replies = Verifier::new(reply_bytes, case.verify);
+    let (n_warmup, _) = run_phase(channel, &mut request, &mut buf, &replies, &mut seq, case.warmup, None)?;
     if bare == Some(true) {
         bare_block(channel, case, reply_bytes, n_warmup.max(1), &mut buf, None)?;
     }
@@ -104,7 +97,7 @@ pub(crate) fn client<C: Channel>(channel: &mut C, case: &Case, mode: PeerMode) -
                 channel,
                 &mut request,
                 &mut buf,
-                reply_bytes,
+                &replies,
                 &mut seq,
                 block_amount(case.measure, idx),
                 Some(&mut histogram),
@@ -128,7 +121,7 @@ pub(crate) fn client<C: Channel>(channel: &mut C, case: &Case, mode: PeerMode) -
             channel,
             &mut request,
             &mut buf,
-            reply_bytes,
+            &replies,
             &mut seq,
             case.measure,
             Some(&mut histogram),
@@ -216,6 +209,7 @@ pub(crate) fn bare_block_of(body: &[u8]) -> Result<u64, TrialError> {
 pub(crate) fn server<C: Channel>(channel: &mut C, case: &Case) -> Result<PeerReport, TrialError> {
     let mut reply = Payload::new(case.reply_bytes as usize);
     let request_bytes = case.message_bytes as usize;
+    let requests = Verifier::new(request_bytes, case.verify);
     let mut buf = buffer_for(case);
     let mut seq = 0u64;
     let mut usage_start = Snapshot::now();
@@ -259,7 +253,7 @@ pub(crate) fn server<C: Channel>(channel: &mut C, case: &Case) -> Result<PeerRep
             continue;
         }
         channel.send(reply.stamp(seq))?;
-        verify(&buf[..n], request_bytes, seq)?;
+        requests.check(&buf[..n], seq)?;
         seq += 1;
     }
 }

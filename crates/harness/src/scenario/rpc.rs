@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
 use hdrhistogram::Histogram;
-use ipcbench_core::payload::{Payload, verify};
+use ipcbench_core::payload::{Payload, Verifier};
 use ipcbench_core::{Channel, PeerMode};
 
 use crate::plan::{Amount, Case};
@@ -48,7 +48,7 @@ struct PhaseResult {
 
 /// One phase's settings.
 struct Phase<'a> {
-    reply_bytes: usize,
+    replies: &'a Verifier,
     window: u64,
     amount: Amount,
     histogram: Option<&'a mut Histogram<u64>>,
@@ -69,15 +69,8 @@ fn stop_and_wait<C: Channel>(
     seq: &mut u64,
     phase: Phase<'_>,
 ) -> Result<PhaseResult, TrialError> {
-    let (count, elapsed) = super::pingpong::run_phase(
-        channel,
-        request,
-        buf,
-        phase.reply_bytes,
-        seq,
-        phase.amount,
-        phase.histogram,
-    )?;
+    let (count, elapsed) =
+        super::pingpong::run_phase(channel, request, buf, phase.replies, seq, phase.amount, phase.histogram)?;
     Ok(PhaseResult {
         count,
         elapsed,
@@ -94,7 +87,7 @@ fn windowed<C: Channel>(
     phase: Phase<'_>,
 ) -> Result<PhaseResult, TrialError> {
     let window = phase.window as usize;
-    let reply_bytes = phase.reply_bytes;
+    let replies = phase.replies;
     let mut histogram = phase.histogram;
     let (mut tx, mut rx) = channel
         .split()
@@ -142,7 +135,7 @@ fn windowed<C: Channel>(
             while let Ok((request_seq, sent_at)) = sent_rx.recv() {
                 let n = rx.recv(buf)?;
                 last = Instant::now();
-                verify(&buf[..n], reply_bytes, request_seq)?;
+                replies.check(&buf[..n], request_seq)?;
                 if let Some(h) = histogram.as_deref_mut() {
                     stats::record(h, last.duration_since(sent_at).as_nanos() as u64)?;
                 }
@@ -219,8 +212,9 @@ pub(crate) fn client<C: Channel>(channel: &mut C, case: &Case, mode: PeerMode) -
             .max(protocol::CONTROL_BUF_BYTES)
     ];
     let mut seq = 0u64;
+    let replies = Verifier::new(reply_bytes, case.verify);
     let warmup = Phase {
-        reply_bytes,
+        replies: &replies,
         window,
         amount: case.warmup,
         histogram: None,
@@ -230,7 +224,7 @@ pub(crate) fn client<C: Channel>(channel: &mut C, case: &Case, mode: PeerMode) -
     let usage_start = Snapshot::now();
     let mut histogram = stats::new_histogram();
     let measured = Phase {
-        reply_bytes,
+        replies: &replies,
         window,
         amount: case.measure,
         histogram: Some(&mut histogram),

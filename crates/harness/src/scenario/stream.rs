@@ -9,7 +9,7 @@
 //! read), so the measured phase starts with empty buffers.
 //!
 //! Nothing is counted that did not arrive intact: every message's sequence number and checksum
-//! are checked on arrival ([`ipcbench_core::payload::verify`]), and the `REPORT` carries the
+//! are checked on arrival ([`ipcbench_core::payload::Verifier`], as `verify` says), and the `REPORT` carries the
 //! server's message and byte counts and a running digest of every header it received (sequence
 //! number plus body checksum, so it covers every body). The client computes the same digest over
 //! what it sent; any difference fails the trial.
@@ -28,7 +28,7 @@
 
 use std::time::{Duration, Instant};
 
-use ipcbench_core::payload::{HEADER_BYTES, Payload, verify};
+use ipcbench_core::payload::{HEADER_BYTES, Payload, Verifier};
 use ipcbench_core::{Channel, PeerMode};
 
 use crate::plan::{Amount, Case};
@@ -261,6 +261,7 @@ fn confirm(mut report: PeerReport, messages: u64, bytes: u64, digest: Digest) ->
 /// The receiving side: verifies every message until `END`, then reports.
 pub(crate) fn server<C: Channel>(channel: &mut C, case: &Case) -> Result<PeerReport, TrialError> {
     let message_bytes = case.message_bytes as usize;
+    let messages = Verifier::new(message_bytes, case.verify);
     let mut buf = vec![0u8; message_bytes.max(protocol::CONTROL_BUF_BYTES)];
     let mut seq = 0u64;
     let mut usage_start = Snapshot::now();
@@ -309,7 +310,7 @@ pub(crate) fn server<C: Channel>(channel: &mut C, case: &Case) -> Result<PeerRep
             }
             continue;
         }
-        verify(&buf[..n], message_bytes, seq)?;
+        messages.check(&buf[..n], seq)?;
         digest.add(&buf[..n]);
         seq += 1;
     }
