@@ -906,7 +906,7 @@ fn balance_options(
     }
     if let Some(small) = sizes.iter().find(|s| s.0 < BALANCE_MIN_MESSAGE_BYTES) {
         return Err(source.error(
-            Some(table.clone()),
+            Some(key_span(source.text, table, "message_bytes")),
             format!(
                 "a balance request carries its client id and sequence number: `message_bytes` must be at least {} (got {})",
                 BALANCE_MIN_MESSAGE_BYTES,
@@ -954,7 +954,7 @@ fn balance_options(
     }
     if spec.on_change.is_some() && add_backend_at.is_none() && remove_backend_at.is_none() {
         return Err(source.error(
-            Some(table.clone()),
+            Some(key_span(source.text, table, "on_change")),
             "`on_change` applies to a membership change: add `add_backend_at` or `remove_backend_at`",
         ));
     }
@@ -962,8 +962,15 @@ fn balance_options(
     let states = spec.state.as_ref().map_or(vec![StoreKind::Local], OneOrMany::to_vec);
     let on_changes = spec.on_change.as_ref().map_or(vec![OnChange::Keep], OneOrMany::to_vec);
     if policies.is_empty() || states.is_empty() || on_changes.is_empty() {
+        let empty = if policies.is_empty() {
+            "policy"
+        } else if states.is_empty() {
+            "state"
+        } else {
+            "on_change"
+        };
         return Err(source.error(
-            Some(table.clone()),
+            Some(key_span(source.text, table, empty)),
             "`policy`, `state` and `on_change` need at least one value",
         ));
     }
@@ -1211,7 +1218,7 @@ fn http_cases(spec: &ScenarioSpec, span: &Range<usize>, source: &Source<'_>) -> 
         }
         if tls && relay == HttpRelay::Nginx {
             return Err(source.error(
-                Some(span.clone()),
+                Some(key_span(source.text, span, "tls")),
                 "`tls` with `relay = \"nginx\"` is not supported: the generated nginx config is cleartext",
             ));
         }

@@ -661,3 +661,27 @@ fn verify_is_sampled_by_default_full_on_request_and_refused_where_it_does_not_ap
     assert!(err.message.contains("`verify` does not apply"), "{err}");
     assert_eq!(err.position.map(|p| p.0), Some(6), "{err}");
 }
+
+#[test]
+fn balance_and_http_errors_point_at_their_key() {
+    let cases = [
+        (
+            "name = \"b\"\n[[scenario]]\nkind = \"balance\"\ntransports = [\"uds\"]\nmessage_bytes = 64\n\
+             on_change = \"rehash\"\n",
+            6,
+        ),
+        (
+            "name = \"b\"\n[[scenario]]\nkind = \"balance\"\ntransports = [\"uds\"]\nmessage_bytes = 64\n\
+             policy = []\n",
+            6,
+        ),
+        (
+            "name = \"h\"\n[[scenario]]\nkind = \"http\"\nresponse_bytes = 1024\nrelay = \"nginx\"\ntls = true\n",
+            6,
+        ),
+    ];
+    for (text, line) in cases {
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.position.map(|p| p.0), Some(line), "{err}");
+    }
+}
