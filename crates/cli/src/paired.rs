@@ -93,11 +93,11 @@ struct TrialRun {
 }
 
 impl PairedPlan<'_> {
-    /// Checks that both plans expand to the same number of cases and that every case can be
-    /// written as a one-case plan.
+    /// Checks that both plans expand to the same number of cases (that every case can be
+    /// written as a one-case plan is checked by [`PairedPlan::run`] before its first trial).
     ///
     /// # Errors
-    /// A usage error when `--set` changed the number of cases, or a case cannot be written.
+    /// A usage error when `--set` changed the number of cases.
     pub fn check(&self) -> Result<()> {
         if self.old.cases.len() != self.new.cases.len() {
             bail!(UsageError(format!(
@@ -107,25 +107,35 @@ impl PairedPlan<'_> {
                 self.new.cases.len()
             )));
         }
-        // Every case must survive being written as a plan of its own, before anything runs.
-        for plan in [self.old, self.new] {
-            for case in &plan.cases {
-                one_case_plan(case, &plan.name).map_err(|e| UsageError(format!("{e}; a paired run cannot run it")))?;
-            }
-        }
         Ok(())
     }
 
-    fn trial(&self, side: &Side, case_idx: usize, round: usize, trials_dir: &Path) -> Result<Option<TrialRun>> {
-        let (plan, binary) = match side {
-            Side::Old => (self.old, self.old_binary.clone()),
-            Side::New => (
-                self.new,
-                std::env::current_exe().context("cannot find the running binary")?,
-            ),
+    /// Every case of both sides written as a one-case plan (old side first), once per run.
+    fn one_case_texts(&self) -> Result<[Vec<String>; 2]> {
+        let texts = |plan: &Plan| -> Result<Vec<String>> {
+            plan.cases
+                .iter()
+                .map(|case| {
+                    one_case_plan(case, &plan.name)
+                        .map_err(|e| UsageError(format!("{e}; a paired run cannot run it")).into())
+                })
+                .collect()
         };
-        let case = &plan.cases[case_idx];
-        let text = one_case_plan(case, &plan.name).map_err(|e| UsageError(e.to_string()))?;
+        Ok([texts(self.old)?, texts(self.new)?])
+    }
+
+    fn trial(
+        &self,
+        side: &Side,
+        text: &str,
+        case_idx: usize,
+        round: usize,
+        trials_dir: &Path,
+    ) -> Result<Option<TrialRun>> {
+        let binary = match side {
+            Side::Old => self.old_binary.clone(),
+            Side::New => std::env::current_exe().context("cannot find the running binary")?,
+        };
         let stem = format!("{case_idx:03}-r{round:02}-{}", side.name());
         let plan_file = trials_dir.join(format!("{stem}.toml"));
         let out = trials_dir.join(&stem);
@@ -179,6 +189,8 @@ impl PairedPlan<'_> {
         let indices: Vec<usize> = case_indices.map_or_else(|| (0..self.new.cases.len()).collect(), <[usize]>::to_vec);
         // Ctrl-C reaches the trial's process too; this process stops after it instead of dying.
         let stop = crate::run::stop_flag()?;
+        // Every case must survive being written as a plan of its own, before anything runs.
+        let texts = self.one_case_texts()?;
         let output = RunOutput::create(&format!("{}-paired", self.new.name), out, false)?;
         // Cleans up after this process if it dies before the end (kill -9 included).
         let mut watcher = crate::cleanup::Watcher::start(&crate::cleanup::Leftovers {
@@ -227,7 +239,8 @@ impl PairedPlan<'_> {
                     let run = if stopped() {
                         None
                     } else {
-                        match self.trial(side, idx, round, &trials_dir) {
+                        let text = &texts[usize::from(matches!(side, Side::New))][idx];
+                        match self.trial(side, text, idx, round, &trials_dir) {
                             Ok(run) => run,
                             Err(e) => {
                                 fatal = Some(e);
