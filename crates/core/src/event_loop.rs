@@ -42,6 +42,49 @@ pub trait EventLoopTransport: Send + Sync {
     /// connection is refused. An `Io` error whose source is [`io::ErrorKind::WouldBlock`] means
     /// the listener's backlog is full (Unix sockets report this at once): try again later.
     fn connect_nonblocking(&self, address: &str) -> Result<EventStream, TransportError>;
+
+    /// [`EventLoopTransport::listen_many`] on a given local IP address instead of the
+    /// transport's own, so one machine can offer several destination addresses (each with its
+    /// own range of ephemeral ports). `None` is `listen_many`.
+    ///
+    /// # Errors
+    /// As `listen_many`; `BadOption` when the transport has no IP addresses.
+    fn listen_many_on(
+        &self,
+        endpoint: &Endpoint,
+        backlog: u32,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<Box<dyn EventListener>, TransportError> {
+        match ip {
+            None => self.listen_many(endpoint, backlog),
+            Some(ip) => Err(no_ip_addresses("listen address", ip)),
+        }
+    }
+
+    /// [`EventLoopTransport::connect_nonblocking`] from a given source IP address, bound
+    /// without a port (`IP_BIND_ADDRESS_NO_PORT`) so the kernel picks the port at connect time
+    /// and shares it across destinations. `None` is `connect_nonblocking`.
+    ///
+    /// # Errors
+    /// As `connect_nonblocking`; `BadOption` when the transport has no IP addresses.
+    fn connect_nonblocking_from(
+        &self,
+        address: &str,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<EventStream, TransportError> {
+        match source {
+            None => self.connect_nonblocking(address),
+            Some(ip) => Err(no_ip_addresses("source address", ip)),
+        }
+    }
+}
+
+/// The error of a transport without IP addresses asked for one.
+fn no_ip_addresses(what: &'static str, ip: std::net::IpAddr) -> TransportError {
+    TransportError::BadOption {
+        option: what,
+        reason: format!("{ip}: this transport has no IP addresses (only tcp has)"),
+    }
 }
 
 /// A listening endpoint for many connections, registered with a mio `Poll` for `READABLE`.

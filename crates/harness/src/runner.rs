@@ -196,6 +196,7 @@ fn null_floor_ns(options: &RunOptions, client_core: usize) -> f64 {
         measure: Amount::Time(std::time::Duration::from_millis(100)),
         timeout: std::time::Duration::from_secs(10),
         balance: None,
+        fleet: None,
     };
     let ctx = TrialContext {
         work_dir: &options.work_dir,

@@ -274,6 +274,31 @@ fn finish_load(case: &mut CaseRecord) {
             case.extra.insert(key.into(), v.into());
         }
     }
+    // The capacity (a search's highest rate held, a closed loop's throughput) with its range
+    // over trials, and the server's costs per request behind it.
+    let capacities = values(case, "capacity_msgs_per_s");
+    if let Some(median) = stats::median(&capacities) {
+        let lo = capacities.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = capacities.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        case.extra.insert("capacity_msgs_per_s".into(), median.into());
+        case.extra.insert("capacity_msgs_per_s_min".into(), lo.into());
+        case.extra.insert("capacity_msgs_per_s_max".into(), hi.into());
+    }
+    for key in [
+        "server_cpu_ns_per_request",
+        "server_syscalls_per_request",
+        "server_reads_per_request",
+        "server_writes_per_request",
+        "server_epoll_waits_per_request",
+        "server_wakeups_per_request",
+        "server_events_per_wakeup",
+        "server_context_switches_per_request",
+        "client_cpu_ns_per_request",
+    ] {
+        if let Some(v) = stats::median(&values(case, key)) {
+            case.extra.insert(key.into(), v.into());
+        }
+    }
     if let Some(worst) = worst
         && worst > SHORTFALL_LIMIT
     {

@@ -186,6 +186,85 @@ fn or_dash(text: Option<String>) -> String {
     text.unwrap_or_else(|| DASH.to_owned())
 }
 
+/// The first dimension of a `load` case's id that starts with `prefix`.
+fn fleet_dimension(case: &CaseRecord, prefix: &str) -> Option<String> {
+    let id: ipcbench_record::CaseId = case.id.parse().ok()?;
+    id.dimensions.into_iter().find(|d| d.starts_with(prefix))
+}
+
+/// What the capacity cases of a `load` scenario say together: per server model, the closed
+/// loop's throughput (what wrk reports) over the capacity search's (what real traffic gets),
+/// with the interval the trials' ranges give, and the server's costs per request behind them.
+pub(crate) fn capacity_findings(record: &RunRecord, scenario: &str) -> Vec<String> {
+    if Kind::of(scenario) != Kind::Load {
+        return Vec::new();
+    }
+    let of: Vec<&CaseRecord> = record
+        .cases
+        .iter()
+        .filter(|c| c.scenario == scenario && extra(c, "capacity_msgs_per_s").is_some())
+        .collect();
+    let model = |c: &CaseRecord| fleet_dimension(c, "model=").unwrap_or_else(|| "model=event-loop".into());
+    let mut models: Vec<String> = of.iter().map(|c| model(c)).collect();
+    models.sort();
+    models.dedup();
+    let rate = |v: f64| format::rate(v, "msg/s", 3);
+    let costs = |c: &CaseRecord| {
+        format!(
+            "{} system calls, {} wake-ups, {} context switches and {} of server CPU per request",
+            extra(c, "server_syscalls_per_request").map_or_else(|| DASH.into(), |v| format!("{v:.2}")),
+            extra(c, "server_wakeups_per_request").map_or_else(|| DASH.into(), |v| format!("{v:.2}")),
+            extra(c, "server_context_switches_per_request").map_or_else(|| DASH.into(), |v| format!("{v:.2}")),
+            extra(c, "server_cpu_ns_per_request").map_or_else(|| DASH.into(), |v| format::time_ns(v, 3)),
+        )
+    };
+    let mut out = Vec::new();
+    for m in models {
+        let with: Vec<&&CaseRecord> = of.iter().filter(|c| model(c) == m).collect();
+        let closed = with.iter().find(|c| fleet_dimension(c, "closed").is_some());
+        let search = with.iter().find(|c| fleet_dimension(c, "search").is_some());
+        let (Some(closed), Some(search)) = (closed, search) else {
+            continue;
+        };
+        let get = |c: &CaseRecord, key: &str| extra(c, key).unwrap_or(f64::NAN);
+        let (cm, cl, ch) = (
+            get(closed, "capacity_msgs_per_s"),
+            get(closed, "capacity_msgs_per_s_min"),
+            get(closed, "capacity_msgs_per_s_max"),
+        );
+        let (sm, sl, sh) = (
+            get(search, "capacity_msgs_per_s"),
+            get(search, "capacity_msgs_per_s_min"),
+            get(search, "capacity_msgs_per_s_max"),
+        );
+        if !(sm > 0.0 && sl > 0.0) {
+            out.push(format!(
+                "{}: the capacity search held no step, so there is no ratio to state",
+                m.trim_start_matches("model=")
+            ));
+            continue;
+        }
+        out.push(format!(
+            "{}: the closed loop of {} connections (wrk's way) gets {} ({} – {} over trials); the capacity search              of {} connections at a low rate each holds {} ({} – {}) within its SLO: {:.1}x more with the closed              loop (interval {:.1}x – {:.1}x). Closed loop: {}. Open loop at capacity: {}.",
+            m.trim_start_matches("model="),
+            closed.connections.unwrap_or(0),
+            rate(cm),
+            rate(cl),
+            rate(ch),
+            search.connections.unwrap_or(0),
+            rate(sm),
+            rate(sl),
+            rate(sh),
+            cm / sm,
+            cl / sh,
+            ch / sl,
+            costs(closed),
+            costs(search),
+        ));
+    }
+    out
+}
+
 /// A numeric scenario figure of the case (`extra`).
 fn extra(case: &CaseRecord, key: &str) -> Option<f64> {
     case.extra.get(key).and_then(|v| v.as_f64())
@@ -303,6 +382,48 @@ fn columns(scenario: &str, of: &[&CaseRecord]) -> Vec<Column> {
                 or_dash(balance_dimensions(c, &["add@", "remove@", "on_change="]))
             }));
         }
+    }
+    if kind == Kind::Load && any(&|c| extra(c, "capacity_msgs_per_s").is_some()) {
+        columns.push(column("server", false, Everywhere, |c| {
+            if fleet_dimension(c, "model=").is_some_and(|m| m.contains("thread")) {
+                "thread/conn".to_owned()
+            } else {
+                "event loop".to_owned()
+            }
+        }));
+        columns.push(column("mode", false, Everywhere, |c| {
+            if fleet_dimension(c, "closed").is_some() {
+                "closed".to_owned()
+            } else if fleet_dimension(c, "search").is_some() {
+                "search".to_owned()
+            } else {
+                "open".to_owned()
+            }
+        }));
+        columns.push(column("capacity/s", true, Everywhere, move |c| {
+            or_dash(extra(c, "capacity_msgs_per_s").map(count_rate))
+        }));
+        columns.push(column("capacity range", true, Document, move |c| {
+            match (extra(c, "capacity_msgs_per_s_min"), extra(c, "capacity_msgs_per_s_max")) {
+                (Some(lo), Some(hi)) => format!("{} – {}", count_rate(lo), count_rate(hi)),
+                _ => DASH.to_owned(),
+            }
+        }));
+        columns.push(column("srv syscalls/req", true, Everywhere, |c| {
+            or_dash(extra(c, "server_syscalls_per_request").map(|v| format!("{v:.2}")))
+        }));
+        columns.push(column("srv wake-ups/req", true, Everywhere, |c| {
+            or_dash(extra(c, "server_wakeups_per_request").map(|v| format!("{v:.2}")))
+        }));
+        columns.push(column("events/wake-up", true, Document, |c| {
+            or_dash(extra(c, "server_events_per_wakeup").map(|v| format!("{v:.1}")))
+        }));
+        columns.push(column("srv csw/req", true, Document, |c| {
+            or_dash(extra(c, "server_context_switches_per_request").map(|v| format!("{v:.2}")))
+        }));
+        columns.push(column("srv CPU/req", true, Everywhere, move |c| {
+            or_dash(extra(c, "server_cpu_ns_per_request").map(time))
+        }));
     }
     if kind == Kind::Load {
         columns.push(column("target/s", true, Terminal, move |c| {

@@ -136,6 +136,9 @@ pub(crate) fn render(record: &RunRecord, charts: &[(ChartInfo, String)], hgrm: &
         if let Some(explanation) = doc::bare_explanation(record, &scenario) {
             out.push_str(&format!("<p class=\"notes\">{}</p>\n", escape(explanation)));
         }
+        for finding in doc::capacity_findings(record, &scenario) {
+            out.push_str(&format!("<p class=\"notes\">{}</p>\n", escape(&finding)));
+        }
         let notes = doc::scenario_notes(record, &scenario);
         if !notes.is_empty() {
             out.push_str("<ul class=\"notes\">\n");

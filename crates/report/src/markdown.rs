@@ -55,6 +55,13 @@ pub(crate) fn render(record: &RunRecord, charts: &[ChartInfo], hgrm: &[HgrmFile]
         if let Some(explanation) = doc::bare_explanation(record, &scenario) {
             out.push_str(&format!("\n{explanation}\n"));
         }
+        let findings = doc::capacity_findings(record, &scenario);
+        if !findings.is_empty() {
+            out.push('\n');
+            for finding in findings {
+                out.push_str(&format!("- {}\n", cell(&finding)));
+            }
+        }
         let notes = doc::scenario_notes(record, &scenario);
         if !notes.is_empty() {
             out.push('\n');

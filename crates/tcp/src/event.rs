@@ -1,6 +1,6 @@
 //! The event-loop capability: many non-blocking TCP connections on one mio `Poll`.
 
-use std::net::TcpStream;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 
 use ipcbench_core::event_loop::{EventListener, EventLoopTransport, EventStream};
 use ipcbench_core::sockets::{accept_ready, io_error};
@@ -24,9 +24,42 @@ impl EventLoopTransport for TcpTransport {
     }
 
     fn connect_nonblocking(&self, address: &str) -> Result<EventStream, TransportError> {
+        self.connect_nonblocking_from(address, None)
+    }
+
+    /// Listens on `ip` (default [`TcpTransport::listen_ip`]), port chosen by the kernel.
+    fn listen_many_on(
+        &self,
+        endpoint: &Endpoint,
+        backlog: u32,
+        ip: Option<IpAddr>,
+    ) -> Result<Box<dyn EventListener>, TransportError> {
+        match ip {
+            None => self.listen_many(endpoint, backlog),
+            Some(listen_ip) => TcpTransport {
+                listen_ip,
+                ..self.clone()
+            }
+            .listen_many(endpoint, backlog),
+        }
+    }
+
+    fn connect_nonblocking_from(&self, address: &str, source: Option<IpAddr>) -> Result<EventStream, TransportError> {
         let addr = parse_address(address)?;
         let socket = self.socket_for(&addr)?;
         socket.set_nonblocking(true).map_err(io_error("set non-blocking"))?;
+        if let Some(ip) = source {
+            if ip.is_ipv4() != addr.is_ipv4() {
+                return Err(TransportError::BadOption {
+                    option: "source address",
+                    reason: format!("{ip} and the destination {addr} are of different IP families"),
+                });
+            }
+            bind_address_no_port(&socket)?;
+            socket
+                .bind(&SockAddr::from(SocketAddr::new(ip, 0)))
+                .map_err(io_error("bind the source address"))?;
+        }
         match socket.connect(&SockAddr::from(addr)) {
             Ok(()) => {}
             // The handshake goes on in the background; the first writable event reports it.
@@ -35,6 +68,17 @@ impl EventLoopTransport for TcpTransport {
         }
         Ok(EventStream::Tcp(mio::net::TcpStream::from_std(TcpStream::from(socket))))
     }
+}
+
+/// Sets `IP_BIND_ADDRESS_NO_PORT`: a `bind` to port 0 then reserves no port; the port is chosen
+/// at `connect`, unique per 4-tuple, so many source addresses share the ephemeral range.
+fn bind_address_no_port(socket: &socket2::Socket) -> Result<(), TransportError> {
+    nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::IpBindAddressNoPort, &true).map_err(|e| {
+        TransportError::Io {
+            op: "set IP_BIND_ADDRESS_NO_PORT",
+            source: std::io::Error::from(e),
+        }
+    })
 }
 
 /// A non-blocking listening TCP socket for many connections.

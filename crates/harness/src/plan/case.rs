@@ -6,7 +6,10 @@ use std::time::Duration;
 use ipcbench_record::CaseId;
 use serde::{Deserialize, Serialize};
 
-use super::kinds::{Convert, HttpCase, OnChange, Policy, ScenarioKind, Schedule, TransportKind, TransportSettings};
+use super::kinds::{
+    Convert, HttpCase, LoadMode, OnChange, Policy, ScenarioKind, Schedule, ServerModel, TransportKind,
+    TransportSettings,
+};
 use super::units::{Amount, duration_ns};
 
 /// Client and server cores of one placement.
@@ -91,6 +94,117 @@ pub struct Case {
     /// The balancer, backends and state of a `balance` case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balance: Option<BalanceOptions>,
+    /// Processes, addresses, server model, mode and capacity search of `load` and
+    /// `conn-cost` (absent in older records: the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetOptions>,
+}
+
+/// What `load` and `conn-cost` add to [`Case`]: how the connections are spread over processes
+/// and addresses, how the server holds them, and how `load` paces its requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetOptions {
+    /// Generator processes (0: as many as the open-file limit needs).
+    pub client_processes: u32,
+    /// Server processes (0: as many as the open-file limit needs).
+    pub server_processes: u32,
+    /// Client source addresses (0: the kernel's choice, 127.0.0.1); connection `i` binds
+    /// address `i mod n`, counted up from `source_address_base`.
+    pub source_addresses: u32,
+    /// The first source address.
+    pub source_address_base: std::net::Ipv4Addr,
+    /// Listening addresses per server process (127.0.0.1, 127.0.0.2, ...), each its own
+    /// destination for the ephemeral port range.
+    pub server_addresses: u32,
+    /// How the server holds connections.
+    pub server_model: ServerModel,
+    /// Open loop (a schedule) or closed loop (the next request on each reply).
+    pub mode: LoadMode,
+    /// Requests in flight per connection in the closed loop.
+    pub pipeline: u32,
+    /// Search for the highest rate the server holds instead of one fixed rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchOptions>,
+}
+
+/// The first source address when the plan names none: outside 127.0.0.0/24, where servers listen.
+pub const DEFAULT_SOURCE_BASE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 1, 0, 1);
+
+impl Default for FleetOptions {
+    fn default() -> Self {
+        FleetOptions {
+            client_processes: 0,
+            server_processes: 0,
+            source_addresses: 0,
+            source_address_base: DEFAULT_SOURCE_BASE,
+            server_addresses: 1,
+            server_model: ServerModel::EventLoop,
+            mode: LoadMode::Open,
+            pipeline: 1,
+            search: None,
+        }
+    }
+}
+
+/// `rate_per_connection_hz = "search"`: offered rates tried in steps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SearchOptions {
+    /// The corrected p99 a rate must hold, ns.
+    pub slo_p99_ns: u64,
+    /// The first offered rate per connection.
+    pub start_hz: f64,
+    /// Each step offers this many times the last until one fails.
+    pub growth: f64,
+    /// The most steps (growth and refinement together).
+    pub max_steps: u32,
+}
+
+/// The SLO of a capacity search when the plan names none.
+pub const DEFAULT_SLO_P99: Duration = Duration::from_millis(10);
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            slo_p99_ns: DEFAULT_SLO_P99.as_nanos() as u64,
+            start_hz: 1.0,
+            growth: 1.5,
+            max_steps: 16,
+        }
+    }
+}
+
+impl FleetOptions {
+    /// The id dimensions of the case: only what differs from the defaults, so cases of older
+    /// plans keep their ids.
+    pub fn dimensions(&self) -> Vec<String> {
+        let d = FleetOptions::default();
+        let mut out = Vec::new();
+        if self.server_model != d.server_model {
+            out.push(format!("model={}", self.server_model.as_str()));
+        }
+        if self.mode == LoadMode::Closed {
+            out.push("closed".into());
+            if self.pipeline != 1 {
+                out.push(format!("pipeline={}", self.pipeline));
+            }
+        }
+        if let Some(search) = &self.search {
+            out.push(format!("search,slo={}us", search.slo_p99_ns / 1000));
+        }
+        if self.client_processes != 0 {
+            out.push(format!("cp={}", self.client_processes));
+        }
+        if self.server_processes != 0 {
+            out.push(format!("sp={}", self.server_processes));
+        }
+        if self.source_addresses != 0 {
+            out.push(format!("src={}", self.source_addresses));
+        }
+        if self.server_addresses != 1 {
+            out.push(format!("dst={}", self.server_addresses));
+        }
+        out
+    }
 }
 
 /// What a `balance` case adds to [`Case`] (`connections` and `rate_per_connection_hz` are
@@ -217,10 +331,11 @@ impl Case {
             connections: self.connections,
             rate_per_connection_hz: self.rate_per_connection_hz,
             text: self.convert == Convert::Text,
-            dimensions: match (&self.balance, &self.http) {
-                (Some(balance), _) => balance.dimensions(),
-                (None, Some(http)) => http.dimensions(),
-                (None, None) => Vec::new(),
+            dimensions: match (&self.balance, &self.http, &self.fleet) {
+                (Some(balance), _, _) => balance.dimensions(),
+                (None, Some(http), _) => http.dimensions(),
+                (None, None, Some(fleet)) => fleet.dimensions(),
+                (None, None, None) => Vec::new(),
             },
             client_core: self.placement.client,
             server_core: (!no_peer).then_some(self.placement.server),

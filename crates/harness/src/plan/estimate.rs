@@ -50,6 +50,17 @@ pub fn estimate_trial(case: &Case) -> Duration {
                 _ => Duration::ZERO,
             };
     }
+    if let Some(fleet) = &case.fleet {
+        // Ramping the connections up (about 10,000 a second) and the steps of a search
+        // (about half the most it may take).
+        estimate += Duration::from_millis(case.connections.unwrap_or(0) / 10);
+        if let Some(search) = &fleet.search {
+            let step = phase(case.warmup)
+                .saturating_add(phase(case.measure))
+                .saturating_add(Duration::from_millis(300));
+            estimate += step.saturating_mul(search.max_steps / 2);
+        }
+    }
     if case.scenario == ScenarioKind::Http {
         // Three processes, TLS identities and the clients' connections per trial.
         estimate += Duration::from_millis(300);

@@ -90,9 +90,35 @@ impl ScenarioKind {
             ScenarioKind::Pingpong => &["reply_bytes", "bare", "verify"],
             ScenarioKind::Stream => &["total_bytes", "bare", "verify"],
             ScenarioKind::Rpc => &["reply_bytes", "window", "delay_ms", "rate_mbit", "verify"],
-            ScenarioKind::Load => &["connections", "rate_per_connection_hz", "schedule", "server_loops"],
+            ScenarioKind::Load => &[
+                "connections",
+                "rate_per_connection_hz",
+                "schedule",
+                "server_loops",
+                "server_model",
+                "mode",
+                "pipeline",
+                "slo_p99",
+                "search_start_hz",
+                "search_growth",
+                "search_steps",
+                "client_processes",
+                "server_processes",
+                "source_addresses",
+                "source_address_base",
+                "server_addresses",
+            ],
             ScenarioKind::Proxy => &["reply_bytes", "front", "back", "convert"],
-            ScenarioKind::ConnCost => &["connections", "step"],
+            ScenarioKind::ConnCost => &[
+                "connections",
+                "step",
+                "server_model",
+                "client_processes",
+                "server_processes",
+                "source_addresses",
+                "source_address_base",
+                "server_addresses",
+            ],
             ScenarioKind::Balance => &[
                 "connections",
                 "rate_per_connection_hz",
@@ -259,6 +285,38 @@ pub enum Schedule {
     Uniform,
     /// Exponentially distributed gaps.
     Poisson,
+}
+
+/// How the server of `load` and `conn-cost` holds its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerModel {
+    /// `server_loops` epoll loops, every connection registered with one of them.
+    #[default]
+    EventLoop,
+    /// A blocking thread for each connection (the goroutine-per-connection model).
+    ThreadPerConnection,
+}
+
+impl ServerModel {
+    /// The plan's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerModel::EventLoop => "event-loop",
+            ServerModel::ThreadPerConnection => "thread-per-connection",
+        }
+    }
+}
+
+/// How `load` paces its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadMode {
+    /// Requests leave on a schedule, whatever the replies do (real users).
+    #[default]
+    Open,
+    /// Each connection sends its next request when a reply arrives (wrk's way).
+    Closed,
 }
 
 /// Relay conversion stages (proxy).

@@ -35,6 +35,16 @@ pub const SERVER_LOOPS: RangeInclusive<u32> = 1..=64;
 /// The most connections of one case (more processes and source addresses beyond one
 /// process's descriptors).
 pub const MAX_CONNECTIONS: u64 = 1_000_000;
+/// The most generator or server processes of one `load` or `conn-cost` case.
+pub const MAX_PROCESSES: u64 = 64;
+/// The most client source addresses (all inside 127.0.0.0/8).
+pub const MAX_SOURCE_ADDRESSES: u64 = 65_536;
+/// The most listening addresses per server process.
+pub const MAX_SERVER_ADDRESSES: u64 = 64;
+/// The most requests in flight per connection in the closed loop.
+pub const MAX_PIPELINE: u64 = 1024;
+/// The most steps of a capacity search.
+pub const MAX_SEARCH_STEPS: u64 = 40;
 /// The most requests in flight.
 pub const MAX_WINDOW: u64 = 1_000_000;
 /// The highest send rate per connection, Hz.

@@ -6,7 +6,7 @@
 
 use toml::{Table, Value};
 
-use super::case::{BalanceOptions, Case};
+use super::case::{BalanceOptions, Case, FleetOptions};
 use super::kinds::{Convert, HttpCase, HttpRelay, HttpVersion, ScenarioKind, TransportSettings};
 use super::parse::{Overrides, Plan};
 use super::units::Amount;
@@ -111,6 +111,47 @@ fn http_keys(http: &HttpCase, scenario: &mut Table) {
     }
 }
 
+/// The keys of a `load` or `conn-cost` case that differ from the defaults.
+fn fleet_keys(fleet: &FleetOptions, scenario: &mut Table) {
+    let d = FleetOptions::default();
+    let counts = [
+        ("client_processes", fleet.client_processes, d.client_processes),
+        ("server_processes", fleet.server_processes, d.server_processes),
+        ("source_addresses", fleet.source_addresses, d.source_addresses),
+        ("server_addresses", fleet.server_addresses, d.server_addresses),
+    ];
+    for (key, value, default) in counts {
+        if value != default {
+            scenario.insert(key.into(), int(value.into()));
+        }
+    }
+    if fleet.source_addresses != 0 && fleet.source_address_base != d.source_address_base {
+        scenario.insert(
+            "source_address_base".into(),
+            Value::String(fleet.source_address_base.to_string()),
+        );
+    }
+    if fleet.server_model != d.server_model {
+        scenario.insert("server_model".into(), name_of(&fleet.server_model));
+    }
+    if fleet.mode != d.mode {
+        scenario.insert("mode".into(), name_of(&fleet.mode));
+    }
+    if fleet.pipeline != d.pipeline {
+        scenario.insert("pipeline".into(), int(fleet.pipeline.into()));
+    }
+    if let Some(search) = &fleet.search {
+        scenario.insert("rate_per_connection_hz".into(), Value::String("search".into()));
+        scenario.insert(
+            "slo_p99".into(),
+            duration_text(std::time::Duration::from_nanos(search.slo_p99_ns)),
+        );
+        scenario.insert("search_start_hz".into(), Value::Float(search.start_hz));
+        scenario.insert("search_growth".into(), Value::Float(search.growth));
+        scenario.insert("search_steps".into(), int(search.max_steps.into()));
+    }
+}
+
 /// The keys of a `balance` case.
 fn balance_keys(balance: &BalanceOptions, scenario: &mut Table) {
     use ipcbench_store::StoreConfig;
@@ -178,6 +219,9 @@ pub fn one_case_plan(case: &Case, name: &str) -> Result<String, String> {
     }
     if let Some(balance) = &case.balance {
         balance_keys(balance, &mut scenario);
+    }
+    if let Some(fleet) = &case.fleet {
+        fleet_keys(fleet, &mut scenario);
     }
     let allows = |key: &str| case.scenario.keys().contains(&key);
     if allows("reply_bytes") && case.reply_bytes != case.message_bytes {

@@ -11,6 +11,7 @@ use toml::Spanned;
 
 use super::case::{
     BALANCE_MIN_MESSAGE_BYTES, BalanceOptions, Case, CorePair, DEFAULT_BALANCE_CONNECTIONS, DEFAULT_STATE_BYTES,
+    FleetOptions, SearchOptions,
 };
 use super::estimate::estimate_trial;
 use super::kinds::*;
@@ -186,9 +187,21 @@ struct ScenarioSpec {
     delay_ms: Option<OneOrMany<f64>>,
     rate_mbit: Option<f64>,
     connections: Option<OneOrMany<u64>>,
-    rate_per_connection_hz: Option<OneOrMany<f64>>,
+    rate_per_connection_hz: Option<OneOrMany<RateValue>>,
     schedule: Option<Schedule>,
     server_loops: Option<u32>,
+    server_model: Option<OneOrMany<ServerModel>>,
+    mode: Option<OneOrMany<LoadMode>>,
+    pipeline: Option<Spanned<u64>>,
+    slo_p99: Option<Spanned<DurationText>>,
+    search_start_hz: Option<Spanned<f64>>,
+    search_growth: Option<Spanned<f64>>,
+    search_steps: Option<Spanned<u64>>,
+    client_processes: Option<Spanned<u64>>,
+    server_processes: Option<Spanned<u64>>,
+    source_addresses: Option<Spanned<u64>>,
+    source_address_base: Option<Spanned<String>>,
+    server_addresses: Option<Spanned<u64>>,
     // Transports (proxy) or protocols (http).
     front: Option<Spanned<Vec<String>>>,
     back: Option<Spanned<Vec<String>>>,
@@ -231,6 +244,25 @@ struct ScenarioSpec {
     cores: Option<toml::Value>,
 }
 
+/// One entry of `rate_per_connection_hz`: a rate, or the word `"search"`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum RateValue {
+    Hz(f64),
+    Word(String),
+}
+
+/// What one entry of `rate_per_connection_hz` asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RateChoice {
+    /// The key is absent: the scenario's default.
+    Default,
+    /// A fixed rate per connection.
+    Hz(f64),
+    /// The capacity search.
+    Search,
+}
+
 /// `request_headers = { count = 8, value_bytes = 64 }`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,6 +288,18 @@ impl ScenarioSpec {
         note(self.rate_per_connection_hz.is_some(), "rate_per_connection_hz");
         note(self.schedule.is_some(), "schedule");
         note(self.server_loops.is_some(), "server_loops");
+        note(self.server_model.is_some(), "server_model");
+        note(self.mode.is_some(), "mode");
+        note(self.pipeline.is_some(), "pipeline");
+        note(self.slo_p99.is_some(), "slo_p99");
+        note(self.search_start_hz.is_some(), "search_start_hz");
+        note(self.search_growth.is_some(), "search_growth");
+        note(self.search_steps.is_some(), "search_steps");
+        note(self.client_processes.is_some(), "client_processes");
+        note(self.server_processes.is_some(), "server_processes");
+        note(self.source_addresses.is_some(), "source_addresses");
+        note(self.source_address_base.is_some(), "source_address_base");
+        note(self.server_addresses.is_some(), "server_addresses");
         note(self.front.is_some(), "front");
         note(self.back.is_some(), "back");
         note(self.convert.is_some(), "convert");
@@ -717,11 +761,30 @@ impl Plan {
                 } else {
                     vec![None]
                 });
-            let rates: Vec<Option<f64>> = spec
-                .rate_per_connection_hz
-                .as_ref()
-                .map(|w| w.to_vec().into_iter().map(Some).collect())
-                .unwrap_or(vec![None]);
+            let rate_at = || Some(key_span(text, &span, "rate_per_connection_hz"));
+            let rates: Vec<RateChoice> = match &spec.rate_per_connection_hz {
+                None => vec![RateChoice::Default],
+                Some(list) => list
+                    .to_vec()
+                    .into_iter()
+                    .map(|v| match v {
+                        RateValue::Hz(hz) => Ok(RateChoice::Hz(hz)),
+                        RateValue::Word(w) if w == "search" && kind == ScenarioKind::Load => Ok(RateChoice::Search),
+                        RateValue::Word(w) => Err(source.error(
+                            rate_at(),
+                            format!(
+                                "`rate_per_connection_hz` = {w:?}: expected a positive number{}",
+                                if kind == ScenarioKind::Load {
+                                    " or \"search\""
+                                } else {
+                                    ""
+                                }
+                            ),
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+            let fleets = fleet_options(spec, &source, &span, kind, &rates)?;
             let converts = spec
                 .convert
                 .as_ref()
@@ -751,7 +814,10 @@ impl Plan {
             if spec.step == Some(0) {
                 return Err(source.error(Some(key_span(text, &span, "step")), "`step` must be at least 1"));
             }
-            if rates.iter().flatten().any(|r| !(*r > 0.0 && r.is_finite())) {
+            if rates
+                .iter()
+                .any(|r| matches!(r, RateChoice::Hz(r) if !(*r > 0.0 && r.is_finite())))
+            {
                 return Err(source.error(
                     Some(key_span(text, &span, "rate_per_connection_hz")),
                     "`rate_per_connection_hz` must be a positive number",
@@ -772,7 +838,17 @@ impl Plan {
                     for &window in &windows {
                         for &delay_ms in &delays {
                             for &conns in &connections {
-                                for &rate in &rates {
+                                for (rate, fleet) in rates.iter().flat_map(|r| fleets.iter().map(move |f| (*r, f))) {
+                                    let fleet = fleet.clone().map(|mut f| {
+                                        if rate == RateChoice::Search {
+                                            f.search = Some(search_options(spec));
+                                        }
+                                        f
+                                    });
+                                    let rate = match rate {
+                                        RateChoice::Hz(hz) => Some(hz),
+                                        RateChoice::Default | RateChoice::Search => None,
+                                    };
                                     for &convert in &converts {
                                         let combos: Vec<(&Option<HttpCase>, &Option<BalanceOptions>, CorePair)> = https
                                             .iter()
@@ -809,7 +885,11 @@ impl Plan {
                                                 measure,
                                                 timeout,
                                                 balance: balance.clone(),
+                                                fleet: fleet.clone(),
                                             };
+                                            if file.timeout.is_none() {
+                                                case.timeout += fleet_allowance(&case);
+                                            }
                                             // Without a peer, placements differ only in the client's core.
                                             if transport.kind() == TransportKind::Null {
                                                 case.placement.server = case.placement.client;
@@ -1307,6 +1387,23 @@ fn slow_phase_allowance(spec: &ScenarioSpec, warmup: Amount, measure: Amount) ->
     allowance + Duration::from_secs_f64((2.0 * max_delay_ms / 1e3 * n as f64).min(86_400.0))
 }
 
+/// What a `load` or `conn-cost` case needs beyond one phase: ramping its connections up
+/// (allowing 2,000 a second) and, for a capacity search, every step with its drain.
+fn fleet_allowance(case: &Case) -> Duration {
+    let Some(fleet) = &case.fleet else {
+        return Duration::ZERO;
+    };
+    let ramp = Duration::from_secs(case.connections.unwrap_or(0) / 2000);
+    let phase = |amount: Amount| match amount {
+        Amount::Time(d) => d,
+        Amount::Messages(n) => Duration::from_millis(n / 10),
+    };
+    let steps = fleet.search.map_or(Duration::ZERO, |search| {
+        (phase(case.warmup) + phase(case.measure) + Duration::from_secs(3)) * search.max_steps
+    });
+    ramp + steps
+}
+
 fn default_timeout(warmup: Amount, measure: Amount) -> Duration {
     let phase = |amount: Amount| match amount {
         Amount::Time(d) => d,
@@ -1381,6 +1478,187 @@ fn check_overrides(source_name: &str, overrides: &Overrides) -> Result<(), Confi
     Ok(())
 }
 
+/// The search options of a scenario whose rate is `"search"` (validated by [`fleet_options`]).
+fn search_options(spec: &ScenarioSpec) -> SearchOptions {
+    let d = SearchOptions::default();
+    SearchOptions {
+        slo_p99_ns: spec
+            .slo_p99
+            .as_ref()
+            .map_or(d.slo_p99_ns, |s| s.get_ref().0.as_nanos() as u64),
+        start_hz: spec.search_start_hz.as_ref().map_or(d.start_hz, |s| *s.get_ref()),
+        growth: spec.search_growth.as_ref().map_or(d.growth, |s| *s.get_ref()),
+        max_steps: spec.search_steps.as_ref().map_or(d.max_steps, |s| *s.get_ref() as u32),
+    }
+}
+
+/// The fleet options of a `load` or `conn-cost` scenario, one entry per server model x mode
+/// (`[None]` for every other scenario), validated with the offending key's position.
+fn fleet_options(
+    spec: &ScenarioSpec,
+    source: &Source<'_>,
+    table: &Range<usize>,
+    kind: ScenarioKind,
+    rates: &[RateChoice],
+) -> Result<Vec<Option<FleetOptions>>, ConfigError> {
+    if !matches!(kind, ScenarioKind::Load | ScenarioKind::ConnCost) {
+        return Ok(vec![None]);
+    }
+    let at = |key: &str| Some(key_span(source.text, table, key));
+    let count = |value: &Option<Spanned<u64>>, key: &str, range: std::ops::RangeInclusive<u64>| {
+        let Some(v) = value else { return Ok(None) };
+        let n = *v.get_ref();
+        if range.contains(&n) {
+            Ok(Some(n as u32))
+        } else {
+            Err(source.error(
+                Some(v.span()),
+                format!(
+                    "`{key}` = {n} is out of range; allowed {}..={}",
+                    range.start(),
+                    range.end()
+                ),
+            ))
+        }
+    };
+    let d = FleetOptions::default();
+    let client_processes = count(&spec.client_processes, "client_processes", 1..=limits::MAX_PROCESSES)?;
+    let server_processes = count(&spec.server_processes, "server_processes", 1..=limits::MAX_PROCESSES)?;
+    let source_addresses = count(
+        &spec.source_addresses,
+        "source_addresses",
+        1..=limits::MAX_SOURCE_ADDRESSES,
+    )?;
+    let server_addresses = count(
+        &spec.server_addresses,
+        "server_addresses",
+        1..=limits::MAX_SERVER_ADDRESSES,
+    )?;
+    let source_address_base = match &spec.source_address_base {
+        None => d.source_address_base,
+        Some(text) => {
+            let ip: std::net::Ipv4Addr = text.get_ref().parse().map_err(|_| {
+                source.error(
+                    Some(text.span()),
+                    format!("`source_address_base` = {:?} is not an IPv4 address", text.get_ref()),
+                )
+            })?;
+            ip
+        }
+    };
+    if source_address_base.octets()[0] != 127 || spec.source_address_base.is_some() && source_addresses.is_none() {
+        return Err(source.error(
+            at("source_address_base"),
+            if source_address_base.octets()[0] != 127 {
+                format!(
+                    "`source_address_base` = {source_address_base} is outside 127.0.0.0/8: client source addresses \
+                     must be loopback addresses of this machine"
+                )
+            } else {
+                "`source_address_base` needs `source_addresses` (how many addresses to use)".to_owned()
+            },
+        ));
+    }
+    if let Some(n) = source_addresses {
+        let last = u32::from(source_address_base) as u64 + u64::from(n) - 1;
+        if last > u64::from(u32::from(std::net::Ipv4Addr::new(127, 255, 255, 254))) {
+            return Err(source.error(
+                at("source_addresses"),
+                format!(
+                    "`source_addresses` = {n} from {source_address_base} runs past 127.255.255.254, outside \
+                     127.0.0.0/8; lower it or start lower"
+                ),
+            ));
+        }
+    }
+    let models = spec
+        .server_model
+        .as_ref()
+        .map(OneOrMany::to_vec)
+        .unwrap_or(vec![ServerModel::EventLoop]);
+    let modes = spec
+        .mode
+        .as_ref()
+        .map(OneOrMany::to_vec)
+        .unwrap_or(vec![LoadMode::Open]);
+    if models.is_empty() || modes.is_empty() {
+        let key = if models.is_empty() { "server_model" } else { "mode" };
+        return Err(source.error(at(key), format!("`{key}` is empty")));
+    }
+    let closed = modes.contains(&LoadMode::Closed);
+    if closed && rates.iter().any(|r| *r != RateChoice::Default) {
+        return Err(source.error(
+            at("rate_per_connection_hz"),
+            "`mode = \"closed\"` sends each request when the last reply arrives: it has no \
+             `rate_per_connection_hz` (put the open-loop rates in a [[scenario]] of their own)",
+        ));
+    }
+    let pipeline = count(&spec.pipeline, "pipeline", 1..=limits::MAX_PIPELINE)?;
+    if pipeline.is_some() && !closed {
+        return Err(source.error(at("pipeline"), "`pipeline` applies to `mode = \"closed\"` only"));
+    }
+    let searching = rates.contains(&RateChoice::Search);
+    for (key, present) in [
+        ("slo_p99", spec.slo_p99.is_some()),
+        ("search_start_hz", spec.search_start_hz.is_some()),
+        ("search_growth", spec.search_growth.is_some()),
+        ("search_steps", spec.search_steps.is_some()),
+    ] {
+        if present && !searching {
+            return Err(source.error(
+                at(key),
+                format!("`{key}` applies to `rate_per_connection_hz = \"search\"` only"),
+            ));
+        }
+    }
+    if let Some(slo) = &spec.slo_p99
+        && !(Duration::from_micros(10)..=Duration::from_secs(10)).contains(&slo.get_ref().0)
+    {
+        return Err(source.error(Some(slo.span()), "`slo_p99` must be between 10us and 10s"));
+    }
+    if let Some(hz) = &spec.search_start_hz
+        && !(*hz.get_ref() > 0.0 && *hz.get_ref() <= limits::MAX_RATE_HZ)
+    {
+        return Err(source.error(
+            Some(hz.span()),
+            format!(
+                "`search_start_hz` = {} must be above 0 and at most {}",
+                limits::number(*hz.get_ref()),
+                limits::MAX_RATE_HZ
+            ),
+        ));
+    }
+    if let Some(g) = &spec.search_growth
+        && !(*g.get_ref() >= 1.05 && *g.get_ref() <= 10.0)
+    {
+        return Err(source.error(
+            Some(g.span()),
+            format!(
+                "`search_growth` = {} must be between 1.05 and 10",
+                limits::number(*g.get_ref())
+            ),
+        ));
+    }
+    count(&spec.search_steps, "search_steps", 2..=limits::MAX_SEARCH_STEPS)?;
+    let mut out = Vec::new();
+    for &server_model in &models {
+        for &mode in &modes {
+            out.push(Some(FleetOptions {
+                client_processes: client_processes.unwrap_or(0),
+                server_processes: server_processes.unwrap_or(0),
+                source_addresses: source_addresses.unwrap_or(0),
+                source_address_base,
+                server_addresses: server_addresses.unwrap_or(1),
+                server_model,
+                mode,
+                pipeline: pipeline.unwrap_or(1),
+                search: None,
+            }));
+        }
+    }
+    Ok(out)
+}
+
 /// One scenario's values against [`limits`], each error at its key.
 fn check_scenario_limits(source: &Source<'_>, spec: &ScenarioSpec, span: &Range<usize>) -> Result<(), ConfigError> {
     let at = |key: &str, message: String| Err(source.error(Some(key_span(source.text, span, key)), message));
@@ -1436,7 +1714,15 @@ fn check_scenario_limits(source: &Source<'_>, spec: &ScenarioSpec, span: &Range<
     if let Some(step) = spec.step {
         limits::count("step", step, 1..=limits::MAX_CONNECTIONS).or_else(|m| at("step", m))?;
     }
-    for &r in spec.rate_per_connection_hz.iter().flat_map(OneOrMany::iter) {
+    let fixed_rates = spec
+        .rate_per_connection_hz
+        .iter()
+        .flat_map(OneOrMany::iter)
+        .filter_map(|r| match r {
+            RateValue::Hz(hz) => Some(*hz),
+            RateValue::Word(_) => None,
+        });
+    for r in fixed_rates {
         if r > limits::MAX_RATE_HZ {
             return at(
                 "rate_per_connection_hz",

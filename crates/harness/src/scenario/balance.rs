@@ -52,7 +52,8 @@ use crate::scenario::balance_wire::{
 };
 use crate::scenario::echo_server::{flush, send_bytes};
 use crate::scenario::fleet::{self, PeerRole, Started};
-use crate::scenario::load::{self, NEVER, Timer, TimerSlack};
+use crate::scenario::load;
+use crate::scenario::pacing::{self, NEVER, Timer, TimerSlack};
 use crate::session::{TrialContext, TrialError, TrialOutput, error_chain, finish_trial};
 use crate::{affinity, fdlimit};
 
@@ -445,7 +446,7 @@ impl Generator<'_> {
     }
 
     fn gap(&mut self, idx: usize) -> u64 {
-        load::gap_ns(self.workload.schedule, self.workload.rates_hz[idx], &mut self.rng)
+        pacing::gap_ns(self.workload.schedule, self.workload.rates_hz[idx], &mut self.rng)
     }
 
     fn schedule_next(&mut self, idx: usize, next: u64, now: u64) {
@@ -634,7 +635,7 @@ impl Generator<'_> {
             stats::record(&mut self.raw, received.saturating_sub(request.actual))?;
             stats::record(&mut self.corrected, received.saturating_sub(request.intended))?;
             self.tally.recorded += 1;
-            if request.actual.saturating_sub(request.intended) > load::LATE_NS {
+            if request.actual.saturating_sub(request.intended) > pacing::LATE_NS {
                 self.tally.late += 1;
             }
         }

@@ -184,7 +184,13 @@ pub(crate) fn serve<T: Transport>(
         applied_options: control.applied_options().into_iter().collect(),
     };
     control.send(&protocol::encode(protocol::READY, Some(&ready)))?;
-    control.send(&protocol::encode(fleet::LISTENING, Some(&Listening { address })))?;
+    control.send(&protocol::encode(
+        fleet::LISTENING,
+        Some(&Listening {
+            address,
+            all: Vec::new(),
+        }),
+    ))?;
     let result = control_loop(&mut control, &shared, &commands, &waker);
     let _ = commands.send(Command::Stop);
     let _ = waker.wake();

@@ -30,20 +30,14 @@
 
 use std::time::{Duration, Instant};
 
-use ipcbench_core::event_loop::{EventLoopTransport, EventStream};
-use ipcbench_core::payload::{Payload, verify};
 use ipcbench_core::{Channel, Transport};
-use mio::{Events, Poll, Token};
 
 use crate::plan::Case;
-use crate::procstat;
-use crate::protocol::{self, PeerReport};
 use crate::rusage::Snapshot;
-use crate::scenario::echo_server::{FRAME_HEADER_BYTES, flush, send_bytes};
-use crate::scenario::fleet::{self, PeerRole};
 use crate::scenario::load::no_event_loop;
+use crate::scenario::processes::{self, MachineLimits, Processes};
 use crate::session::{TrialContext, TrialError, TrialOutput, finish_trial};
-use crate::{affinity, fdlimit};
+use crate::{affinity, procstat};
 use ipcbench_record::Trial;
 use ipcbench_record::stats;
 use ipcbench_record::stats::{Fit, least_squares};
@@ -70,34 +64,30 @@ pub fn trial<T: Transport + 'static>(
     case: &Case,
     ctx: &TrialContext<'_>,
 ) -> Result<TrialOutput, TrialError> {
-    let capability = transport.event_loop().ok_or_else(|| no_event_loop(transport.name()))?;
+    transport.event_loop().ok_or_else(|| no_event_loop(transport.name()))?;
     let connections = case.connections.unwrap_or(DEFAULT_CONNECTIONS);
     let step = case.step.unwrap_or(DEFAULT_STEP);
     if step == 0 {
         return Err(TrialError::Unsupported("`step` must be at least 1".into()));
     }
-    fdlimit::ensure_open_files(connections).map_err(TrialError::Unsupported)?;
+    let layout = processes::layout(case, connections, &MachineLimits::read())?;
     let client_cores = affinity::pin_current_thread(case.placement.client).map_err(TrialError::Failed)?;
-    let role = PeerRole::EventServer {
-        work_dir: ctx.work_dir.to_owned(),
-        stall: None,
+    let mut procs = Processes::start(&transport, case, ctx, layout, None)?;
+    let applied_options = procs.servers[0].ready.applied_options.clone();
+    let server_cores = procs.servers[0].ready.cores_applied.clone();
+    let (n_generators, n_servers) = (procs.generators.len(), procs.servers.len());
+    let outcome = measure(&mut procs, case.message_bytes as usize, &steps(connections, step));
+    let mut trial = match outcome {
+        Ok(trial) => {
+            let (report, _) = procs.finish()?;
+            let mut trial = trial;
+            trial.server = Some(report.rusage);
+            trial
+        }
+        Err(e) => return Err(procs.fail(e)),
     };
-    let mut started = fleet::start_peer(&transport, case, ctx, "conn-cost", &role, true)?;
-    let address = started.listening.take().map(|l| l.address).unwrap_or_default();
-    let outcome = measure(
-        capability,
-        &address,
-        &mut started.control,
-        started.ready.pid,
-        case.message_bytes as usize,
-        &steps(connections, step),
-    );
-    let applied_options = started.ready.applied_options.clone();
-    let server_cores = started.ready.cores_applied.clone();
-    drop(started.control);
-    let peer_failure = started.process.finish(crate::protocol::EXIT_TIMEOUT);
-    let (mut trial, report) = fleet::merge_failure(outcome, peer_failure)?;
-    trial.server = Some(report.rusage);
+    trial.extra.insert("client_processes".into(), n_generators as f64);
+    trial.extra.insert("server_processes".into(), n_servers as f64);
     Ok(TrialOutput {
         trial,
         applied_options,
@@ -123,15 +113,15 @@ struct Point {
     values: [f64; SERIES.len()],
 }
 
-/// Samples the server's RSS and the kernel's figures, median of [`SAMPLES`].
-fn sample(pid: u32, connections: u64) -> Result<Point, TrialError> {
+/// Samples the servers' RSS (summed) and the kernel's figures, median of [`SAMPLES`].
+fn sample<C: Channel>(procs: &Processes<C>, connections: u64) -> Result<Point, TrialError> {
     let mut samples: Vec<[f64; SERIES.len()]> = Vec::with_capacity(SAMPLES);
     let page = procstat::page_size() as f64;
     for idx in 0..SAMPLES {
         if idx > 0 {
             std::thread::sleep(SAMPLE_PAUSE);
         }
-        let rss = procstat::vm_rss_bytes(pid).map_err(TrialError::Failed)?;
+        let rss = procs.servers_rss()?;
         let slab = procstat::slab_bytes().map_err(TrialError::Failed)?;
         let sockstat = procstat::sockstat().map_err(TrialError::Failed)?;
         samples.push([
@@ -148,109 +138,19 @@ fn sample(pid: u32, connections: u64) -> Result<Point, TrialError> {
     Ok(Point { connections, values })
 }
 
-/// Sends one request on each of `conns[from..]` and waits for every echo.
-fn exchange_once(
-    poll: &mut Poll,
-    conns: &mut [EventStream],
-    from: usize,
-    payload: &mut Payload,
-) -> Result<(), TrialError> {
-    let message_bytes = payload.len();
-    let frame_bytes = FRAME_HEADER_BYTES + message_bytes;
-    let header = (message_bytes as u32).to_le_bytes();
-    let mut tx: Vec<Vec<u8>> = vec![Vec::new(); conns.len() - from];
-    let mut rx: Vec<Vec<u8>> = vec![Vec::new(); conns.len() - from];
-    for (slot, stream) in conns[from..].iter_mut().enumerate() {
-        send_bytes(stream, &mut tx[slot], &header, payload.stamp(0))
-            .map_err(|e| TrialError::Failed(format!("connection {}: send failed: {e}", from + slot)))?;
-    }
-    let mut waiting = conns.len() - from;
-    let deadline = Instant::now() + fleet::BATCH_TIMEOUT;
-    let mut events = Events::with_capacity(1024);
-    let mut scratch = vec![0u8; 64 * 1024];
-    while waiting > 0 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(TrialError::Failed(format!(
-                "{waiting} connections got no echo within {:?}",
-                fleet::BATCH_TIMEOUT
-            )));
-        }
-        poll.poll(&mut events, Some(left))
-            .map_err(|e| TrialError::Failed(format!("poll failed: {e}")))?;
-        for event in events.iter() {
-            let Token(idx) = event.token();
-            if idx < from || idx >= conns.len() {
-                continue;
-            }
-            let slot = idx - from;
-            let stream = &mut conns[idx];
-            if event.is_writable() {
-                flush(stream, &mut tx[slot])
-                    .map_err(|e| TrialError::Failed(format!("connection {idx}: send failed: {e}")))?;
-            }
-            if rx[slot].len() == frame_bytes {
-                continue;
-            }
-            loop {
-                match std::io::Read::read(stream, &mut scratch) {
-                    Ok(0) => return Err(TrialError::Failed(format!("the server closed connection {idx}"))),
-                    Ok(n) => rx[slot].extend_from_slice(&scratch[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(TrialError::Failed(format!("connection {idx}: read failed: {e}"))),
-                }
-            }
-            if rx[slot].len() > frame_bytes {
-                return Err(TrialError::Failed(format!(
-                    "connection {idx}: more bytes than one echo"
-                )));
-            }
-            if rx[slot].len() == frame_bytes {
-                let len = u32::from_le_bytes(rx[slot][..FRAME_HEADER_BYTES].try_into().expect("4 bytes")) as usize;
-                if len != message_bytes {
-                    return Err(TrialError::Failed(format!(
-                        "connection {idx}: echo of {len} bytes, expected {message_bytes}"
-                    )));
-                }
-                verify(&rx[slot][FRAME_HEADER_BYTES..], message_bytes, 0)?;
-                waiting -= 1;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Opens the connections step by step, sampling at each step, and fits the series.
-fn measure<C: Channel>(
-    capability: &dyn EventLoopTransport,
-    address: &str,
-    control: &mut C,
-    server_pid: u32,
-    message_bytes: usize,
-    steps: &[u64],
-) -> Result<(Trial, PeerReport), TrialError> {
-    let mut buf = vec![0u8; protocol::CONTROL_BUF_BYTES];
-    let mut poll = Poll::new().map_err(|e| TrialError::Failed(format!("cannot create an event loop: {e}")))?;
+/// Opens the connections step by step (each carrying one request and its echo), sampling at
+/// each step, and fits the series.
+fn measure<C: Channel>(procs: &mut Processes<C>, message_bytes: usize, steps: &[u64]) -> Result<Trial, TrialError> {
     let total = steps.last().copied().unwrap_or(0);
-    let mut conns: Vec<EventStream> = Vec::with_capacity(total as usize);
-    let mut payload = Payload::new(message_bytes);
     let mut points = Vec::with_capacity(steps.len());
     let usage_start = Snapshot::now();
     let started = Instant::now();
     for &target in steps {
-        let before = conns.len();
-        fleet::open_connections(capability, address, target, &mut poll, &mut conns, &mut || {
-            fleet::query_accepted(control, &mut buf)
-        })?;
-        if conns.len() > before {
-            exchange_once(&mut poll, &mut conns, before, &mut payload)?;
-        }
-        points.push(sample(server_pid, target)?);
+        procs.open_until(target, true)?;
+        points.push(sample(procs, target)?);
     }
     let elapsed = started.elapsed();
     let usage = usage_start.until(&Snapshot::now());
-    let report = fleet::end_and_report(control, &mut buf, false)?;
     let mut trial = Trial {
         messages: total,
         bytes: total * 2 * message_bytes as u64,
@@ -269,6 +169,12 @@ fn measure<C: Channel>(
         trial.extra.insert(format!("{name}_residual{unit}"), fit.residual_rms);
         trial.extra.insert(format!("{name}_r_squared"), fit.r_squared);
     }
+    // The range the fit holds for.
+    trial.extra.insert(
+        "fit_from_connections".into(),
+        steps.first().copied().unwrap_or(0) as f64,
+    );
+    trial.extra.insert("fit_to_connections".into(), total as f64);
     for (k, point) in points.iter().enumerate() {
         trial
             .extra
@@ -278,7 +184,7 @@ fn measure<C: Channel>(
             trial.extra.insert(format!("point{k}_{name}{unit}"), value);
         }
     }
-    Ok((trial, report))
+    Ok(trial)
 }
 
 /// The least-squares fit of every series against the connection count.

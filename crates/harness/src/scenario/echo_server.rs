@@ -24,14 +24,16 @@ use ipcbench_core::payload::verify;
 use ipcbench_core::{Channel, Endpoint, Transport};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::plan::Case;
+use crate::plan::ServerModel;
 use crate::procstat::ProcessUsage;
 use crate::protocol::{self, PeerReport, PeerSpec, Ready};
 use crate::scenario::fleet::{self, Accepted, BACKLOG, Listening, Stall};
 use crate::session::{TrialError, error_chain};
 use crate::{affinity, fdlimit};
 
-const LISTENER: Token = Token(usize::MAX - 1);
+/// Listener `k` has token `LISTENER - k` (at most [`crate::plan::limits::MAX_SERVER_ADDRESSES`]
+/// of them, all above every connection's token and below [`WAKER`]).
+const LISTENER: Token = Token(usize::MAX - 16);
 const WAKER: Token = Token(usize::MAX - 2);
 /// Bytes read per `read` call; a short read means the socket is drained for now.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -49,14 +51,88 @@ struct Shared {
     /// Messages echoed so far. Relaxed: a count, as above; `fetch_add` hands each message a
     /// unique number, which is all the stall diagnostic needs.
     messages: AtomicU64,
+    /// System calls and wake-ups of the loops (or connection threads), per [`Counter`].
+    /// Relaxed: counts for the report, as above.
+    counts: [AtomicU64; N_COUNTERS],
     /// Set by the control thread at `END` (Release), read by each loop after its `Waker` woke
     /// it (Acquire); nothing else is published through it.
     stop: AtomicBool,
     /// The first failure of any loop.
     error: Mutex<Option<String>>,
+    /// The distinct client IP addresses accepted (off the hot path: once per connection).
+    peers: Mutex<std::collections::HashSet<std::net::IpAddr>>,
+}
+
+/// What the server counts of its own work, for the per-request costs of `load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counter {
+    /// `read` calls (including those that found nothing: `EAGAIN`).
+    Reads,
+    /// `write` calls.
+    Writes,
+    /// `epoll_wait` calls that returned (event-loop wake-ups).
+    Polls,
+    /// Events those wake-ups delivered.
+    Events,
+}
+
+/// How many [`Counter`]s there are.
+const N_COUNTERS: usize = 4;
+
+impl Counter {
+    /// Every counter with its report key.
+    pub(crate) const ALL: [(Counter, &'static str); N_COUNTERS] = [
+        (Counter::Reads, "reads"),
+        (Counter::Writes, "writes"),
+        (Counter::Polls, "epoll_waits"),
+        (Counter::Events, "events"),
+    ];
+}
+
+/// Counts kept by one thread and added to [`Shared::counts`] once per wake-up, so the hot path
+/// does no atomic operation per system call.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct LocalCounts([u64; N_COUNTERS]);
+
+impl LocalCounts {
+    pub(crate) fn add(&mut self, counter: Counter, n: u64) {
+        self.0[counter as usize] += n;
+    }
+
+    /// Adds the counts to `shared` and clears them.
+    fn publish(&mut self, shared: &Shared) {
+        for (slot, n) in shared.counts.iter().zip(&mut self.0) {
+            if *n > 0 {
+                // Relaxed: a count for reports; it publishes nothing.
+                slot.fetch_add(*n, Ordering::Relaxed);
+                *n = 0;
+            }
+        }
+    }
 }
 
 impl Shared {
+    /// Counts one accepted connection from `stream`'s peer.
+    fn accepted_from(&self, stream: &EventStream) {
+        // Relaxed: a count for reports; it publishes nothing.
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        if let EventStream::Tcp(s) = stream
+            && let Ok(peer) = s.peer_addr()
+        {
+            self.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(peer.ip());
+        }
+    }
+
+    /// Distinct client IP addresses so far.
+    fn peer_addresses(&self) -> usize {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Every counter now (Relaxed loads: counts, possibly a wake-up old).
+    fn counts_now(&self) -> [u64; N_COUNTERS] {
+        std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed))
+    }
+
     fn fail(&self, message: String) {
         let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
         slot.get_or_insert(message);
@@ -85,8 +161,8 @@ struct EchoServer {
 }
 
 impl EchoServer {
-    /// Starts `n_loops` loops; loop 0 accepts from `listener`.
-    fn start(listener: Box<dyn EventListener>, n_loops: usize, config: LoopConfig) -> Result<EchoServer, String> {
+    /// Starts `n_loops` loops; loop 0 accepts from every listener.
+    fn start(listeners: Vec<Box<dyn EventListener>>, n_loops: usize, config: LoopConfig) -> Result<EchoServer, String> {
         let shared = Arc::new(Shared::default());
         let mut polls = Vec::new();
         let mut inboxes = Vec::new();
@@ -105,12 +181,13 @@ impl EchoServer {
         }
         let peers: Vec<(Sender<EventStream>, Arc<Waker>)> =
             loops.iter().map(|l| (l.inbox.clone(), Arc::clone(&l.waker))).collect();
-        let mut listener = Some(listener);
+        let mut listeners = Some(listeners);
         for (idx, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
             let state = LoopState {
                 idx,
                 poll,
-                listener: listener.take(),
+                listeners: listeners.take().unwrap_or_default(),
+                counts: LocalCounts::default(),
                 inbox,
                 peers: peers.clone(),
                 next_peer: 0,
@@ -170,7 +247,8 @@ struct ServerConn {
 struct LoopState {
     idx: usize,
     poll: Poll,
-    listener: Option<Box<dyn EventListener>>,
+    listeners: Vec<Box<dyn EventListener>>,
+    counts: LocalCounts,
     inbox: Receiver<EventStream>,
     peers: Vec<(Sender<EventStream>, Arc<Waker>)>,
     next_peer: usize,
@@ -184,22 +262,26 @@ struct LoopState {
 impl LoopState {
     fn run(mut self) -> Result<(), String> {
         affinity::pin_current_thread(self.config.core)?;
-        if let Some(listener) = &mut self.listener {
+        for (k, listener) in self.listeners.iter_mut().enumerate() {
             self.poll
                 .registry()
-                .register(listener.source(), LISTENER, Interest::READABLE)
+                .register(listener.source(), Token(LISTENER.0 - k), Interest::READABLE)
                 .map_err(|e| format!("cannot register the listener: {e}"))?;
         }
+        let n_listeners = self.listeners.len();
         let mut events = Events::with_capacity(1024);
         loop {
+            self.counts.publish(&self.shared);
             match self.poll.poll(&mut events, None) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(format!("event loop {}: poll failed: {e}", self.idx)),
             }
+            self.counts.add(Counter::Polls, 1);
             for event in events.iter() {
+                self.counts.add(Counter::Events, 1);
                 match event.token() {
-                    LISTENER => self.accept_all()?,
+                    Token(t) if t <= LISTENER.0 && t > LISTENER.0 - n_listeners => self.accept_all(LISTENER.0 - t)?,
                     WAKER => {
                         while let Ok(stream) = self.inbox.try_recv() {
                             self.add(stream)?;
@@ -222,16 +304,15 @@ impl LoopState {
         }
     }
 
-    /// Accepts every waiting connection and deals them out round-robin.
-    fn accept_all(&mut self) -> Result<(), String> {
+    /// Accepts every waiting connection of listener `k` and deals them out round-robin.
+    fn accept_all(&mut self, k: usize) -> Result<(), String> {
         loop {
-            let accepted = match &mut self.listener {
+            let accepted = match self.listeners.get_mut(k) {
                 Some(listener) => listener.accept().map_err(|e| format!("accept: {}", error_chain(&e)))?,
                 None => return Ok(()),
             };
             let Some(stream) = accepted else { return Ok(()) };
-            // Relaxed: a count for reports; it publishes nothing.
-            self.shared.accepted.fetch_add(1, Ordering::Relaxed);
+            self.shared.accepted_from(&stream);
             let target = self.next_peer;
             self.next_peer = (self.next_peer + 1) % self.peers.len();
             if target == self.idx {
@@ -282,11 +363,13 @@ impl LoopState {
         let config = self.config;
         let shared = &*self.shared;
         loop {
+            self.counts.add(Counter::Reads, 1);
             match conn.stream.read(&mut self.scratch) {
                 Ok(0) => break,
                 Ok(n) => {
-                    handle_bytes(conn, &self.scratch[..n], config, shared)
+                    let echoed = handle_bytes(conn, &self.scratch[..n], config, shared)
                         .map_err(|e| format!("connection {idx}: {e}"))?;
+                    self.counts.add(Counter::Writes, echoed);
                     if n < self.scratch.len() {
                         // Drained for now; the next arrival raises a new readable event.
                         return Ok(());
@@ -306,6 +389,9 @@ impl LoopState {
         let Some(Some(conn)) = self.conns.get_mut(idx) else {
             return Ok(());
         };
+        if !conn.tx.is_empty() {
+            self.counts.add(Counter::Writes, 1);
+        }
         match flush(&mut conn.stream, &mut conn.tx) {
             Ok(()) => Ok(()),
             Err(e) if is_reset(&e) => {
@@ -326,8 +412,10 @@ fn is_reset(e: &io::Error) -> bool {
 }
 
 /// Parses whole frames out of `data` (after any bytes kept from earlier), checks and echoes
-/// each; keeps an incomplete tail for the next read.
-fn handle_bytes(conn: &mut ServerConn, data: &[u8], config: LoopConfig, shared: &Shared) -> Result<(), String> {
+/// each; keeps an incomplete tail for the next read. Returns the frames echoed (one write
+/// call each).
+fn handle_bytes(conn: &mut ServerConn, data: &[u8], config: LoopConfig, shared: &Shared) -> Result<u64, String> {
+    let before = conn.seq;
     if conn.rx.is_empty() {
         let used = handle_frames(conn, data, config, shared)?;
         conn.rx.extend_from_slice(&data[used..]);
@@ -338,7 +426,7 @@ fn handle_bytes(conn: &mut ServerConn, data: &[u8], config: LoopConfig, shared: 
         conn.rx = pending;
         conn.rx.drain(..used);
     }
-    Ok(())
+    Ok(conn.seq - before)
 }
 
 /// Handles every whole frame at the start of `data`; returns the bytes used.
@@ -418,23 +506,49 @@ pub(crate) fn flush(stream: &mut EventStream, tx: &mut Vec<u8>) -> io::Result<()
     Ok(())
 }
 
-/// The connections a case opens (both `load` and `conn-cost`).
-pub(crate) fn connections_of(case: &Case, default: u64) -> u64 {
-    case.connections.unwrap_or(default)
+/// How a server process of `load` or `conn-cost` is set up (from its [`PeerRole`]).
+#[derive(Debug, Clone)]
+pub(crate) struct ServerSetup<'a> {
+    /// Where a Unix socket listener may create its file.
+    pub work_dir: &'a std::path::Path,
+    /// The test-only stall (event-loop model only).
+    pub stall: Option<Stall>,
+    /// The connections this process holds.
+    pub connections: u64,
+    /// The addresses to listen on (empty: the transport's own, one listener).
+    pub listen_ips: &'a [std::net::IpAddr],
+    /// How connections are held.
+    pub model: ServerModel,
 }
 
-/// Serves one trial as the event-loop server: returns once the client said `END` and got the
+/// The running server, of either model.
+enum Running {
+    Events(EchoServer),
+    Threads(ThreadServer),
+}
+
+impl Running {
+    fn shared(&self) -> &Shared {
+        match self {
+            Running::Events(s) => &s.shared,
+            Running::Threads(s) => &s.shared,
+        }
+    }
+
+    fn stop(self) -> Result<(), String> {
+        match self {
+            Running::Events(s) => s.stop(),
+            Running::Threads(s) => s.stop(),
+        }
+    }
+}
+
+/// Serves one trial as the echo server: returns once the client said `END` and got the
 /// report.
 ///
 /// # Errors
 /// A message for the parent's record (the CLI prints it on stderr, where the parent reads it).
-pub(crate) fn serve<T: Transport>(
-    transport: &T,
-    spec: &PeerSpec,
-    work_dir: &std::path::Path,
-    stall: Option<Stall>,
-    default_connections: u64,
-) -> Result<(), TrialError> {
+pub(crate) fn serve<T: Transport>(transport: &T, spec: &PeerSpec, setup: &ServerSetup<'_>) -> Result<(), TrialError> {
     let case = &spec.case;
     let cores_applied = affinity::pin_current_thread(case.placement.server).map_err(TrialError::Failed)?;
     let mut control = transport
@@ -443,30 +557,52 @@ pub(crate) fn serve<T: Transport>(
     let capability = transport
         .event_loop()
         .ok_or_else(|| TrialError::Unsupported(format!("`{}` has no event-loop capability", transport.name())))?;
-    let connections = connections_of(case, default_connections);
-    fdlimit::ensure_open_files(connections).map_err(|e| TrialError::Failed(format!("server: {e}")))?;
-    let endpoint = Endpoint::new(format!("case{}-events-{}", case.index, std::process::id()), work_dir);
-    let listener = capability.listen_many(&endpoint, BACKLOG)?;
-    let address = listener.address();
+    fdlimit::ensure_open_files(setup.connections + setup.listen_ips.len() as u64)
+        .map_err(|e| TrialError::Failed(format!("server: {e}")))?;
+    let endpoint = Endpoint::new(
+        format!("case{}-events-{}", case.index, std::process::id()),
+        setup.work_dir,
+    );
+    let listeners: Vec<Box<dyn EventListener>> = if setup.listen_ips.is_empty() {
+        vec![capability.listen_many(&endpoint, BACKLOG)?]
+    } else {
+        setup
+            .listen_ips
+            .iter()
+            .map(|ip| capability.listen_many_on(&endpoint, BACKLOG, Some(*ip)))
+            .collect::<Result<_, _>>()?
+    };
+    let addresses: Vec<String> = listeners.iter().map(|l| l.address()).collect();
     let n_loops = case.server_loops.max(1) as usize;
-    let server = EchoServer::start(
-        listener,
-        n_loops,
-        LoopConfig {
-            message_bytes: case.message_bytes as usize,
-            core: case.placement.server,
-            stall,
-        },
-    )
-    .map_err(TrialError::Failed)?;
+    let config = LoopConfig {
+        message_bytes: case.message_bytes as usize,
+        core: case.placement.server,
+        stall: setup.stall,
+    };
+    let server = match setup.model {
+        ServerModel::EventLoop => {
+            Running::Events(EchoServer::start(listeners, n_loops, config).map_err(TrialError::Failed)?)
+        }
+        ServerModel::ThreadPerConnection => {
+            Running::Threads(ThreadServer::start(listeners, config).map_err(TrialError::Failed)?)
+        }
+    };
     let ready = Ready {
         pid: std::process::id(),
         cores_applied,
         applied_options: control.applied_options().into_iter().collect(),
     };
     control.send(&protocol::encode(protocol::READY, Some(&ready)))?;
-    control.send(&protocol::encode(fleet::LISTENING, Some(&Listening { address })))?;
-    let result = control_loop(&mut control, &server.shared, n_loops);
+    let listening = Listening {
+        address: addresses[0].clone(),
+        all: addresses,
+    };
+    control.send(&protocol::encode(fleet::LISTENING, Some(&listening)))?;
+    let loops = match setup.model {
+        ServerModel::EventLoop => n_loops,
+        ServerModel::ThreadPerConnection => 0,
+    };
+    let result = control_loop(&mut control, server.shared(), loops);
     let stopped = server.stop();
     match (result, stopped) {
         // The report goes out only after the loops stopped cleanly.
@@ -476,11 +612,48 @@ pub(crate) fn serve<T: Transport>(
     }
 }
 
+/// The server's counters over the window since `MARK`.
+struct Window {
+    usage: ProcessUsage,
+    messages: u64,
+    counts: [u64; N_COUNTERS],
+}
+
+impl Window {
+    fn start(shared: &Shared) -> Window {
+        Window {
+            usage: ProcessUsage::now(),
+            // Relaxed: a count; a message or two in flight at MARK may land on either side.
+            messages: shared.messages.load(Ordering::Relaxed),
+            counts: shared.counts_now(),
+        }
+    }
+
+    /// The window's report: CPU, messages, and every counter.
+    fn report(&self, shared: &Shared, n_loops: usize) -> PeerReport {
+        // Relaxed loads: the counts for the report, as above.
+        let messages = shared.messages.load(Ordering::Relaxed) - self.messages;
+        let mut extra = std::collections::BTreeMap::new();
+        extra.insert("loops".to_owned(), n_loops as f64);
+        extra.insert("accepted".to_owned(), shared.accepted.load(Ordering::Relaxed) as f64);
+        extra.insert("closed".to_owned(), shared.closed.load(Ordering::Relaxed) as f64);
+        extra.insert("peer_addresses".to_owned(), shared.peer_addresses() as f64);
+        for ((_, key), (now, then)) in Counter::ALL.iter().zip(shared.counts_now().iter().zip(&self.counts)) {
+            extra.insert((*key).to_owned(), now.saturating_sub(*then) as f64);
+        }
+        PeerReport {
+            rusage: self.usage.until(&ProcessUsage::now()),
+            messages,
+            bytes: 0,
+            extra,
+        }
+    }
+}
+
 /// Answers control messages until `END`; returns the encoded `REPORT`.
 fn control_loop<C: Channel>(control: &mut C, shared: &Shared, n_loops: usize) -> Result<Vec<u8>, TrialError> {
     let mut buf = vec![0u8; protocol::CONTROL_BUF_BYTES];
-    let mut usage_start = ProcessUsage::now();
-    let mut messages_at_mark = 0;
+    let mut window = Window::start(shared);
     loop {
         let n = control.recv(&mut buf)?;
         let Some((command, _)) = protocol::decode(&buf[..n]) else {
@@ -496,28 +669,166 @@ fn control_loop<C: Channel>(control: &mut C, shared: &Shared, n_loops: usize) ->
                 control.send(&protocol::encode(fleet::ACCEPTED, Some(&answer)))?;
             }
             protocol::MARK => {
-                usage_start = ProcessUsage::now();
-                // Relaxed: a count; a message or two in flight at MARK may land on either side.
-                messages_at_mark = shared.messages.load(Ordering::Relaxed);
+                window = Window::start(shared);
                 control.send(&buf[..n])?;
             }
+            fleet::COUNTERS => {
+                let report = window.report(shared, n_loops);
+                control.send(&protocol::encode(fleet::COUNTERS, Some(&report)))?;
+            }
             protocol::END => {
-                // Relaxed loads: the counts for the report, as above.
-                let messages = shared.messages.load(Ordering::Relaxed) - messages_at_mark;
-                let mut extra = std::collections::BTreeMap::new();
-                extra.insert("loops".to_owned(), n_loops as f64);
-                extra.insert("accepted".to_owned(), shared.accepted.load(Ordering::Relaxed) as f64);
-                extra.insert("closed".to_owned(), shared.closed.load(Ordering::Relaxed) as f64);
-                let report = PeerReport {
-                    rusage: usage_start.until(&ProcessUsage::now()),
-                    messages,
-                    bytes: 0,
-                    extra,
-                };
+                let report = window.report(shared, n_loops);
                 return Ok(protocol::encode(protocol::REPORT, Some(&report)));
             }
             other => return Err(TrialError::Failed(format!("unexpected control message {other}"))),
         }
+    }
+}
+
+/// The thread-per-connection server: an acceptor thread on the listeners, and a blocking
+/// thread for each accepted connection that reads, checks and echoes its frames.
+struct ThreadServer {
+    shared: Arc<Shared>,
+    waker: Arc<Waker>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+/// Stack of a connection thread: small, as a goroutine-style server would ask.
+const CONNECTION_STACK_BYTES: usize = 64 * 1024;
+/// Read buffer of a connection thread.
+const CONNECTION_SCRATCH_BYTES: usize = 4 * 1024;
+
+impl ThreadServer {
+    fn start(mut listeners: Vec<Box<dyn EventListener>>, config: LoopConfig) -> Result<ThreadServer, String> {
+        let shared = Arc::new(Shared::default());
+        let mut poll = Poll::new().map_err(|e| format!("cannot create an event loop: {e}"))?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?);
+        for (k, listener) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(listener.source(), Token(k), Interest::READABLE)
+                .map_err(|e| format!("cannot register the listener: {e}"))?;
+        }
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name("acceptor".into())
+                .spawn(move || {
+                    if let Err(e) = accept_threads(&mut poll, &mut listeners, config, &shared) {
+                        shared.fail(e);
+                    }
+                })
+                .map_err(|e| format!("cannot start the acceptor: {e}"))?
+        };
+        Ok(ThreadServer {
+            shared,
+            waker,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// Stops the acceptor; connection threads end with the process (each is blocked in a read
+    /// of its own connection). Returns the first failure of any thread.
+    fn stop(mut self) -> Result<(), String> {
+        // Release pairs with the Acquire load in the acceptor after its wake-up.
+        self.shared.stop.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+        if let Some(thread) = self.acceptor.take()
+            && thread.join().is_err()
+        {
+            self.shared.fail("the acceptor panicked".into());
+        }
+        match self.shared.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The acceptor: every accepted connection gets a thread of its own.
+fn accept_threads(
+    poll: &mut Poll,
+    listeners: &mut [Box<dyn EventListener>],
+    config: LoopConfig,
+    shared: &Arc<Shared>,
+) -> Result<(), String> {
+    affinity::pin_current_thread(config.core)?;
+    let mut events = Events::with_capacity(64);
+    loop {
+        match poll.poll(&mut events, None) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("acceptor: poll failed: {e}")),
+        }
+        for event in events.iter() {
+            if event.token() == WAKER {
+                // Acquire pairs with the Release store in `ThreadServer::stop`.
+                if shared.stop.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                continue;
+            }
+            let Some(listener) = listeners.get_mut(event.token().0) else {
+                continue;
+            };
+            while let Some(stream) = listener.accept().map_err(|e| format!("accept: {}", error_chain(&e)))? {
+                shared.accepted_from(&stream);
+                set_blocking(&stream)?;
+                let shared = Arc::clone(shared);
+                thread::Builder::new()
+                    .stack_size(CONNECTION_STACK_BYTES)
+                    .spawn(move || connection_thread(stream, config, &shared))
+                    .map_err(|e| format!("cannot start a connection thread: {e}"))?;
+            }
+        }
+    }
+}
+
+/// Makes an accepted socket blocking, for a thread that waits in `read`.
+fn set_blocking(stream: &EventStream) -> Result<(), String> {
+    use std::os::fd::AsFd;
+    let fd = match stream {
+        EventStream::Tcp(s) => s.as_fd(),
+        EventStream::Unix(s) => s.as_fd(),
+        _ => return Err("a stream of an unknown kind".into()),
+    };
+    rustix::io::ioctl_fionbio(fd, false).map_err(|e| format!("cannot make a connection blocking: {e}"))
+}
+
+/// One connection's thread: blocking reads, every whole frame checked and echoed.
+fn connection_thread(stream: EventStream, config: LoopConfig, shared: &Shared) {
+    let mut conn = ServerConn {
+        stream,
+        rx: Vec::new(),
+        tx: Vec::new(),
+        seq: 0,
+    };
+    let mut scratch = vec![0u8; CONNECTION_SCRATCH_BYTES];
+    let mut counts = LocalCounts::default();
+    let outcome = loop {
+        counts.add(Counter::Reads, 1);
+        match conn.stream.read(&mut scratch) {
+            Ok(0) => break Ok(()),
+            Ok(n) => match handle_bytes(&mut conn, &scratch[..n], config, shared) {
+                // A blocking write takes the whole frame; `tx` stays empty.
+                Ok(echoed) => counts.add(Counter::Writes, echoed),
+                Err(e) => break Err(e),
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_reset(&e) => break Ok(()),
+            Err(e) => break Err(format!("read failed: {e}")),
+        }
+        if !conn.tx.is_empty()
+            && let Err(e) = flush(&mut conn.stream, &mut conn.tx)
+        {
+            break Err(format!("write failed: {e}"));
+        }
+        counts.publish(shared);
+    };
+    counts.publish(shared);
+    // Relaxed: a count for reports; it publishes nothing.
+    shared.closed.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = outcome {
+        shared.fail(format!("connection thread: {e}"));
     }
 }
 

@@ -41,6 +41,9 @@ pub const LISTENING: u64 = 101;
 /// Client to server (no body): how many connections have you accepted? The server answers
 /// with the same command and an [`Accepted`] body.
 pub const ACCEPTED: u64 = 102;
+/// Client to server (no body): the counters since `MARK`; the server answers with the same
+/// command and a [`PeerReport`] body, and keeps counting.
+pub const COUNTERS: u64 = 131;
 /// The accept backlog asked for; the kernel caps it at `net.core.somaxconn`.
 pub const BACKLOG: u32 = 4096;
 /// The most connections opened before waiting for the server to accept them.
@@ -49,10 +52,13 @@ pub const MAX_BATCH: u64 = 1000;
 pub const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The event-loop listener's address, sent by the server after `READY`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Listening {
-    /// What `connect_nonblocking` takes.
+    /// What `connect_nonblocking` takes (the first listener's address).
     pub address: String,
+    /// Every listener's address (`server_addresses`); empty from older peers.
+    #[serde(default)]
+    pub all: Vec<String>,
 }
 
 /// The server's count of accepted connections.
@@ -86,6 +92,27 @@ pub enum PeerRole {
         /// The test-only stall, if any.
         #[serde(default)]
         stall: Option<Stall>,
+        /// The connections this server process holds.
+        #[serde(default)]
+        connections: u64,
+        /// The addresses to listen on (empty: the transport's own).
+        #[serde(default)]
+        listen_ips: Vec<std::net::IpAddr>,
+        /// How connections are held.
+        #[serde(default)]
+        model: crate::plan::ServerModel,
+    },
+    /// A load generator of `load` and `conn-cost` (`scenario/generator.rs`).
+    LoadGenerator {
+        /// Every server listening address of the case.
+        servers: Vec<String>,
+        /// The case-wide index of this generator's first connection.
+        first: u64,
+        /// The connections this generator holds.
+        connections: u64,
+        /// The first source address and how many (none: the kernel's choice).
+        #[serde(default)]
+        sources: Option<(std::net::Ipv4Addr, u32)>,
     },
     /// The relay of `proxy`: front transport in, back transport out.
     Relay {

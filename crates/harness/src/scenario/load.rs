@@ -37,28 +37,19 @@
 //! millisecond resolution), with the thread's timer slack set to 1 ns so the kernel does not
 //! defer the wake-up by its default 50 µs.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::io::{self, Read};
-use std::num::NonZeroU64;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use ipcbench_core::Transport;
-use ipcbench_core::event_loop::{EventLoopTransport, EventStream};
-use ipcbench_core::payload::{Payload, verify};
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
 
-use crate::plan::{Amount, Case, Schedule};
-use crate::protocol;
-use crate::rusage::Snapshot;
-use crate::scenario::echo_server::{FRAME_HEADER_BYTES, flush, send_bytes};
-use crate::scenario::fleet::{self, PeerRole, Stall};
+use crate::affinity;
+use crate::plan::{Amount, Case, FleetOptions, LoadMode, SearchOptions, ServerModel};
+use crate::scenario::fleet::Stall;
+use crate::scenario::generator::Phase;
+pub use crate::scenario::pacing::{CLOSE_LIMIT, DRAIN_LIMIT, LATE_NS};
+use crate::scenario::processes::{self, MachineLimits, PhaseOutcome, Processes};
 use crate::session::{TrialContext, TrialError, TrialOutput, finish_trial};
-use crate::{affinity, fdlimit};
 use ipcbench_record::Trial;
-use ipcbench_record::stats::{self, SplitMix64};
+use ipcbench_record::stats;
 
 /// Connections when the plan names none.
 pub const DEFAULT_CONNECTIONS: u64 = 100;
@@ -66,24 +57,14 @@ pub const DEFAULT_CONNECTIONS: u64 = 100;
 pub const DEFAULT_RATE_HZ: f64 = 10.0;
 /// A shortfall of the achieved rate beyond this fraction of the target is flagged.
 pub const SHORTFALL_LIMIT: f64 = 0.01;
-/// How long requests owed or in flight at the end of the measured phase may take.
-pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
-/// How long requests in flight when the drain ends may take to be answered.
-pub const CLOSE_LIMIT: Duration = Duration::from_secs(5);
-/// A send that leaves this much after its intended time counts as late.
-pub const LATE_NS: u64 = 1_000_000;
 /// The flag a case gets when its achieved rate falls short.
 pub const SHORTFALL_FLAG: &str = "RATE SHORTFALL";
-
-const TIMER: Token = Token(usize::MAX - 1);
-pub(crate) const NEVER: u64 = u64::MAX;
-const SCRATCH_BYTES: usize = 64 * 1024;
 
 /// Runs one `load` trial over `transport`.
 ///
 /// # Errors
 /// [`TrialError::Unsupported`] when the transport has no event-loop capability or the
-/// connections cannot fit the open-file limit; [`TrialError::Failed`] otherwise.
+/// connections cannot fit the machine ([`processes::layout`]); [`TrialError::Failed`] otherwise.
 pub fn trial<T: Transport + 'static>(
     transport: T,
     case: &Case,
@@ -103,42 +84,31 @@ pub fn trial_with<T: Transport + 'static>(
     ctx: &TrialContext<'_>,
     stall: Option<Stall>,
 ) -> Result<TrialOutput, TrialError> {
-    let capability = transport.event_loop().ok_or_else(|| no_event_loop(transport.name()))?;
+    transport.event_loop().ok_or_else(|| no_event_loop(transport.name()))?;
     let connections = case.connections.unwrap_or(DEFAULT_CONNECTIONS);
-    let rate_hz = case.rate_per_connection_hz.unwrap_or(DEFAULT_RATE_HZ);
     if connections == 0 {
         return Err(TrialError::Unsupported("`connections` must be at least 1".into()));
     }
-    let limits = fdlimit::ensure_open_files(connections).map_err(TrialError::Unsupported)?;
+    let fleet = case.fleet.clone().unwrap_or_default();
+    let layout = processes::layout(case, connections, &MachineLimits::read())?;
     let client_cores = affinity::pin_current_thread(case.placement.client).map_err(TrialError::Failed)?;
-    let role = PeerRole::EventServer {
-        work_dir: ctx.work_dir.to_owned(),
-        stall,
+    let mut procs = Processes::start(&transport, case, ctx, layout, stall)?;
+    let applied_options = procs.servers[0].ready.applied_options.clone();
+    let server_cores = procs.servers[0].ready.cores_applied.clone();
+    let outcome = drive(&mut procs, case, connections, &fleet);
+    let (n_generators, n_servers) = (procs.generators.len(), procs.servers.len());
+    let (mut trial, capacity_step) = match outcome {
+        Ok(done) => {
+            let (_, _) = procs.finish()?;
+            done
+        }
+        Err(e) => return Err(procs.fail(e)),
     };
-    let mut started = fleet::start_peer(&transport, case, ctx, "load", &role, true)?;
-    let address = started.listening.take().map(|l| l.address).unwrap_or_default();
-    let workload = Workload::new(case, connections, rate_hz);
-    let outcome = drive(capability, &address, &mut started.control, &workload);
-    let applied_options = started.ready.applied_options.clone();
-    let server_cores = started.ready.cores_applied.clone();
-    drop(started.control);
-    let peer_failure = started.process.finish(crate::protocol::EXIT_TIMEOUT);
-    let (mut trial, report) = fleet::merge_failure(outcome, peer_failure)?;
-    trial.server = Some(report.rusage);
-    for (key, value) in report.extra {
-        trial.extra.insert(format!("server_{key}"), value);
+    trial.extra.insert("client_processes".into(), n_generators as f64);
+    trial.extra.insert("server_processes".into(), n_servers as f64);
+    if let Some(step) = capacity_step {
+        trial.extra.insert("capacity_step".into(), step as f64);
     }
-    trial.extra.insert("server_messages".into(), report.messages as f64);
-    trial.extra.insert("fd_soft_limit".into(), limits.soft as f64);
-    // How busy each side was over the measured phase (1.0 = one core's worth): which one
-    // could not keep up when the rate falls short.
-    let busy = |cpu_ns: u64| cpu_ns as f64 / trial.elapsed_ns.max(1) as f64;
-    if let Some(client) = trial.client {
-        trial.extra.insert("client_cpu_fraction".into(), busy(client.cpu_ns()));
-    }
-    trial
-        .extra
-        .insert("server_cpu_fraction".into(), busy(report.rusage.cpu_ns()));
     Ok(TrialOutput {
         trial,
         applied_options,
@@ -155,536 +125,289 @@ pub(crate) fn no_event_loop(name: &str) -> TrialError {
     ))
 }
 
-/// The fixed parameters of one trial, in nanoseconds from the start of the schedule.
-#[derive(Debug, Clone, Copy)]
-struct Workload {
-    connections: u64,
-    rate_hz: f64,
-    schedule: Schedule,
-    message_bytes: usize,
-    /// Start of the measured phase (end of warm-up).
-    measure_from: u64,
-    /// End of the measured phase; nothing is intended from here on.
-    measure_to: u64,
-}
-
-impl Workload {
-    fn new(case: &Case, connections: u64, rate_hz: f64) -> Workload {
-        // A message count means that many messages across all connections at the target rate.
-        let as_ns = |amount: Amount| match amount {
-            Amount::Time(d) => d.as_nanos() as u64,
-            Amount::Messages(n) => (n as f64 / (connections as f64 * rate_hz) * 1e9) as u64,
-        };
-        let warmup = as_ns(case.warmup);
-        let measure = as_ns(case.measure).max(1);
-        Workload {
-            connections,
-            rate_hz,
-            schedule: case.schedule,
-            message_bytes: case.message_bytes as usize,
-            measure_from: warmup,
-            measure_to: warmup + measure,
-        }
-    }
-
-    fn measure_ns(&self) -> u64 {
-        self.measure_to - self.measure_from
-    }
-
-    fn in_window(&self, t: u64) -> bool {
-        (self.measure_from..self.measure_to).contains(&t)
-    }
-}
-
-/// The gap between two intended sends of one connection, ns.
-pub(crate) fn gap_ns(schedule: Schedule, rate_hz: f64, rng: &mut SplitMix64) -> u64 {
-    let mean_ns = 1e9 / rate_hz;
-    match schedule {
-        Schedule::Uniform => mean_ns as u64,
-        // Inverse-CDF sampling of the exponential distribution; 1 - u is in (0, 1].
-        Schedule::Poisson => (-(1.0 - rng.unit()).ln() * mean_ns) as u64,
-    }
-}
-
-/// A request sent and not yet answered.
-#[derive(Debug, Clone, Copy)]
-struct InFlight {
-    seq: u64,
-    intended: u64,
-    actual: u64,
-}
-
-/// One connection as the generator sees it.
-struct Conn {
-    stream: EventStream,
-    rx: Vec<u8>,
-    tx: Vec<u8>,
-    next_seq: u64,
-    in_flight: Option<InFlight>,
-    /// Intended time of the next send, or [`NEVER`].
-    next_due: u64,
-    /// `next_due` has passed while a request was in flight: send as soon as it is answered.
-    owed: bool,
-}
-
-/// Counters of one trial.
-#[derive(Debug, Default)]
-struct Tally {
-    /// Sends the schedule intended in the measured phase.
-    scheduled: u64,
-    /// Sends that actually left during the measured phase.
-    sent_in_window: u64,
-    /// Replies to requests intended in the measured phase (the recorded samples).
-    recorded: u64,
-    /// Recorded requests that left more than [`LATE_NS`] after their intended time.
-    late: u64,
-    /// The largest gap between intended and actual send time of a recorded request.
-    max_lag: u64,
-    /// Requests intended in the measured phase that were still owed when the drain ended.
-    unsent: u64,
-}
-
-/// A `timerfd` that wakes the event loop at an absolute time of the schedule.
-pub(crate) struct Timer {
-    pub(crate) fd: OwnedFd,
-    epoch: rustix::time::Timespec,
-    armed: u64,
-}
-
-impl Timer {
-    pub(crate) fn new(epoch: rustix::time::Timespec) -> Result<Timer, TrialError> {
-        use rustix::time::{TimerfdClockId, TimerfdFlags, timerfd_create};
-        let fd = timerfd_create(
-            TimerfdClockId::Monotonic,
-            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
-        )
-        .map_err(|e| TrialError::Failed(format!("cannot create a timer: {e}")))?;
-        Ok(Timer {
-            fd,
-            epoch,
-            armed: NEVER,
-        })
-    }
-
-    /// Arms the timer for `at` ns after the epoch (or disarms it for [`NEVER`]).
-    pub(crate) fn arm(&mut self, at: u64) -> Result<(), TrialError> {
-        use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
-        if at == self.armed {
-            return Ok(());
-        }
-        let value = if at == NEVER {
-            Timespec { tv_sec: 0, tv_nsec: 0 }
-        } else {
-            let total = self.epoch.tv_nsec as u64 + at % 1_000_000_000;
-            Timespec {
-                tv_sec: self.epoch.tv_sec + (at / 1_000_000_000) as i64 + (total / 1_000_000_000) as i64,
-                tv_nsec: (total % 1_000_000_000) as _,
-            }
-        };
-        let spec = Itimerspec {
-            it_interval: Timespec { tv_sec: 0, tv_nsec: 0 },
-            it_value: value,
-        };
-        timerfd_settime(&self.fd, TimerfdTimerFlags::ABSTIME, &spec)
-            .map_err(|e| TrialError::Failed(format!("cannot arm the timer: {e}")))?;
-        self.armed = at;
-        Ok(())
-    }
-
-    /// Clears the expiry count after a wake-up.
-    pub(crate) fn clear(&mut self) {
-        let mut count = [0u8; 8];
-        let _ = rustix::io::read(&self.fd, &mut count);
-        self.armed = NEVER;
-    }
-}
-
-/// Sets the calling thread's timer slack to 1 ns until dropped.
-pub(crate) struct TimerSlack(Option<u64>);
-
-impl TimerSlack {
-    pub(crate) fn tight() -> TimerSlack {
-        let before = rustix::thread::current_timer_slack().ok();
-        let _ = rustix::thread::set_current_timer_slack(NonZeroU64::new(1));
-        TimerSlack(before)
-    }
-}
-
-impl Drop for TimerSlack {
-    fn drop(&mut self) {
-        if let Some(before) = self.0 {
-            let _ = rustix::thread::set_current_timer_slack(NonZeroU64::new(before));
-        }
-    }
-}
-
-/// The generator: connections, schedule and histograms of one trial.
-struct Generator<'a> {
-    workload: &'a Workload,
-    conns: Vec<Conn>,
-    heap: BinaryHeap<Reverse<(u64, usize)>>,
-    rng: SplitMix64,
-    payload: Payload,
-    epoch: Instant,
-    tally: Tally,
-    /// Connections with a request in flight (and perhaps one owed).
-    busy: usize,
-    /// The drain is over: owed requests are no longer sent, only answers awaited.
-    closing: bool,
-    raw: hdrhistogram::Histogram<u64>,
-    corrected: hdrhistogram::Histogram<u64>,
-}
-
-impl Generator<'_> {
-    fn now(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
-    }
-
-    /// The gap to the next intended send of a connection.
-    fn gap(&mut self) -> u64 {
-        gap_ns(self.workload.schedule, self.workload.rate_hz, &mut self.rng)
-    }
-
-    /// Sets connection `idx`'s next intended send after `after`, queueing it in the heap or
-    /// marking it owed when it is already due; counts it when it falls in the window.
-    fn schedule_next(&mut self, idx: usize, next: u64, now: u64) {
-        let conn = &mut self.conns[idx];
-        if next >= self.workload.measure_to {
-            conn.next_due = NEVER;
-            return;
-        }
-        if self.workload.in_window(next) {
-            self.tally.scheduled += 1;
-        }
-        conn.next_due = next;
-        if next <= now && conn.in_flight.is_some() {
-            conn.owed = true;
-        } else {
-            self.heap.push(Reverse((next, idx)));
-        }
-    }
-
-    /// Sends connection `idx`'s request intended at `intended`.
-    fn send(&mut self, idx: usize, intended: u64) -> Result<(), TrialError> {
-        let conn = &mut self.conns[idx];
-        let seq = conn.next_seq;
-        conn.next_seq += 1;
-        let msg = self.payload.stamp(seq);
-        let header = (msg.len() as u32).to_le_bytes();
-        let actual = self.epoch.elapsed().as_nanos() as u64;
-        send_bytes(&mut conn.stream, &mut conn.tx, &header, msg)
-            .map_err(|e| TrialError::Failed(format!("connection {idx}: send failed: {e}")))?;
-        conn.in_flight = Some(InFlight { seq, intended, actual });
-        if self.workload.in_window(actual) {
-            self.tally.sent_in_window += 1;
-        }
-        Ok(())
-    }
-
-    /// A send came due for connection `idx`.
-    fn on_due(&mut self, idx: usize, due: u64, now: u64) -> Result<(), TrialError> {
-        if self.conns[idx].in_flight.is_some() {
-            // Keep-alive without pipelining: it leaves when the reply arrives.
-            self.conns[idx].owed = true;
-            return Ok(());
-        }
-        self.busy += 1;
-        self.send(idx, due)?;
-        let next = due + self.gap();
-        self.schedule_next(idx, next, now);
-        Ok(())
-    }
-
-    /// Reads what connection `idx` has, handling every whole reply.
-    fn on_readable(&mut self, idx: usize, scratch: &mut [u8]) -> Result<(), TrialError> {
-        loop {
-            let read = self.conns[idx].stream.read(scratch);
-            match read {
-                Ok(0) => {
-                    return Err(TrialError::Failed(format!(
-                        "the server closed connection {idx} during the run"
-                    )));
-                }
-                Ok(n) => {
-                    let received = self.now();
-                    self.on_bytes(idx, &scratch[..n], received)?;
-                    if n < scratch.len() {
-                        return Ok(());
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(TrialError::Failed(format!("connection {idx}: read failed: {e}"))),
-            }
-        }
-    }
-
-    fn on_bytes(&mut self, idx: usize, data: &[u8], received: u64) -> Result<(), TrialError> {
-        let mut pending = std::mem::take(&mut self.conns[idx].rx);
-        if pending.is_empty() {
-            // The usual case: whole replies straight from the read buffer, nothing copied.
-            let used = self.on_frames(idx, data, received)?;
-            pending.extend_from_slice(&data[used..]);
-        } else {
-            pending.extend_from_slice(data);
-            let used = self.on_frames(idx, &pending, received)?;
-            pending.drain(..used);
-        }
-        self.conns[idx].rx = pending;
-        Ok(())
-    }
-
-    /// Handles every whole reply at the start of `bytes`; returns the bytes used.
-    fn on_frames(&mut self, idx: usize, bytes: &[u8], received: u64) -> Result<usize, TrialError> {
-        let frame_bytes = FRAME_HEADER_BYTES + self.workload.message_bytes;
-        let mut used = 0;
-        while bytes.len() - used >= FRAME_HEADER_BYTES {
-            let len = u32::from_le_bytes(bytes[used..used + FRAME_HEADER_BYTES].try_into().expect("4 bytes")) as usize;
-            if len != self.workload.message_bytes {
-                return Err(TrialError::Failed(format!(
-                    "connection {idx}: reply of {len} bytes, expected {}",
-                    self.workload.message_bytes
-                )));
-            }
-            if bytes.len() - used < frame_bytes {
-                break;
-            }
-            self.on_reply(idx, &bytes[used + FRAME_HEADER_BYTES..used + frame_bytes], received)?;
-            used += frame_bytes;
-        }
-        Ok(used)
-    }
-
-    fn on_reply(&mut self, idx: usize, msg: &[u8], received: u64) -> Result<(), TrialError> {
-        let Some(request) = self.conns[idx].in_flight.take() else {
-            return Err(TrialError::Failed(format!(
-                "connection {idx}: a reply arrived with no request in flight"
-            )));
-        };
-        verify(msg, self.workload.message_bytes, request.seq)?;
-        if self.workload.in_window(request.intended) {
-            stats::record(&mut self.raw, received.saturating_sub(request.actual))?;
-            stats::record(&mut self.corrected, received.saturating_sub(request.intended))?;
-            self.tally.recorded += 1;
-            let lag = request.actual.saturating_sub(request.intended);
-            self.tally.max_lag = self.tally.max_lag.max(lag);
-            if lag > LATE_NS {
-                self.tally.late += 1;
-            }
-        }
-        if self.conns[idx].owed && self.closing {
-            self.conns[idx].owed = false;
-            self.tally.unsent += 1;
-            self.busy -= 1;
-        } else if self.conns[idx].owed {
-            self.conns[idx].owed = false;
-            let intended = self.conns[idx].next_due;
-            self.send(idx, intended)?;
-            let next = intended + self.gap();
-            self.schedule_next(idx, next, received);
-        } else {
-            self.busy -= 1;
-        }
-        Ok(())
-    }
-
-    fn on_writable(&mut self, idx: usize) -> Result<(), TrialError> {
-        let conn = &mut self.conns[idx];
-        flush(&mut conn.stream, &mut conn.tx)
-            .map_err(|e| TrialError::Failed(format!("connection {idx}: send failed: {e}")))
-    }
-}
-
-/// Opens the connections, runs warm-up and the measured phase, drains, and collects the
-/// server's report.
-fn drive<C: ipcbench_core::Channel>(
-    capability: &dyn EventLoopTransport,
-    address: &str,
-    control: &mut C,
-    workload: &Workload,
-) -> Result<(Trial, protocol::PeerReport), TrialError> {
-    let mut buf = vec![0u8; protocol::CONTROL_BUF_BYTES];
-    let mut poll = Poll::new().map_err(|e| TrialError::Failed(format!("cannot create an event loop: {e}")))?;
-    let mut streams = Vec::with_capacity(workload.connections as usize);
-    let ramp_started = Instant::now();
-    fleet::open_connections(
-        capability,
-        address,
-        workload.connections,
-        &mut poll,
-        &mut streams,
-        &mut || fleet::query_accepted(control, &mut buf),
-    )?;
-    let ramp = ramp_started.elapsed();
-    let _slack = TimerSlack::tight();
-    let epoch = Instant::now();
-    let epoch_ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    let mut timer = Timer::new(epoch_ts)?;
-    poll.registry()
-        .register(&mut SourceFd(&timer.fd.as_raw_fd()), TIMER, Interest::READABLE)
-        .map_err(|e| TrialError::Failed(format!("cannot register the timer: {e}")))?;
-    let mut generator = Generator {
-        workload,
-        conns: streams
-            .into_iter()
-            .map(|stream| Conn {
-                stream,
-                rx: Vec::new(),
-                tx: Vec::new(),
-                next_seq: 0,
-                in_flight: None,
-                next_due: NEVER,
-                owed: false,
-            })
-            .collect(),
-        heap: BinaryHeap::with_capacity(workload.connections as usize),
-        rng: SplitMix64::new(0x10AD ^ workload.connections),
-        payload: Payload::new(workload.message_bytes),
-        epoch,
-        tally: Tally::default(),
-        busy: 0,
-        closing: false,
-        raw: stats::new_histogram(),
-        corrected: stats::new_histogram(),
+/// A case's warm-up and measured phase in ns; a message count means that many messages
+/// across all connections at the target rate.
+pub(crate) fn phase_ns(case: &Case, connections: u64, rate_hz: f64) -> (u64, u64) {
+    let as_ns = |amount: Amount| match amount {
+        Amount::Time(d) => d.as_nanos() as u64,
+        Amount::Messages(n) => (n as f64 / (connections as f64 * rate_hz) * 1e9) as u64,
     };
-    for idx in 0..generator.conns.len() {
-        let first = match workload.schedule {
-            Schedule::Uniform => (generator.rng.unit() * 1e9 / workload.rate_hz) as u64,
-            Schedule::Poisson => generator.gap(),
-        };
-        generator.schedule_next(idx, first, 0);
-    }
-    let mut events = Events::with_capacity(4096);
-    let mut scratch = vec![0u8; SCRATCH_BYTES];
-    let mut usage_start = None;
-    let mut usage = None;
-    // Owed requests may still leave until the drain deadline; answers are awaited until the
-    // close deadline.
-    let drain_deadline = workload.measure_to + DRAIN_LIMIT.as_nanos() as u64;
-    let close_deadline = drain_deadline + CLOSE_LIMIT.as_nanos() as u64;
-    loop {
-        let now = generator.now();
-        if usage_start.is_none() && now >= workload.measure_from {
-            usage_start = Some(Snapshot::now());
-            // Not waiting for the echo: it is read after the run.
-            control.send(&protocol::encode(protocol::MARK, None::<&()>))?;
-        }
-        if usage.is_none() && now >= workload.measure_to {
-            usage = usage_start.map(|start| start.until(&Snapshot::now()));
-        }
-        while let Some(&Reverse((due, idx))) = generator.heap.peek() {
-            if due > now {
-                break;
-            }
-            generator.heap.pop();
-            generator.on_due(idx, due, now)?;
-        }
-        if usage.is_some() && generator.heap.is_empty() && generator.busy == 0 {
-            break;
-        }
-        if now >= drain_deadline && !generator.closing {
-            generator.closing = true;
-            // Owed requests of idle connections cannot exist (owed implies one in flight),
-            // so every owed request is counted as its connection's answer arrives.
-        }
-        if now >= close_deadline {
-            break;
-        }
-        let mut wake = generator.heap.peek().map_or(NEVER, |Reverse((due, _))| *due);
-        if usage_start.is_none() {
-            wake = wake.min(workload.measure_from);
-        }
-        if usage.is_none() {
-            wake = wake.min(workload.measure_to);
-        }
-        wake = wake.min(if generator.closing {
-            close_deadline
+    (as_ns(case.warmup), as_ns(case.measure).max(1))
+}
+
+/// The phase of `case` at `rate_hz` per connection (ignored in the closed loop).
+fn phase(case: &Case, fleet: &FleetOptions, connections: u64, rate_hz: f64, step: u64) -> Phase {
+    // A closed loop's message count is counted at an assumed 10,000 requests/s.
+    let (warmup_ns, measure_ns) = phase_ns(
+        case,
+        connections,
+        if fleet.mode == LoadMode::Closed {
+            10_000.0 / connections as f64
         } else {
-            drain_deadline
-        });
-        timer.arm(wake)?;
-        match poll.poll(&mut events, Some(Duration::from_secs(1))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(TrialError::Failed(format!("poll failed: {e}"))),
+            rate_hz
+        },
+    );
+    Phase {
+        mode: fleet.mode,
+        rate_hz,
+        schedule: case.schedule,
+        warmup_ns,
+        measure_ns,
+        pipeline: fleet.pipeline,
+        seed: 0x10AD ^ connections ^ (step << 40),
+    }
+}
+
+/// One step of a capacity search.
+#[derive(Debug, Clone, Copy)]
+struct SearchPoint {
+    offered_per_s: f64,
+    achieved_per_s: f64,
+    p50_ns: f64,
+    p99_ns: f64,
+    raw_p99_ns: f64,
+    pass: bool,
+}
+
+/// True when a phase held its offered rate: achieved at least 99% of it, and the corrected
+/// p99 within the SLO.
+fn holds(outcome: &PhaseOutcome, slo_p99_ns: u64) -> bool {
+    let p99 = outcome.corrected.value_at_quantile(0.99);
+    outcome.achieved_per_s() >= (1.0 - SHORTFALL_LIMIT) * outcome.scheduled_per_s() && p99 <= slo_p99_ns
+}
+
+/// The rates of a capacity search: grow by `growth` until a step fails (or the first step
+/// fails: shrink), then bisect between the highest rate held and the lowest one not, until
+/// they are within 5% or the steps run out. Returns the next rate, or `None` when done.
+fn next_rate(search: &SearchOptions, held: Option<f64>, failed: Option<f64>, last: f64) -> Option<f64> {
+    match (held, failed) {
+        (Some(_), None) => Some(last * search.growth),
+        (None, Some(f)) => (f / search.growth >= search.start_hz / 1e3).then_some(f / search.growth),
+        (Some(h), Some(f)) => (f / h > 1.05).then_some((h + f) / 2.0),
+        (None, None) => Some(search.start_hz),
+    }
+}
+
+/// Ramps the connections up, runs the case's phase (or the search's steps), and builds the
+/// trial from the phase it reports (the search: the highest rate held).
+fn drive<C: ipcbench_core::Channel>(
+    procs: &mut Processes<C>,
+    case: &Case,
+    connections: u64,
+    fleet: &FleetOptions,
+) -> Result<(Trial, Option<usize>), TrialError> {
+    let ramp_started = Instant::now();
+    procs.open_until(connections, false)?;
+    let ramp = ramp_started.elapsed();
+    let rate_hz = case.rate_per_connection_hz.unwrap_or(DEFAULT_RATE_HZ);
+    let (outcome, rate_hz, (search, converged), capacity_step) = match &fleet.search {
+        None => {
+            let phase = phase(case, fleet, connections, rate_hz, 0);
+            (procs.run_phase(&phase)?, rate_hz, (Vec::new(), true), None)
         }
-        for event in events.iter() {
-            match event.token() {
-                TIMER => timer.clear(),
-                Token(idx) => {
-                    if event.is_readable() || event.is_read_closed() || event.is_error() {
-                        generator.on_readable(idx, &mut scratch)?;
+        Some(options) => {
+            let mut points = Vec::new();
+            let (mut held, mut failed) = (None::<f64>, None::<f64>);
+            let mut best: Option<(PhaseOutcome, f64, usize)> = None;
+            let mut converged = false;
+            let mut fallback: Option<(PhaseOutcome, f64)> = None;
+            let mut rate = options.start_hz;
+            // A failed step is run once more before it counts: one stall of a shared machine
+            // must not end the search early.
+            let mut retried = false;
+            for step in 0..options.max_steps as usize {
+                let outcome = procs.run_phase(&phase(case, fleet, connections, rate, step as u64))?;
+                let pass = holds(&outcome, options.slo_p99_ns);
+                points.push(SearchPoint {
+                    offered_per_s: outcome.scheduled_per_s(),
+                    achieved_per_s: outcome.achieved_per_s(),
+                    p50_ns: outcome.corrected.value_at_quantile(0.5) as f64,
+                    p99_ns: outcome.corrected.value_at_quantile(0.99) as f64,
+                    raw_p99_ns: outcome.raw.value_at_quantile(0.99) as f64,
+                    pass,
+                });
+                if !pass && !retried {
+                    retried = true;
+                    fallback.get_or_insert((outcome, rate));
+                    continue;
+                }
+                retried = false;
+                if pass {
+                    held = Some(held.map_or(rate, |h| h.max(rate)));
+                    if best.as_ref().is_none_or(|(_, r, _)| rate > *r) {
+                        best = Some((outcome, rate, step));
                     }
-                    if event.is_writable() {
-                        generator.on_writable(idx)?;
+                } else {
+                    failed = Some(failed.map_or(rate, |f| f.min(rate)));
+                    fallback.get_or_insert((outcome, rate));
+                }
+                match next_rate(options, held, failed, rate) {
+                    Some(next) => rate = next,
+                    None => {
+                        converged = true;
+                        break;
                     }
                 }
             }
+            match (best, fallback) {
+                (Some((outcome, rate, step)), _) => (outcome, rate, (points, converged), Some(step)),
+                (None, Some((outcome, rate))) => (outcome, rate, (points, converged), None),
+                (None, None) => return Err(TrialError::Failed("the capacity search ran no step".into())),
+            }
         }
+    };
+    let mut trial = trial_of(&outcome, connections, rate_hz, fleet);
+    trial.extra.insert("ramp_ns".into(), ramp.as_nanos() as f64);
+    if let Some(options) = &fleet.search {
+        let capacity = capacity_step.map_or(0.0, |_| outcome.achieved_per_s());
+        trial.extra.insert("capacity_msgs_per_s".into(), capacity);
+        trial.extra.insert("slo_p99_ns".into(), options.slo_p99_ns as f64);
+        trial.extra.insert("search_steps".into(), search.len() as f64);
+        // 0: the steps ran out before the search closed in, so the capacity is a lower bound.
+        trial
+            .extra
+            .insert("capacity_converged".into(), f64::from(u8::from(converged)));
+        for (k, point) in search.iter().enumerate() {
+            let mut put = |name: &str, value: f64| {
+                trial.extra.insert(format!("search{k}_{name}"), value);
+            };
+            put("offered_per_s", point.offered_per_s);
+            put("achieved_per_s", point.achieved_per_s);
+            put("p50_corrected_ns", point.p50_ns);
+            put("p99_corrected_ns", point.p99_ns);
+            put("p99_ns", point.raw_p99_ns);
+            put("pass", f64::from(u8::from(point.pass)));
+        }
+    } else if fleet.mode == LoadMode::Closed {
+        // What wrk reports: the throughput the server let through.
+        trial
+            .extra
+            .insert("capacity_msgs_per_s".into(), outcome.achieved_per_s());
     }
-    let unanswered = generator.conns.iter().filter(|c| c.in_flight.is_some()).count();
-    if unanswered > 0 {
-        return Err(TrialError::Failed(format!(
-            "{unanswered} requests were still unanswered {:?} after the measured phase (lost, or the server \
-             stopped answering)",
-            DRAIN_LIMIT + CLOSE_LIMIT
-        )));
-    }
-    let unsent = generator.tally.unsent;
-    let usage = usage.unwrap_or_default();
-    let report = fleet::end_and_report(control, &mut buf, true)?;
-    let tally = &generator.tally;
-    let measure_s = workload.measure_ns() as f64 / 1e9;
+    Ok((trial, capacity_step))
+}
+
+/// The trial of one phase: merged histograms, rates, and the server's costs per request.
+fn trial_of(outcome: &PhaseOutcome, connections: u64, rate_hz: f64, fleet: &FleetOptions) -> Trial {
+    let recorded = outcome.sum(|r| r.recorded);
+    let message_bytes = 0;
+    let _ = message_bytes;
     let mut trial = Trial {
-        latency_ns: stats::percentiles(&generator.raw),
-        latency_corrected_ns: stats::percentiles(&generator.corrected),
-        histogram_v2: Some(stats::encode_histogram(&generator.raw)),
-        histogram_corrected_v2: Some(stats::encode_histogram(&generator.corrected)),
-        messages: tally.recorded,
-        bytes: tally.recorded * 2 * workload.message_bytes as u64,
+        latency_ns: stats::percentiles(&outcome.raw),
+        latency_corrected_ns: stats::percentiles(&outcome.corrected),
+        histogram_v2: Some(stats::encode_histogram(&outcome.raw)),
+        histogram_corrected_v2: Some(stats::encode_histogram(&outcome.corrected)),
+        messages: recorded,
         ..Trial::default()
     };
-    finish_trial(&mut trial, Duration::from_nanos(workload.measure_ns()), usage);
-    let target = tally.scheduled as f64 / measure_s;
-    let achieved = tally.sent_in_window as f64 / measure_s;
+    let measure = Duration::from_secs_f64(outcome.measure_s);
+    finish_trial(&mut trial, measure, outcome.client_usage());
+    let server = outcome.server_total();
+    trial.server = Some(server.rusage);
+    let scheduled = outcome.sum(|r| r.scheduled);
+    let sent = outcome.sum(|r| r.sent_in_window);
+    let achieved = outcome.achieved_per_s();
+    let closed = fleet.mode == LoadMode::Closed;
     let extra = &mut trial.extra;
     extra.insert(
         "target_messages_per_s".into(),
-        workload.connections as f64 * workload.rate_hz,
+        if closed { achieved } else { connections as f64 * rate_hz },
     );
-    extra.insert("scheduled_messages_per_s".into(), target);
+    extra.insert("offered_per_connection_hz".into(), if closed { 0.0 } else { rate_hz });
+    extra.insert("scheduled_messages_per_s".into(), outcome.scheduled_per_s());
     extra.insert("achieved_messages_per_s".into(), achieved);
     extra.insert(
         "rate_shortfall".into(),
-        if tally.scheduled > 0 {
-            (1.0 - tally.sent_in_window as f64 / tally.scheduled as f64).max(0.0)
+        if scheduled > 0 && !closed {
+            (1.0 - sent as f64 / scheduled as f64).max(0.0)
         } else {
             0.0
         },
     );
-    extra.insert("scheduled_messages".into(), tally.scheduled as f64);
-    extra.insert("sent_messages".into(), tally.sent_in_window as f64);
-    extra.insert("unsent_messages".into(), unsent as f64);
-    extra.insert("late_sends".into(), tally.late as f64);
-    extra.insert("max_send_lag_ns".into(), tally.max_lag as f64);
-    extra.insert("connections_held".into(), generator.conns.len() as f64);
-    extra.insert("ramp_ns".into(), ramp.as_nanos() as f64);
-    Ok((trial, report))
+    extra.insert("scheduled_messages".into(), scheduled as f64);
+    extra.insert("sent_messages".into(), sent as f64);
+    extra.insert("unsent_messages".into(), outcome.sum(|r| r.unsent) as f64);
+    extra.insert("late_sends".into(), outcome.sum(|r| r.late) as f64);
+    extra.insert(
+        "max_send_lag_ns".into(),
+        outcome.results.iter().map(|r| r.max_lag_ns).max().unwrap_or(0) as f64,
+    );
+    extra.insert("connections_held".into(), outcome.sum(|r| r.connections) as f64);
+    for (g, result) in outcome.results.iter().enumerate() {
+        extra.insert(
+            format!("generator{g}_achieved_messages_per_s"),
+            result.sent_in_window as f64 / outcome.measure_s,
+        );
+    }
+    for (key, value) in &server.extra {
+        extra.insert(format!("server_{key}"), *value);
+    }
+    extra.insert("server_messages".into(), server.messages as f64);
+    // How busy each side was over the measured phase (1.0 = one core's worth): which one
+    // could not keep up when the rate falls short.
+    let busy = |cpu_ns: u64| cpu_ns as f64 / (outcome.measure_s * 1e9).max(1.0);
+    extra.insert("client_cpu_fraction".into(), busy(outcome.client_usage().cpu_ns()));
+    extra.insert("server_cpu_fraction".into(), busy(server.rusage.cpu_ns()));
+    // What each request cost the server: the mechanisms behind a capacity.
+    let requests = server.messages.max(1) as f64;
+    let get = |key: &str| server.extra.get(key).copied().unwrap_or(0.0);
+    let switches = (server.rusage.voluntary_csw + server.rusage.involuntary_csw) as f64;
+    let wakeups = match fleet.server_model {
+        ServerModel::EventLoop => get("epoll_waits"),
+        // A blocked thread's wake-up is a voluntary context switch.
+        ServerModel::ThreadPerConnection => server.rusage.voluntary_csw as f64,
+    };
+    for (key, value) in [
+        ("server_cpu_ns_per_request", server.rusage.cpu_ns() as f64 / requests),
+        ("server_reads_per_request", get("reads") / requests),
+        ("server_writes_per_request", get("writes") / requests),
+        ("server_epoll_waits_per_request", get("epoll_waits") / requests),
+        (
+            "server_syscalls_per_request",
+            (get("reads") + get("writes") + get("epoll_waits")) / requests,
+        ),
+        ("server_wakeups_per_request", wakeups / requests),
+        ("server_events_per_wakeup", get("events") / get("epoll_waits").max(1.0)),
+        ("server_context_switches_per_request", switches / requests),
+        (
+            "client_cpu_ns_per_request",
+            outcome.client_usage().cpu_ns() as f64 / recorded.max(1) as f64,
+        ),
+    ] {
+        extra.insert(key.into(), value);
+    }
+    trial
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::os::fd::AsRawFd;
 
-    fn workload(schedule: Schedule) -> Workload {
-        Workload {
-            connections: 1,
-            rate_hz: 1000.0,
-            schedule,
-            message_bytes: 64,
-            measure_from: 1_000,
-            measure_to: 2_000,
-        }
+    use mio::unix::SourceFd;
+    use mio::{Events, Interest, Poll, Token};
+
+    use super::*;
+    use crate::plan::Schedule;
+    use crate::scenario::pacing::{NEVER, Timer, TimerSlack, gap_ns};
+    use ipcbench_record::stats::SplitMix64;
+
+    const TIMER: Token = Token(1);
+
+    #[test]
+    fn the_search_grows_then_bisects_then_stops() {
+        let search = SearchOptions {
+            slo_p99_ns: 10_000_000,
+            start_hz: 10.0,
+            growth: 2.0,
+            max_steps: 16,
+        };
+        assert_eq!(next_rate(&search, None, None, 0.0), Some(10.0));
+        assert_eq!(next_rate(&search, Some(10.0), None, 10.0), Some(20.0));
+        assert_eq!(next_rate(&search, Some(20.0), Some(40.0), 40.0), Some(30.0));
+        // Within 5%: done.
+        assert_eq!(next_rate(&search, Some(39.0), Some(40.0), 39.0), None);
+        // The first step failed: shrink.
+        assert_eq!(next_rate(&search, None, Some(10.0), 10.0), Some(5.0));
     }
 
     #[test]
@@ -699,18 +422,10 @@ mod tests {
             "warmup": {"time": 500_000_000u64}, "measure": {"messages": 2000}, "timeout": 10_000_000_000u64
         }))
         .unwrap();
-        let p = Workload::new(&case, 100, 10.0);
-        assert_eq!(p.measure_from, 500_000_000);
         // 2000 messages at 100 x 10 msg/s take 2 s.
-        assert_eq!(p.measure_ns(), 2_000_000_000);
+        assert_eq!(phase_ns(&case, 100, 10.0), (500_000_000, 2_000_000_000));
         case.measure = Amount::Time(Duration::from_secs(3));
-        assert_eq!(Workload::new(&case, 100, 10.0).measure_ns(), 3_000_000_000);
-    }
-
-    #[test]
-    fn window_is_half_open() {
-        let p = workload(Schedule::Uniform);
-        assert!(!p.in_window(999) && p.in_window(1_000) && p.in_window(1_999) && !p.in_window(2_000));
+        assert_eq!(phase_ns(&case, 100, 10.0).1, 3_000_000_000);
     }
 
     #[test]

@@ -15,9 +15,12 @@ pub(crate) mod balancer;
 pub mod conn_cost;
 pub(crate) mod echo_server;
 pub mod fleet;
+pub(crate) mod generator;
 pub mod http;
 pub mod load;
+pub(crate) mod pacing;
 pub mod pingpong;
+pub mod processes;
 pub mod proxy;
 pub mod rpc;
 pub mod stream;
@@ -91,9 +94,35 @@ pub(crate) fn serve_role<T: Transport>(
     role: fleet::PeerRole,
 ) -> Result<(), TrialError> {
     match role {
-        fleet::PeerRole::EventServer { work_dir, stall } => {
-            echo_server::serve(transport, spec, &work_dir, stall, load::DEFAULT_CONNECTIONS)
-        }
+        fleet::PeerRole::EventServer {
+            work_dir,
+            stall,
+            connections,
+            listen_ips,
+            model,
+        } => echo_server::serve(
+            transport,
+            spec,
+            &echo_server::ServerSetup {
+                work_dir: &work_dir,
+                stall,
+                connections,
+                listen_ips: &listen_ips,
+                model,
+            },
+        ),
+        fleet::PeerRole::LoadGenerator {
+            servers,
+            first,
+            connections,
+            sources,
+        } => generator::serve(
+            transport,
+            spec,
+            generator::Addressing { servers, sources },
+            first,
+            connections,
+        ),
         fleet::PeerRole::ProxyServer { relay_address } => proxy::serve_server(transport, spec, &relay_address),
         fleet::PeerRole::BalanceBackend {
             work_dir,

@@ -416,6 +416,7 @@ pub(crate) fn serve_relay<F: Transport, B: Transport>(
         fleet::LISTENING,
         Some(&Listening {
             address: listener.address(),
+            all: Vec::new(),
         }),
     ))?;
     let mut downstream = listener

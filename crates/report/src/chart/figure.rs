@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use super::common::{ChartInfo, DrawFailed, SIZE};
 use super::comparison::{self, ComparisonRow};
-use super::{balance, conn_cost, cpu, http, latency, load, spectrum, style, text, throughput, window};
+use super::{balance, capacity, conn_cost, cpu, http, latency, load, spectrum, style, text, throughput, window};
 use crate::{ReportError, Stamp, cases, font};
 
 /// A chart drawn in memory.
@@ -32,6 +32,7 @@ pub(crate) enum Figure {
     Window(window::WindowChart),
     Comparison(comparison::Comparison),
     ConnCost(conn_cost::ConnCost),
+    Capacity(capacity::Capacity),
     Balance(balance::BalanceBars),
     Http(http::HttpBars),
 }
@@ -47,6 +48,7 @@ impl Figure {
             Figure::Window(f) => &f.info,
             Figure::Comparison(f) => &f.info,
             Figure::ConnCost(f) => &f.info,
+            Figure::Capacity(f) => &f.info,
             Figure::Balance(f) => &f.info,
             Figure::Http(f) => &f.info,
         }
@@ -72,6 +74,7 @@ impl Figure {
             Figure::Window(f) => f.draw(root),
             Figure::Comparison(f) => f.draw(root),
             Figure::ConnCost(f) => f.draw(root),
+            Figure::Capacity(f) => f.draw(root),
             Figure::Balance(f) => f.draw(root),
             Figure::Http(f) => f.draw(root),
         }
@@ -111,6 +114,9 @@ pub(crate) fn figures(record: &RunRecord) -> Result<Vec<Figure>, ReportError> {
         }
         if let Some(f) = load::LatencyVsLoad::build(&scenario, &of, &stamp, &palette) {
             out.push(Figure::Load(f));
+        }
+        if let Some(f) = capacity::Capacity::build(&scenario, &of, &stamp, &palette) {
+            out.push(Figure::Capacity(f));
         }
         for f in spectrum::Spectrum::build(&scenario, &of, &stamp, &palette)? {
             out.push(Figure::Spectrum(f));

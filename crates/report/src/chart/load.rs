@@ -42,6 +42,11 @@ impl LatencyVsLoad {
         for case in cases {
             let Some(summary) = &case.summary else { continue };
             let Some(connections) = case.connections else { continue };
+            // A capacity search or a closed loop has no one offered load: the capacity chart
+            // draws those.
+            if case.rate_per_connection_hz.is_none() && case.extra.contains_key("capacity_msgs_per_s") {
+                continue;
+            }
             let Some(latency) = summary.latency_corrected_ns.or_else(|| {
                 corrected = false;
                 summary.latency_ns

@@ -6,6 +6,7 @@
 
 pub(crate) mod axis;
 mod balance;
+mod capacity;
 pub(crate) mod comparison;
 mod conn_cost;
 mod cpu;
