@@ -24,7 +24,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::affinity;
 use crate::procstat::ProcessUsage;
-use crate::protocol::{self, PeerReport, PeerSpec, Ready};
+use crate::protocol::{self, PeerReport, PeerSpec};
 use crate::scenario::balance_wire::{self, BackendReport, STORE_FAILED, WINDOW_END};
 use crate::scenario::echo_server::{flush, send_bytes};
 use crate::scenario::fleet::{self, Accepted, Listening};
@@ -73,16 +73,7 @@ pub(crate) fn serve<T: Transport>(
     store: &StoreAddress,
 ) -> Result<(), TrialError> {
     let case = &spec.case;
-    let cores_applied = affinity::pin_current_thread(case.placement.server).map_err(TrialError::Failed)?;
-    let mut control = transport
-        .connect(&spec.address, protocol::CONNECT_TIMEOUT)
-        .map_err(|e| {
-            TrialError::Failed(format!(
-                "backend cannot connect to {}: {}",
-                spec.address,
-                error_chain(&e)
-            ))
-        })?;
+    let (mut control, ready) = fleet::connect_control(transport, spec, case.placement.server, "backend")?;
     let capability = transport
         .event_loop()
         .ok_or_else(|| TrialError::Unsupported(format!("`{}` has no event-loop capability", transport.name())))?;
@@ -106,11 +97,6 @@ pub(crate) fn serve<T: Transport>(
         .name(format!("backend-{backend_idx}"))
         .spawn(move || run_loop(poll, listener, handle, &loop_shared, message_bytes, state_bytes, core))
         .map_err(|e| TrialError::Failed(format!("cannot start the backend loop: {e}")))?;
-    let ready = Ready {
-        pid: std::process::id(),
-        cores_applied,
-        applied_options: control.applied_options().into_iter().collect(),
-    };
     control.send(&protocol::encode(protocol::READY, Some(&ready)))?;
     control.send(&protocol::encode(
         fleet::LISTENING,

@@ -44,7 +44,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::affinity;
 use crate::plan::{BOUNDED_LOAD_FACTOR, OnChange, Policy};
 use crate::procstat::ProcessUsage;
-use crate::protocol::{self, PeerReport, PeerSpec, Ready};
+use crate::protocol::{self, PeerReport, PeerSpec};
 use crate::scenario::balance_wire::{self, BUCKET_NS, BalancerReport, CHANGE, Change, REPLY_BYTES, WINDOW_END};
 use crate::scenario::echo_server::{flush, send_bytes};
 use crate::scenario::fleet::{self, Accepted, BACKLOG, Listening};
@@ -121,16 +121,7 @@ pub(crate) fn serve<T: Transport>(
         .balance
         .clone()
         .ok_or_else(|| TrialError::Failed("the balancer's case has no balance options".into()))?;
-    let cores_applied = affinity::pin_current_thread(case.placement.server).map_err(TrialError::Failed)?;
-    let mut control = transport
-        .connect(&spec.address, protocol::CONNECT_TIMEOUT)
-        .map_err(|e| {
-            TrialError::Failed(format!(
-                "balancer cannot connect to {}: {}",
-                spec.address,
-                error_chain(&e)
-            ))
-        })?;
+    let (mut control, ready) = fleet::connect_control(transport, spec, case.placement.server, "balancer")?;
     let capability = transport
         .event_loop()
         .ok_or_else(|| TrialError::Unsupported(format!("`{}` has no event-loop capability", transport.name())))?;
@@ -178,11 +169,6 @@ pub(crate) fn serve<T: Transport>(
             (state, result)
         })
         .map_err(|e| TrialError::Failed(format!("cannot start the balancer loop: {e}")))?;
-    let ready = Ready {
-        pid: std::process::id(),
-        cores_applied,
-        applied_options: control.applied_options().into_iter().collect(),
-    };
     control.send(&protocol::encode(protocol::READY, Some(&ready)))?;
     control.send(&protocol::encode(
         fleet::LISTENING,

@@ -26,7 +26,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::plan::ServerModel;
 use crate::procstat::ProcessUsage;
-use crate::protocol::{self, PeerReport, PeerSpec, Ready};
+use crate::protocol::{self, PeerReport, PeerSpec};
 use crate::scenario::fleet::{self, Accepted, BACKLOG, Listening, Stall};
 use crate::session::{TrialError, error_chain};
 use crate::{affinity, fdlimit};
@@ -550,10 +550,7 @@ impl Running {
 /// A message for the parent's record (the CLI prints it on stderr, where the parent reads it).
 pub(crate) fn serve<T: Transport>(transport: &T, spec: &PeerSpec, setup: &ServerSetup<'_>) -> Result<(), TrialError> {
     let case = &spec.case;
-    let cores_applied = affinity::pin_current_thread(case.placement.server).map_err(TrialError::Failed)?;
-    let mut control = transport
-        .connect(&spec.address, protocol::CONNECT_TIMEOUT)
-        .map_err(|e| TrialError::Failed(format!("peer cannot connect to {}: {}", spec.address, error_chain(&e))))?;
+    let (mut control, ready) = fleet::connect_control(transport, spec, case.placement.server, "peer")?;
     let capability = transport
         .event_loop()
         .ok_or_else(|| TrialError::Unsupported(format!("`{}` has no event-loop capability", transport.name())))?;
@@ -586,11 +583,6 @@ pub(crate) fn serve<T: Transport>(transport: &T, spec: &PeerSpec, setup: &Server
         ServerModel::ThreadPerConnection => {
             Running::Threads(ThreadServer::start(listeners, config).map_err(TrialError::Failed)?)
         }
-    };
-    let ready = Ready {
-        pid: std::process::id(),
-        cores_applied,
-        applied_options: control.applied_options().into_iter().collect(),
     };
     control.send(&protocol::encode(protocol::READY, Some(&ready)))?;
     let listening = Listening {

@@ -61,6 +61,16 @@ pub struct Listening {
     pub all: Vec<String>,
 }
 
+impl Listening {
+    /// A peer with one listener.
+    pub fn one(address: String) -> Listening {
+        Listening {
+            address,
+            all: Vec::new(),
+        }
+    }
+}
+
 /// The server's count of accepted connections.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Accepted {
@@ -185,6 +195,30 @@ pub struct TlsDer {
     pub certificate: String,
     /// The PKCS#8 private key, DER, base64.
     pub key: String,
+}
+
+/// A peer's first steps: pins the thread to `core`, connects the control channel to the
+/// measuring side, and returns it with the `READY` to send once the peer is set up. `who`
+/// names the peer in the error.
+///
+/// # Errors
+/// When the core cannot be pinned or the measuring side cannot be reached.
+pub(crate) fn connect_control<T: Transport>(
+    transport: &T,
+    spec: &PeerSpec,
+    core: usize,
+    who: &str,
+) -> Result<(T::Channel, Ready), TrialError> {
+    let cores_applied = crate::affinity::pin_current_thread(core).map_err(TrialError::Failed)?;
+    let control = transport
+        .connect(&spec.address, protocol::CONNECT_TIMEOUT)
+        .map_err(|e| TrialError::Failed(format!("{who} cannot connect to {}: {}", spec.address, error_chain(&e))))?;
+    let ready = Ready {
+        pid: std::process::id(),
+        cores_applied,
+        applied_options: control.applied_options().into_iter().collect(),
+    };
+    Ok((control, ready))
 }
 
 /// Receives one control message and checks its command; returns its body.

@@ -41,14 +41,14 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use serde::{Deserialize, Serialize};
 
+use crate::fdlimit;
 use crate::plan::{LoadMode, Schedule};
-use crate::protocol::{self, PeerReport, PeerSpec, Ready};
+use crate::protocol::{self, PeerReport, PeerSpec};
 use crate::rusage::Snapshot;
 use crate::scenario::echo_server::{FRAME_HEADER_BYTES, flush, send_bytes};
 use crate::scenario::fleet::{self, BATCH_TIMEOUT};
 use crate::scenario::pacing::{CLOSE_LIMIT, DRAIN_LIMIT, LATE_NS, NEVER, Timer, TimerSlack, gap_ns};
 use crate::session::{TrialError, error_chain};
-use crate::{affinity, fdlimit};
 
 /// Both ways: open connections ([`Open`]) / they are open ([`Opened`]).
 pub const OPEN: u64 = 132;
@@ -709,26 +709,12 @@ pub(crate) fn serve<T: Transport>(
     connections: u64,
 ) -> Result<(), TrialError> {
     let case = &spec.case;
-    let cores_applied = affinity::pin_current_thread(case.placement.client).map_err(TrialError::Failed)?;
-    let mut control = transport
-        .connect(&spec.address, protocol::CONNECT_TIMEOUT)
-        .map_err(|e| {
-            TrialError::Failed(format!(
-                "generator cannot connect to {}: {}",
-                spec.address,
-                error_chain(&e)
-            ))
-        })?;
+    let (mut control, ready) = fleet::connect_control(transport, spec, case.placement.client, "generator")?;
     let capability = transport
         .event_loop()
         .ok_or_else(|| TrialError::Unsupported(format!("`{}` has no event-loop capability", transport.name())))?;
     fdlimit::ensure_open_files(connections).map_err(|e| TrialError::Failed(format!("generator: {e}")))?;
     let mut conns = Connections::new(addressing, first, case.message_bytes as usize)?;
-    let ready = Ready {
-        pid: std::process::id(),
-        cores_applied,
-        applied_options: control.applied_options().into_iter().collect(),
-    };
     control.send(&protocol::encode(protocol::READY, Some(&ready)))?;
     let whole = Snapshot::process_now();
     let mut buf = vec![0u8; protocol::CONTROL_BUF_BYTES];
