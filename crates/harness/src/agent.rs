@@ -135,7 +135,7 @@ fn session(stream: &TcpStream, shared: &Shared) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let local_ip = stream.local_addr().map_err(|e| e.to_string())?.ip();
     let client_ip = stream.peer_addr().map_err(|e| e.to_string())?.ip();
-    let read = || agent_wire::read_message(stream).map_err(|e| format!("closed: {e}"));
+    let read = || agent_wire::read_message(stream).map_err(closed);
     let send = |message: &Message| agent_wire::write_message(stream, message).map_err(|e| format!("closed: {e}"));
     match read()? {
         Message::Hello {
@@ -188,13 +188,26 @@ fn session(stream: &TcpStream, shared: &Shared) -> Result<(), String> {
         // A pre-flight check ends here.
         Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
         Ok(other) => return refuse(stream, format!("expected `launch`, got {}", kind_of(&other))),
-        Err(e) => return Err(format!("closed: {e}")),
+        Err(e) => return Err(closed(e)),
     };
     let spec = match checked_spec(*spec, local_ip, client_ip, config) {
         Ok(spec) => spec,
         Err(reason) => return refuse(stream, reason),
     };
     launch(stream, shared, &spec)
+}
+
+/// Why a connection ended while the agent waited for a message.
+fn closed(e: WireError) -> String {
+    match e {
+        WireError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the client closed the connection".into()
+        }
+        WireError::Io(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            format!("closed: the client sent nothing for {} s", HANDSHAKE_TIMEOUT.as_secs())
+        }
+        other => format!("closed: {other}"),
+    }
 }
 
 /// The message's type, for an error that should not echo a whole message.

@@ -4,8 +4,8 @@
 //! can explain a failure.
 //!
 //! A peer may also run on an agent (`ipcbench serve` on another machine, [`crate::remote`]):
-//! [`PeerProcess::launch`] picks where from the trial's context, and both kinds end the same
-//! way ([`PeerProcess::finish`], or dropping it).
+//! `PeerProcess::launch` picks where from the trial's context, and both kinds end the same
+//! way (`PeerProcess::finish`, or dropping it).
 //!
 //! Every live peer process is listed in a process-wide registry, so an interrupt can kill them
 //! all at once ([`kill_all`]): the trial's client then sees `Disconnected` and ends, instead

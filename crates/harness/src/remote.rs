@@ -1,5 +1,5 @@
 //! The measuring side of an agent: the handshake ([`contact`]) and a peer process that runs on
-//! the agent's machine ([`RemotePeer`]), which ends the way a local one does.
+//! the agent's machine (`RemotePeer`), which ends the way a local one does.
 //!
 //! The CLI contacts every agent of a plan before the run ([`contact`]): a version mismatch, a
 //! bad token, an unreachable agent or a plan beyond its limits is then one error before
