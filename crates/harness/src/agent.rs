@@ -67,10 +67,8 @@ struct Shared {
     sessions: AtomicUsize,
 }
 
-/// Serves control connections from `listener` until accepting fails.
-///
-/// # Errors
-/// The listener's error.
+/// Serves control connections from `listener`, each on its own thread, until accepting fails
+/// for good (it retries while the process is out of descriptors); returns that error.
 pub fn serve(listener: TcpListener, config: ServeConfig, log: Log) -> std::io::Error {
     let shared = Arc::new(Shared {
         config,
@@ -239,11 +237,14 @@ fn checked_spec(
             case.scenario.as_str()
         ));
     }
-    if case.transport.kind() != TransportKind::Tcp || case.back_transport.is_some() || case.delay_ms.is_some() {
+    if case.transport.kind() != TransportKind::Tcp || case.back_transport.is_some() {
         return Err(format!(
             "an agent's peer speaks plain tcp only, not `{}`",
             case.transport.kind()
         ));
+    }
+    if case.delay_ms.is_some() || case.rate_mbit.is_some() {
+        return Err("an agent's peer runs on the agent's own network, never behind a delayed link".into());
     }
     let role_ok = match PeerRole::of(&spec) {
         None => spec.extra.is_null() && case.scenario != crate::plan::ScenarioKind::Load,
