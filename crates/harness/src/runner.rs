@@ -246,6 +246,14 @@ fn run_pinned<D: Dispatch>(
 ) -> RunRecord {
     let environment = env::collect(&options.build);
     let mut warnings = env::warnings(&environment);
+    // The other machines' conditions count as much as this one's.
+    for agent in &options.agents {
+        warnings.extend(
+            env::warnings(&agent.welcome.environment)
+                .into_iter()
+                .map(|w| format!("agent {}: {w}", agent.link.address)),
+        );
+    }
     warnings.extend(sweep_stale_stores(options));
     let mut clock_info = clock::calibrate();
     let first_client = plan.cases.first().map(|c| c.placement.client).unwrap_or(0);
