@@ -1,6 +1,7 @@
 //! `ipcbench`: benchmarks inter-process transports from TOML run plans.
 //!
-//! Subcommands: `run` (measure a plan, write `run.json` and print a table), `list` (transports,
+//! Subcommands: `run` (measure a plan, write `run.json` and print a table), `serve` (an agent
+//! that runs the peer side for a `run` on another machine), `list` (transports,
 //! scenarios and their options), `compare` and `ci` (the regression gate), the hidden `peer`
 //! (the other process of every trial, started by `run` itself), and the hidden `http-origin`
 //! and `http-load` (ipcbench's HTTP origin and client on their own, for cross-checks). Exit codes: 0 success, 1 a case
@@ -16,6 +17,7 @@ mod paired;
 mod render;
 mod rerun;
 mod run;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -54,6 +56,9 @@ enum Command {
     /// Runs a plan, compares it with a baseline (or, with --against, runs it paired with an older
     /// binary), re-runs flagged cases to confirm; exits 1 only for confirmed regressions.
     Ci(gate::CiArgs),
+    /// Runs the peer side of trials for `ipcbench run` on another machine (an agent; plans name
+    /// it with `peer = "IP:PORT"`).
+    Serve(serve::ServeArgs),
     /// Serves ipcbench's HTTP origin on its own (for cross-checks such as h2load).
     #[command(hide = true, name = "http-origin")]
     HttpOrigin(http::OriginArgs),
@@ -95,6 +100,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Peer { spec } => run::peer(&spec),
+        Command::Serve(args) => serve::serve(args),
         Command::HttpOrigin(args) => http::origin(args),
         Command::HttpLoad(args) => http::load(args),
         Command::Cleanup { spec } => cleanup::watch(&spec).map(|()| ExitCode::SUCCESS),

@@ -353,6 +353,7 @@ fn empty_record(plan: &Plan) -> RunRecord {
         interrupted: true,
         cases: Vec::new(),
         paired: None,
+        agents: Vec::new(),
     }
 }
 

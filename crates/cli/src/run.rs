@@ -9,10 +9,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use ipcbench_core::Transport;
+use ipcbench_harness::agent_wire::Secret;
 use ipcbench_harness::dispatch::{Dispatch, TransportVisitor};
 use ipcbench_harness::env::BuildInfo;
 use ipcbench_harness::plan::{DEFAULT_PLAN, Overrides, Plan, ScenarioKind, TransportKind};
 use ipcbench_harness::protocol::PeerSpec;
+use ipcbench_harness::remote::Agent;
 use ipcbench_harness::runner::{self, RunOptions};
 use ipcbench_harness::session::PeerCommand;
 use ipcbench_record::{RunRecord, Status};
@@ -55,6 +57,10 @@ pub struct RunArgs {
     /// Write into an existing non-empty --out folder (files of the same name are replaced).
     #[arg(long)]
     force: bool,
+    /// The shared secret of the plan's agents (`peer = "IP:PORT"`), as given to their
+    /// `ipcbench serve --token-file`.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 fn usage(message: impl Into<String>) -> anyhow::Error {
@@ -130,35 +136,46 @@ pub fn load_plan(config: Option<&PathBuf>, overrides: &Overrides) -> Result<Plan
     Ok(plan)
 }
 
-/// Reads a plan file: a regular file of at most `MAX_PLAN_BYTES`, checked before it is opened
-/// (opening a FIFO would block until a writer appears).
+/// Reads a plan file: a regular file of at most `MAX_PLAN_BYTES`.
 fn read_plan_file(path: &Path) -> Result<String> {
+    let bytes = read_small_file(
+        path,
+        ipcbench_harness::plan::limits::MAX_PLAN_BYTES,
+        "plan",
+        "give a TOML file",
+    )?;
+    String::from_utf8(bytes).map_err(|_| usage(format!("cannot read plan {}: it is not UTF-8 text", path.display())))
+}
+
+/// Reads a small regular file named on the command line (a plan, a token) of at most `max`
+/// bytes, checked before it is opened (opening a FIFO would block until a writer appears).
+/// Every error is bad input naming `what` and the path.
+pub(crate) fn read_small_file(path: &Path, max: u64, what: &str, give: &str) -> Result<Vec<u8>> {
     use std::io::Read as _;
-    let max = ipcbench_harness::plan::limits::MAX_PLAN_BYTES;
-    let meta = std::fs::metadata(path).map_err(|e| usage(format!("cannot read plan {}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(|e| usage(format!("cannot read {what} {}: {e}", path.display())))?;
     if !meta.is_file() {
-        let what = if meta.is_dir() {
+        let kind = if meta.is_dir() {
             "a directory"
         } else {
             "not a regular file (a FIFO, socket or device)"
         };
-        return Err(usage(format!("plan {} is {what}; give a TOML file", path.display())));
+        return Err(usage(format!("{what} {} is {kind}; {give}", path.display())));
     }
     if meta.len() > max {
         return Err(usage(format!(
-            "plan {} has {} bytes; a plan may have at most {max} bytes",
+            "{what} {} has {} bytes; a {what} may have at most {max} bytes",
             path.display(),
             meta.len()
         )));
     }
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| f.take(max + 1).read_to_string(&mut text))
-        .map_err(|e| usage(format!("cannot read plan {}: {e}", path.display())))?;
-    Ok(text)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        .map_err(|e| usage(format!("cannot read {what} {}: {e}", path.display())))?;
+    Ok(bytes)
 }
 
-fn build_info() -> BuildInfo {
+pub(crate) fn build_info() -> BuildInfo {
     BuildInfo {
         rustc_version: env!("IPCBENCH_RUSTC_VERSION").to_owned(),
         ipcbench_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -198,7 +215,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         print!("{}", dry_run(&plan));
         return Ok(ExitCode::SUCCESS);
     }
-    let executed = execute_with(&plan, args.out.as_deref(), args.force)?;
+    let token = args.token_file.as_deref().map(crate::serve::read_token).transpose()?;
+    let executed = execute_with(&plan, args.out.as_deref(), args.force, token.as_ref())?;
     let record = &executed.record;
     print!("{}", ipcbench_report::terminal_tables(record));
     if record.interrupted {
@@ -240,11 +258,45 @@ pub struct Executed {
 /// Measures `plan`, writes `run.json` and the report into `out` (or `results/<name>-<time>/`),
 /// with a progress bar on stderr; prints warnings. Used by `run` and by `ci`.
 pub fn execute(plan: &Plan, out: Option<&Path>) -> Result<Executed> {
-    execute_with(plan, out, false)
+    execute_with(plan, out, false, None)
 }
 
-/// [`execute`], writing into an existing non-empty `out` when `force`.
-pub fn execute_with(plan: &Plan, out: Option<&Path>, force: bool) -> Result<Executed> {
+/// Contacts every agent the plan names before anything is measured: an agent that cannot be
+/// reached, speaks another version, rejects the token or would refuse a case is bad input.
+fn contact_agents(plan: &Plan, token: Option<&Secret>) -> Result<Vec<Agent>> {
+    let mut agents = Vec::new();
+    for address in plan.agents() {
+        let agent = ipcbench_harness::remote::contact(address, token).map_err(|e| usage(e.to_string()))?;
+        for case in plan.cases.iter().filter(|c| c.peer == Some(address)) {
+            if let Some(reason) = agent.welcome.limits.refusal(case) {
+                return Err(usage(format!("the agent at {address} would refuse the plan: {reason}")));
+            }
+            let cores = agent.welcome.environment.cores;
+            if case.placement.server >= cores {
+                return Err(usage(format!(
+                    "case {} pins the server to core {}, but the agent at {address} has {cores} cores; set `cores` \
+                     to [client, server] pairs that exist on both machines",
+                    case.id, case.placement.server
+                )));
+            }
+        }
+        eprintln!(
+            "agent {address}: ipcbench {} on {} ({}, {} cores, kernel {})",
+            agent.welcome.ipcbench_version,
+            agent.welcome.environment.hostname,
+            agent.welcome.environment.cpu_model,
+            agent.welcome.environment.cores,
+            agent.welcome.environment.kernel
+        );
+        agents.push(agent);
+    }
+    Ok(agents)
+}
+
+/// [`execute`], writing into an existing non-empty `out` when `force`, proving `token` to the
+/// plan's agents.
+pub fn execute_with(plan: &Plan, out: Option<&Path>, force: bool, token: Option<&Secret>) -> Result<Executed> {
+    let agents = contact_agents(plan, token)?;
     let stop = stop_flag()?;
     let mut output = RunOutput::create(&plan.name, out, force)?;
     let out_parent = output
@@ -280,6 +332,7 @@ pub fn execute_with(plan: &Plan, out: Option<&Path>, force: bool) -> Result<Exec
         work_dir: work_dir.path().to_owned(),
         build: build_info(),
         stop,
+        agents,
     };
     eprintln!(
         "ipcbench: plan `{}` ({} cases, about {}) -> {}",
@@ -364,6 +417,10 @@ pub fn list() -> String {
     out.push_str(
         "\nEvery scenario takes: transports, message_bytes (a list sweeps sizes), repetitions, warmup, duration or \
          messages, cores ([client, server] or a list of pairs).\n",
+    );
+    out.push_str(
+        "pingpong, stream, rpc and load also take peer = \"IP:PORT\" (at the top or per scenario): their server side \
+         runs on that `ipcbench serve` agent, over tcp only (`run --token-file` proves its secret).\n",
     );
     out.push_str(
         "http takes instead of transports and message_bytes: front, back (\"h1\"/\"h2\" lists), response_bytes \

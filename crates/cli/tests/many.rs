@@ -160,6 +160,7 @@ rate_per_connection_hz = 1000
         work_dir: dir.path(),
         peer_command: &peer_command,
         trial_idx: 0,
+        agent: None,
     };
     // Warm-up is 1,200 messages; stall about one second into the measured phase.
     let stall = Stall {

@@ -9,7 +9,7 @@ use ipcbench_record::{CaseRecord, RunRecord, SCHEMA, Status};
 use crate::comparison::{COMPARE_SCHEMA, CaseComparison, Comparison, NotCompared, RunInfo};
 use crate::judge::{case_verdict, compare_metric};
 use crate::machine_shift::discount_machine_shift;
-use crate::matching::{keys, machine_differences};
+use crate::matching::{keys, run_machine_differences};
 use crate::metric::Metric;
 use crate::settings::{CompareOptions, GateSettings};
 
@@ -114,7 +114,7 @@ pub fn compare(old: &RunRecord, new: &RunRecord, options: &CompareOptions) -> Re
             return Err(CompareError::CannotJudge { which, problems });
         }
     }
-    let differences = machine_differences(&old.environment, &new.environment);
+    let differences = run_machine_differences(old, new);
     if !differences.is_empty() && !options.allow_different_machine {
         return Err(CompareError::DifferentMachine(differences));
     }

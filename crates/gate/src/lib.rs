@@ -73,7 +73,7 @@
 //! `m` vs `n` trials is `2 / C(m + n, m)` (0.1 for 3 vs 3), and such cases are reported as
 //! [`Verdict::Inconclusive`] instead of silently passing.
 //!
-//! Runs from different machines (CPU model, core count, kernel) are refused unless the caller
+//! Runs from different machines (CPU model, core count, kernel; the agents' machines too) are refused unless the caller
 //! allows it, and then the comparison says so.
 //!
 //! **Paired comparisons.** [`compare_paired`] judges one record in which each round of each
@@ -105,7 +105,7 @@ pub use comparison::{
 pub use confirm::{ConfirmError, ConfirmOutcome, Rerun, confirm, confirm_paired};
 pub use judge::{INTERVAL_LEVEL, RATIO_RESAMPLES, RATIO_SEED, compare_metric, detectable_change, relative_spread};
 pub use machine_shift::MACHINE_SHIFT_MIN_CASES;
-pub use matching::{machine_differences, match_key};
+pub use matching::{machine_differences, match_key, run_machine_differences};
 pub use metric::{Metric, ThresholdKey};
 pub use paired::{compare_paired, compare_paired_metric, pair_ratios};
 pub use pool::pool_runs;

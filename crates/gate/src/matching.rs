@@ -29,6 +29,35 @@ pub fn machine_differences(old: &Environment, new: &Environment) -> Vec<String> 
     out
 }
 
+/// How the machines of two runs differ: this machine's ([`machine_differences`]) and each
+/// agent's, paired by role and position (a run with agents against one without differs too).
+/// Empty when every machine matches.
+pub fn run_machine_differences(old: &RunRecord, new: &RunRecord) -> Vec<String> {
+    let mut out = machine_differences(&old.environment, &new.environment);
+    fn sorted(run: &RunRecord) -> Vec<&ipcbench_record::AgentRecord> {
+        let mut agents: Vec<_> = run.agents.iter().collect();
+        agents.sort_by(|a, b| (&a.role, &a.address).cmp(&(&b.role, &b.address)));
+        agents
+    }
+    let (old_agents, new_agents) = (sorted(old), sorted(new));
+    if old_agents.len() != new_agents.len() {
+        out.push(format!("{} vs {} agent machines", old_agents.len(), new_agents.len()));
+        return out;
+    }
+    for (a, b) in old_agents.iter().zip(&new_agents) {
+        if a.role != b.role {
+            out.push(format!("agent roles {} vs {}", a.role, b.role));
+            continue;
+        }
+        out.extend(
+            machine_differences(&a.environment, &b.environment)
+                .into_iter()
+                .map(|d| format!("agent {} vs {}: {d}", a.address, b.address)),
+        );
+    }
+    out
+}
+
 /// The match key of every case of `run`: [`match_key`], or the full id where two cases of the
 /// run share a match key (a plan that sweeps `delay_ns` itself).
 pub(crate) fn keys(run: &RunRecord) -> Vec<String> {

@@ -199,6 +199,46 @@ fn runs_from_different_machines_are_refused_unless_allowed() {
 }
 
 #[test]
+fn runs_whose_agents_machines_differ_are_refused_like_local_ones() {
+    let agent = |cpu: &str| ipcbench_record::AgentRecord {
+        address: "198.18.0.2:7100".into(),
+        role: "peer".into(),
+        version: "0.1.0".into(),
+        protocol_version: 1,
+        environment: ipcbench_record::Environment {
+            cpu_model: cpu.into(),
+            cores: 4,
+            kernel: "6.1".into(),
+            ..Default::default()
+        },
+        case_ids: Vec::new(),
+    };
+    let mut old = baseline();
+    old.agents.push(agent("Agent CPU"));
+    let mut same = baseline();
+    // Another port on the same machine is the same machine.
+    same.agents.push(ipcbench_record::AgentRecord {
+        address: "198.18.0.2:7200".into(),
+        ..agent("Agent CPU")
+    });
+    assert!(compare(&old, &same, &CompareOptions::default()).is_ok());
+    let mut other = baseline();
+    other.agents.push(agent("Other agent CPU"));
+    let err = compare(&old, &other, &CompareOptions::default()).unwrap_err();
+    let CompareError::DifferentMachine(differences) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(differences.len(), 1, "{differences:?}");
+    assert!(
+        differences[0].contains("agent") && differences[0].contains("Other agent CPU"),
+        "{err}"
+    );
+    // A run without the agent is not comparable either.
+    let err = compare(&old, &baseline(), &CompareOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("1 vs 0 agent machines"), "{err}");
+}
+
+#[test]
 fn a_record_of_another_schema_is_refused() {
     let mut old = baseline();
     old.schema = "something/2".into();

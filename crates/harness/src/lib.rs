@@ -11,6 +11,8 @@
 #![forbid(unsafe_code)]
 
 pub mod affinity;
+pub mod agent;
+pub mod agent_wire;
 pub mod calibration;
 pub mod clock;
 pub mod delay_line;
@@ -23,6 +25,7 @@ pub mod plan;
 pub mod process;
 pub mod procstat;
 pub mod protocol;
+pub mod remote;
 pub mod runner;
 pub mod rusage;
 pub mod scenario;

@@ -3,6 +3,10 @@
 //! [`STOPPED_LIMIT`], killed and reaped when dropped, its stderr collected so its last line
 //! can explain a failure.
 //!
+//! A peer may also run on an agent (`ipcbench serve` on another machine, [`crate::remote`]):
+//! `PeerProcess::launch` picks where from the trial's context, and both kinds end the same
+//! way (`PeerProcess::finish`, or dropping it).
+//!
 //! Every live peer process is listed in a process-wide registry, so an interrupt can kill them
 //! all at once ([`kill_all`]): the trial's client then sees `Disconnected` and ends, instead
 //! of waiting out its schedule.
@@ -17,7 +21,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, bounded};
 
 use crate::protocol::PeerSpec;
-use crate::session::{PeerCommand, TrialError};
+use crate::remote::RemotePeer;
+use crate::session::{PeerCommand, TrialContext, TrialError};
 
 /// How long a peer may stay stopped before the watchdog kills it.
 pub const STOPPED_LIMIT: Duration = Duration::from_secs(1);
@@ -27,8 +32,10 @@ const WATCH_TICK: Duration = Duration::from_millis(100);
 /// The pids of every live peer process of this process.
 static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
-/// Kills every live peer process (SIGKILL); their trials end with the peer's disconnection.
+/// Kills every live peer process (SIGKILL) and ends every remote one; their trials end with
+/// the peer's disconnection.
 pub fn kill_all() {
+    crate::remote::end_all();
     let pids = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for pid in pids {
         if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
@@ -51,8 +58,43 @@ const KILLED_NONE: u8 = 0;
 const KILLED_TIMEOUT: u8 = 1;
 const KILLED_STOPPED: u8 = 2;
 
-/// A peer process that is killed and reaped when dropped, with its stderr collected.
-pub(crate) struct PeerProcess {
+/// The peer side of a trial: a process here, or one on an agent. Killed (or, on an agent,
+/// ended) and reaped when dropped.
+pub(crate) struct PeerProcess(Where);
+
+enum Where {
+    Local(LocalProcess),
+    Remote(RemotePeer),
+}
+
+impl PeerProcess {
+    /// Starts the peer of `spec` where the trial's context says: on its agent, or here with
+    /// its peer command; `timeout` bounds its life either way (an agent's own watchdog
+    /// enforces it there).
+    pub(crate) fn launch(
+        ctx: &TrialContext<'_>,
+        spec: &PeerSpec,
+        timeout: Duration,
+    ) -> Result<PeerProcess, TrialError> {
+        Ok(PeerProcess(match ctx.agent {
+            Some(link) => Where::Remote(RemotePeer::launch(link, spec)?),
+            None => Where::Local(LocalProcess::spawn(ctx.peer_command, spec, timeout)?),
+        }))
+    }
+
+    /// Waits up to `limit` for the peer to exit (ending it after that), then returns why it
+    /// failed, or `None` when it exited cleanly.
+    pub(crate) fn finish(&mut self, limit: Duration) -> Option<String> {
+        match &mut self.0 {
+            Where::Local(process) => process.finish(limit),
+            Where::Remote(peer) => peer.finish(limit),
+        }
+    }
+}
+
+/// A peer process on this machine that is killed and reaped when dropped, with its stderr
+/// collected.
+pub(crate) struct LocalProcess {
     child: Arc<Mutex<Child>>,
     pid: u32,
     stderr: Option<JoinHandle<String>>,
@@ -60,8 +102,9 @@ pub(crate) struct PeerProcess {
     killed: Arc<AtomicU8>,
 }
 
-impl PeerProcess {
-    pub(crate) fn spawn(command: &PeerCommand, spec: &PeerSpec, timeout: Duration) -> Result<PeerProcess, TrialError> {
+impl LocalProcess {
+    /// Starts `command --spec JSON` under a watchdog that kills it after `timeout`.
+    pub(crate) fn spawn(command: &PeerCommand, spec: &PeerSpec, timeout: Duration) -> Result<LocalProcess, TrialError> {
         let spec_json = serde_json::to_string(spec).expect("peer specs serialize");
         let mut child = Command::new(&command.program)
             .args(&command.args)
@@ -114,13 +157,25 @@ impl PeerProcess {
                 let _ = child.lock().unwrap_or_else(|e| e.into_inner()).kill();
             });
         }
-        Ok(PeerProcess {
+        Ok(LocalProcess {
             child,
             pid,
             stderr: Some(stderr),
             watchdog_cancel: Some(cancel),
             killed,
         })
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// True once the process has exited (it is reaped then; [`LocalProcess::finish`] still
+    /// reports how).
+    pub(crate) fn has_exited(&self) -> bool {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        !matches!(child.try_wait(), Ok(None))
     }
 
     /// Waits up to `limit` for the peer to exit (killing it after that), then returns why it
@@ -174,7 +229,7 @@ impl PeerProcess {
     }
 }
 
-impl Drop for PeerProcess {
+impl Drop for LocalProcess {
     fn drop(&mut self) {
         if self.stderr.is_some() {
             let _ = self.finish(Duration::ZERO);

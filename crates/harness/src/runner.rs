@@ -35,6 +35,9 @@ pub struct RunOptions {
     pub build: BuildInfo,
     /// Set (by a Ctrl-C handler) to stop after the current trial.
     pub stop: Arc<AtomicBool>,
+    /// The agents the plan names in `peer`, contacted before the run
+    /// ([`crate::remote::contact`]); empty for a run on one machine.
+    pub agents: Vec<crate::remote::Agent>,
 }
 
 /// Progress, reported after each trial.
@@ -197,11 +200,13 @@ fn null_floor_ns(options: &RunOptions, client_core: usize) -> f64 {
         timeout: std::time::Duration::from_secs(10),
         balance: None,
         fleet: None,
+        peer: None,
     };
     let ctx = TrialContext {
         work_dir: &options.work_dir,
         peer_command: &options.peer_command,
         trial_idx: 0,
+        agent: None,
     };
     // The trial pins the calling thread; run it on its own so the caller's affinity is untouched.
     std::thread::scope(|s| {
@@ -242,6 +247,14 @@ fn run_pinned<D: Dispatch>(
 ) -> RunRecord {
     let environment = env::collect(&options.build);
     let mut warnings = env::warnings(&environment);
+    // The other machines' conditions count as much as this one's.
+    for agent in &options.agents {
+        warnings.extend(
+            env::warnings(&agent.welcome.environment)
+                .into_iter()
+                .map(|w| format!("agent {}: {w}", agent.link.address)),
+        );
+    }
     warnings.extend(sweep_stale_stores(options));
     let mut clock_info = clock::calibrate();
     let first_client = plan.cases.first().map(|c| c.placement.client).unwrap_or(0);
@@ -262,6 +275,23 @@ fn run_pinned<D: Dispatch>(
         interrupted: false,
         cases: plan.cases.iter().map(empty_record).collect(),
         paired: None,
+        agents: options
+            .agents
+            .iter()
+            .map(|agent| ipcbench_record::AgentRecord {
+                address: agent.link.address.to_string(),
+                role: "peer".into(),
+                version: agent.welcome.ipcbench_version.clone(),
+                protocol_version: agent.welcome.protocol_version,
+                environment: agent.welcome.environment.clone(),
+                case_ids: plan
+                    .cases
+                    .iter()
+                    .filter(|c| c.peer == Some(agent.link.address))
+                    .map(|c| c.id.clone())
+                    .collect(),
+            })
+            .collect(),
     };
     let rounds = plan.cases.iter().map(|c| c.repetitions as usize).max().unwrap_or(0);
     let total: usize = plan.cases.iter().map(|c| c.repetitions as usize).sum();
@@ -285,10 +315,33 @@ fn run_pinned<D: Dispatch>(
             if record.cases[case_idx].status == Status::Ok {
                 // A case with `delay_ms` runs its peer behind a delayed link (crate::netns).
                 let result = crate::netns::with_link(case, &options.peer_command, |case, peer_command| {
+                    // A case with `peer` runs its server side on that agent, and listens on this
+                    // machine's address on the route to it.
+                    let (remote_case, agent) = match case.peer {
+                        Some(address) => {
+                            let agent = options
+                                .agents
+                                .iter()
+                                .find(|a| a.link.address == address)
+                                .ok_or_else(|| {
+                                    TrialError::Failed(format!(
+                                        "the agent at {address} was not contacted before the run"
+                                    ))
+                                })?;
+                            let mut linked = case.clone();
+                            if let crate::plan::TransportSettings::Tcp { listen_ip, .. } = &mut linked.transport {
+                                *listen_ip = Some(agent.link.local_ip);
+                            }
+                            (Some(linked), Some(&agent.link))
+                        }
+                        None => (None, None),
+                    };
+                    let case = remote_case.as_ref().unwrap_or(case);
                     let ctx = TrialContext {
                         work_dir: &options.work_dir,
                         peer_command,
                         trial_idx: round,
+                        agent,
                     };
                     match &case.back_transport {
                         // A proxy case needs both of its transports (scenario/proxy.rs).

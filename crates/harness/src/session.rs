@@ -60,6 +60,8 @@ pub struct TrialContext<'a> {
     pub peer_command: &'a PeerCommand,
     /// Which repetition this is (for unique endpoint names).
     pub trial_idx: usize,
+    /// The agent that runs the peer side (a case with `peer`); `None` runs it on this machine.
+    pub agent: Option<&'a crate::agent_wire::AgentLink>,
 }
 
 /// Why a trial produced no figures.

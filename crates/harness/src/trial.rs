@@ -91,7 +91,7 @@ pub fn run_trial<T: Transport + 'static>(
     };
     let mode = transport.peer_mode();
     let peer = match mode {
-        PeerMode::Process => Peer::Process(PeerProcess::spawn(ctx.peer_command, &spec, case.timeout)?),
+        PeerMode::Process => Peer::Process(PeerProcess::launch(ctx, &spec, case.timeout)?),
         PeerMode::Thread => {
             let transport = Arc::clone(&transport);
             Peer::Thread(thread::spawn(move || {

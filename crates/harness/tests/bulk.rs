@@ -27,6 +27,7 @@ fn run(plan_text: &str) -> RunRecord {
         work_dir: dir.path().to_owned(),
         build: BuildInfo::default(),
         stop: Arc::new(AtomicBool::new(false)),
+        agents: Vec::new(),
     };
     runner::run(&plan, &BaselineDispatch, &options, &mut |_, _| {})
 }

@@ -40,6 +40,7 @@ fn options(dir: &std::path::Path) -> RunOptions {
         work_dir: dir.to_owned(),
         build: BuildInfo::default(),
         stop: Arc::new(AtomicBool::new(false)),
+        agents: Vec::new(),
     }
 }
 

@@ -47,6 +47,28 @@ pub struct RunRecord {
     /// case's `pairs` hold both sides' trials round by round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paired: Option<PairedRun>,
+    /// Every agent (`ipcbench serve` on another machine) that ran a side of a case, with its
+    /// machine; empty for a run on one machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<AgentRecord>,
+}
+
+/// An agent a run used: where it was, what it ran and the machine it ran on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AgentRecord {
+    /// The agent's control address, `IP:PORT`, as the plan names it.
+    pub address: String,
+    /// What it ran: `peer` (the server side of the cases whose `peer` names it).
+    pub role: String,
+    /// The agent's ipcbench version.
+    pub version: String,
+    /// The agent's control protocol version.
+    pub protocol_version: u32,
+    /// The agent machine's manifest, as the run's own `environment` is for this machine.
+    pub environment: Environment,
+    /// The cases it served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub case_ids: Vec<String>,
 }
 
 /// How a paired run was made: the old side's binary and environment, the rounds and the order.

@@ -73,6 +73,28 @@ pub(crate) fn run_facts(record: &RunRecord) -> Vec<(String, String)> {
         "software".to_owned(),
         format!("{}, {}", stamp.software, env.rustc_version),
     ));
+    // The other machines: each agent that ran a side of some cases.
+    for agent in &record.agents {
+        let env = &agent.environment;
+        facts.push((
+            format!("agent {}", agent.address),
+            format!(
+                "{} side of {} case(s) on {}: {}, {} cores, {}; kernel {} ({}); ipcbench {} (control protocol {}); \
+                 load average {:.2} at start",
+                agent.role,
+                agent.case_ids.len(),
+                env.hostname,
+                env.cpu_model,
+                env.cores,
+                env.virtualization.as_deref().unwrap_or("no virtualization detected"),
+                env.kernel,
+                env.os,
+                agent.version,
+                agent.protocol_version,
+                env.load_average_1m
+            ),
+        ));
+    }
     let sha = record.config_sha256.get(..12).unwrap_or(&record.config_sha256);
     facts.push(("plan".to_owned(), format!("{} (sha256 {sha}…)", record.config_source)));
     let ok = record.cases.iter().filter(|c| c.status == Status::Ok).count();

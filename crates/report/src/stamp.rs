@@ -32,9 +32,18 @@ impl Stamp {
             Some(commit) => format!("ipcbench {} ({commit})", env.ipcbench_version),
             None => format!("ipcbench {}", env.ipcbench_version),
         };
+        let mut machine = format!("{}, {} cores, {virtualization}", env.cpu_model, env.cores);
+        // A run across machines names the agents' too (absent from one-machine records, whose
+        // charts stay byte-identical).
+        for agent in &record.agents {
+            machine.push_str(&format!(
+                "; agent {}: {}, {} cores",
+                agent.address, agent.environment.cpu_model, agent.environment.cores
+            ));
+        }
         Stamp {
             run: record.name.clone(),
-            machine: format!("{}, {} cores, {virtualization}", env.cpu_model, env.cores),
+            machine,
             kernel: format!("kernel {} ({})", env.kernel, env.os),
             date: record.started_at.clone(),
             software,

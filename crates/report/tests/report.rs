@@ -360,3 +360,38 @@ fn load_reports_bad_files_clearly() {
         "{foreign}"
     );
 }
+
+#[test]
+fn a_run_with_an_agent_names_both_machines() {
+    let mut record = one_case();
+    record.agents.push(ipcbench_record::AgentRecord {
+        address: "198.18.0.2:7100".into(),
+        role: "peer".into(),
+        version: "0.1.0".into(),
+        protocol_version: 1,
+        environment: ipcbench_record::Environment {
+            hostname: "agent-host".into(),
+            cpu_model: "Agent CPU".into(),
+            cores: 16,
+            kernel: "6.1.0".into(),
+            ..Default::default()
+        },
+        case_ids: vec![record.cases[0].id.clone()],
+    });
+    let markdown = ipcbench_report::markdown(&record).unwrap();
+    let row = markdown
+        .lines()
+        .find(|l| l.starts_with("| agent 198.18.0.2:7100 |"))
+        .unwrap_or_else(|| panic!("{markdown}"));
+    assert!(
+        row.contains("agent-host") && row.contains("Agent CPU") && row.contains("16 cores"),
+        "{row}"
+    );
+    assert!(
+        Stamp::from_record(&record)
+            .machine
+            .contains("agent 198.18.0.2:7100: Agent CPU, 16 cores")
+    );
+    // A record without agents renders as before (the snapshots above hold it).
+    assert!(!ipcbench_report::markdown(&one_case()).unwrap().contains("agent "));
+}

@@ -48,5 +48,6 @@ pub fn run(cases: Vec<CaseRecord>) -> RunRecord {
         interrupted: false,
         cases,
         paired: None,
+        agents: Vec::new(),
     }
 }

@@ -98,6 +98,10 @@ pub struct Case {
     /// `conn-cost` (absent in older records: the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetOptions>,
+    /// The agent (`ipcbench serve`, `IP:PORT`) that runs the server side (plan key `peer`);
+    /// `None` runs it on this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// What `load` and `conn-cost` add to [`Case`]: how the connections are spread over processes
@@ -284,6 +288,9 @@ impl BalanceOptions {
     }
 }
 
+/// The case-id dimension of a case whose server side runs on an agent.
+pub const REMOTE_DIMENSION: &str = "remote";
+
 /// Connections of a `balance` case when the plan names none.
 pub const DEFAULT_BALANCE_CONNECTIONS: u64 = 100;
 /// The smallest `balance` request: a client id and a sequence number.
@@ -331,11 +338,19 @@ impl Case {
             connections: self.connections,
             rate_per_connection_hz: self.rate_per_connection_hz,
             text: self.convert == Convert::Text,
-            dimensions: match (&self.balance, &self.http, &self.fleet) {
-                (Some(balance), _, _) => balance.dimensions(),
-                (None, Some(http), _) => http.dimensions(),
-                (None, None, Some(fleet)) => fleet.dimensions(),
-                (None, None, None) => Vec::new(),
+            dimensions: {
+                let mut dimensions = match (&self.balance, &self.http, &self.fleet) {
+                    (Some(balance), _, _) => balance.dimensions(),
+                    (None, Some(http), _) => http.dimensions(),
+                    (None, None, Some(fleet)) => fleet.dimensions(),
+                    (None, None, None) => Vec::new(),
+                };
+                // A remote server side is another case than a local one: the gate never
+                // matches the two.
+                if self.peer.is_some() {
+                    dimensions.push(REMOTE_DIMENSION.into());
+                }
+                dimensions
             },
             client_core: self.placement.client,
             server_core: (!no_peer).then_some(self.placement.server),

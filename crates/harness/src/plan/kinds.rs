@@ -648,3 +648,32 @@ impl HttpCase {
         dims
     }
 }
+
+/// Scenarios whose server side an agent (`ipcbench serve`) can run: the plan key `peer`.
+pub const REMOTE_SCENARIOS: [ScenarioKind; 4] = [
+    ScenarioKind::Pingpong,
+    ScenarioKind::Stream,
+    ScenarioKind::Rpc,
+    ScenarioKind::Load,
+];
+
+/// Parses an agent address (`peer = "IP:PORT"`): a dialable IP and port.
+///
+/// # Errors
+/// What is wrong, and what is allowed.
+pub fn agent_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = text.parse().map_err(|_| {
+        format!(
+            "`{text}` is not IP:PORT (for example 192.0.2.10:7100 or [2001:db8::1]:7100; host names are not resolved)"
+        )
+    })?;
+    if addr.port() == 0 {
+        return Err(format!(
+            "`{text}`: port 0 cannot be dialled; give the agent's --listen port"
+        ));
+    }
+    if addr.ip().is_unspecified() {
+        return Err(format!("`{text}`: an unspecified IP (0.0.0.0 or ::) cannot be dialled"));
+    }
+    Ok(addr)
+}

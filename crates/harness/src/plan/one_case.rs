@@ -227,6 +227,9 @@ pub fn one_case_plan(case: &Case, name: &str) -> Result<String, String> {
     if allows("reply_bytes") && case.reply_bytes != case.message_bytes {
         scenario.insert("reply_bytes".into(), int(case.reply_bytes));
     }
+    if let Some(peer) = case.peer {
+        scenario.insert("peer".into(), Value::String(peer.to_string()));
+    }
     let optional: [(&str, Option<Value>); 7] = [
         ("total_bytes", case.total_bytes.map(int)),
         ("window", case.window.map(int)),

@@ -242,6 +242,9 @@ struct ScenarioSpec {
     duration: Option<DurationText>,
     messages: Option<u64>,
     cores: Option<toml::Value>,
+    /// The agent that runs the server side (`IP:PORT`); overrides the plan's own `peer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    peer: Option<Spanned<String>>,
 }
 
 /// One entry of `rate_per_connection_hz`: a rate, or the word `"search"`.
@@ -344,6 +347,10 @@ struct PlanFile {
     messages: Option<u64>,
     timeout: Option<DurationText>,
     cores: Option<toml::Value>,
+    /// The agent that runs every scenario's server side (`IP:PORT`), unless a scenario names
+    /// its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    peer: Option<String>,
     #[serde(default)]
     scenario: Vec<Spanned<ScenarioSpec>>,
     #[serde(default)]
@@ -644,6 +651,7 @@ impl Plan {
                 ));
             }
             check_scenario_limits(&source, spec, &span)?;
+            let peer = remote_peer(&source, spec, &span, file.peer.as_deref(), &span_of)?;
             let (size_key, size_list) = if kind == ScenarioKind::Http {
                 let default = OneOrMany::One(ByteSize(1024));
                 ("response_bytes", spec.response_bytes.clone().unwrap_or(default))
@@ -886,6 +894,7 @@ impl Plan {
                                                 timeout,
                                                 balance: balance.clone(),
                                                 fleet: fleet.clone(),
+                                                peer,
                                             };
                                             if file.timeout.is_none() {
                                                 case.timeout += fleet_allowance(&case);
@@ -937,6 +946,17 @@ impl Plan {
         })
     }
 
+    /// Every agent the plan's cases name in `peer`, each once, in plan order.
+    pub fn agents(&self) -> Vec<std::net::SocketAddr> {
+        let mut out = Vec::new();
+        for address in self.cases.iter().filter_map(|c| c.peer) {
+            if !out.contains(&address) {
+                out.push(address);
+            }
+        }
+        out
+    }
+
     /// A rough estimate of the run time: warm-up plus measured phase plus launch cost per trial.
     pub fn estimated_duration(&self) -> Duration {
         self.cases
@@ -944,6 +964,61 @@ impl Plan {
             .map(|c| estimate_trial(c).saturating_mul(c.repetitions))
             .fold(Duration::ZERO, Duration::saturating_add)
     }
+}
+
+/// The agent a scenario's server side runs on (its own `peer`, else the plan's), checked: an
+/// address, a scenario an agent serves, tcp only, and no local delayed link.
+fn remote_peer(
+    source: &Source<'_>,
+    spec: &ScenarioSpec,
+    span: &Range<usize>,
+    plan_peer: Option<&str>,
+    span_of: &dyn Fn(&str) -> Option<Range<usize>>,
+) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    let text = source.text;
+    let (value, key) = match (&spec.peer, plan_peer) {
+        (Some(own), _) => (own.get_ref().as_str(), Some(own.span())),
+        (None, Some(plan)) => (plan, span_of("peer")),
+        (None, None) => return Ok(None),
+    };
+    let address = super::kinds::agent_address(value).map_err(|m| source.error(key.clone(), format!("`peer`: {m}")))?;
+    let kind = spec.kind;
+    if !super::kinds::REMOTE_SCENARIOS.contains(&kind) {
+        return Err(source.error(
+            key,
+            format!(
+                "`peer` runs the server side on an agent for pingpong, stream, rpc and load; scenario `{}` cannot \
+                 run remotely (remove `peer` here, or give the other scenarios their own)",
+                kind.as_str()
+            ),
+        ));
+    }
+    if let Some(bad) = spec.transports.iter().find(|t| **t != TransportKind::Tcp) {
+        return Err(source.error(
+            Some(key_span(text, span, "transports")),
+            format!(
+                "`{bad}` cannot reach a remote peer ({address}): remote cases run over tcp only; uds, pipe and shm \
+                 connect processes of one machine, and inproc and null have no peer process"
+            ),
+        ));
+    }
+    for link_key in ["delay_ms", "rate_mbit"] {
+        let present = if link_key == "delay_ms" {
+            spec.delay_ms.is_some()
+        } else {
+            spec.rate_mbit.is_some()
+        };
+        if present {
+            return Err(source.error(
+                Some(key_span(text, span, link_key)),
+                format!(
+                    "`{link_key}` puts a local peer behind a delayed link in a namespace; with `peer` = {address} the \
+                     network between the two machines is the link"
+                ),
+            ));
+        }
+    }
+    Ok(Some(address))
 }
 
 /// The `balance` options of one scenario table, one entry per policy x state x on_change,

@@ -685,3 +685,54 @@ fn balance_and_http_errors_point_at_their_key() {
         assert_eq!(err.position.map(|p| p.0), Some(line), "{err}");
     }
 }
+
+#[test]
+fn peer_names_the_agent_of_every_scenario_unless_a_scenario_names_its_own() {
+    let plan = parse(
+        "name = \"t\"\npeer = \"198.18.0.2:7100\"\ncores = [0, 1]\n\
+         [[scenario]]\nkind = \"pingpong\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\n\
+         [[scenario]]\nkind = \"stream\"\ntransports = [\"tcp\"]\nmessage_bytes = 4096\npeer = \"198.18.0.6:7100\"\n\
+         [[scenario]]\nkind = \"load\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\n",
+    )
+    .unwrap();
+    let peers: Vec<String> = plan.cases.iter().map(|c| c.peer.unwrap().to_string()).collect();
+    assert_eq!(peers, ["198.18.0.2:7100", "198.18.0.6:7100", "198.18.0.2:7100"]);
+    assert_eq!(plan.cases[0].id, "pingpong/tcp/64B/remote/c0s1");
+    assert_eq!(plan.agents().len(), 2);
+    // A remote case written back as a plan of its own keeps its agent.
+    let text = one_case_plan(&plan.cases[1], "one").unwrap();
+    let back = &parse(&text).unwrap().cases[0];
+    assert_eq!((&back.id, back.peer), (&plan.cases[1].id, plan.cases[1].peer));
+    // Without `peer`, nothing changes.
+    assert!(parse(MINIMAL).unwrap().cases.iter().all(|c| c.peer.is_none()));
+}
+
+#[test]
+fn a_remote_peer_is_refused_for_local_transports_and_other_scenarios_at_the_key() {
+    for (text, line, expected) in [
+        (
+            "name = \"t\"\n[[scenario]]\nkind = \"pingpong\"\ntransports = [\"tcp\", \"shm\"]\nmessage_bytes = 64\npeer = \"198.18.0.2:7100\"\n",
+            4,
+            "`shm` cannot reach a remote peer",
+        ),
+        (
+            "name = \"t\"\n[[scenario]]\nkind = \"pingpong\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\npeer = \"0.0.0.0:7100\"\n",
+            6,
+            "unspecified IP",
+        ),
+        (
+            "name = \"t\"\n[[scenario]]\nkind = \"pingpong\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\npeer = \"agent:7100\"\n",
+            6,
+            "not IP:PORT",
+        ),
+        (
+            "name = \"t\"\npeer = \"198.18.0.2:7100\"\n[[scenario]]\nkind = \"conn-cost\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\n",
+            2,
+            "scenario `conn-cost` cannot run remotely",
+        ),
+    ] {
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.position.map(|p| p.0), Some(line), "{err}");
+        assert!(err.message.contains(expected), "{err}");
+    }
+}

@@ -275,7 +275,7 @@ pub(crate) fn start_peer<T: Transport>(
         address: listener.address(),
         extra: role.to_json(),
     };
-    let mut process = PeerProcess::spawn(ctx.peer_command, &spec, case.timeout)?;
+    let mut process = PeerProcess::launch(ctx, &spec, case.timeout)?;
     let accepted = listener.accept(ACCEPT_TIMEOUT);
     drop(listener);
     let mut control = match accepted {

@@ -169,6 +169,16 @@ pub fn layout(case: &Case, connections: u64, limits: &MachineLimits) -> Result<L
     };
     let n_generators = count(fleet.client_processes, "client")?;
     let n_servers = count(fleet.server_processes, "server")?;
+    if let Some(peer) = case.peer {
+        // An agent runs one server process per trial, and source addresses are this machine's.
+        if n_servers > 1 || fleet.source_addresses > 0 || fleet.server_addresses > 1 {
+            return refuse(format!(
+                "with `peer` = {peer} the server is one process on the agent, reached at its own address: \
+                 {connections} connections need {n_servers} server processes (at most 1 remotely), and \
+                 `source_addresses` / `server_addresses` apply only to loopback runs"
+            ));
+        }
+    }
     let addresses_per_server = u64::from(fleet.server_addresses.max(1));
     let destinations = n_servers * addresses_per_server;
     let sources = u64::from(fleet.source_addresses.max(1));
@@ -342,6 +352,8 @@ impl<C: Channel> Processes<C> {
             .collect();
         let mut generators = Vec::with_capacity(layout.generators.len());
         let mut first = 0;
+        // The generators run here even when the servers run on an agent.
+        let local = TrialContext { agent: None, ..*ctx };
         for (g, &connections) in layout.generators.iter().enumerate() {
             let role = PeerRole::LoadGenerator {
                 servers: addresses.clone(),
@@ -352,7 +364,7 @@ impl<C: Channel> Processes<C> {
             generators.push(fleet::start_peer(
                 transport,
                 case,
-                ctx,
+                &local,
                 &format!("generator{g}"),
                 &role,
                 false,

@@ -46,6 +46,7 @@ pub fn record(name: &str, cases: Vec<CaseRecord>) -> RunRecord {
         interrupted: false,
         cases,
         paired: None,
+        agents: Vec::new(),
     }
 }
 

@@ -1,0 +1,523 @@
+//! `ipcbench serve`, the agent, against real `ipcbench run`s: the handshake's refusals (a bad
+//! token, a version mismatch) exit 2 while the agent serves on; hostile control messages close
+//! only their connection; an agent holds no descriptor or child after 100 handshakes and 20
+//! trials; limits are refused with their name; and, in a network namespace joined by a veth
+//! pair (198.18.0.0/15, made and removed here; skipped with the reason when not root or
+//! without `ip`), pingpong, stream, rpc and load against the agent, and an agent killed
+//! mid-trial failing its case within seconds while the run goes on.
+//!
+//! Every bound is far above what the behaviour needs (a killed agent is noticed within about a
+//! second; the test allows 40 s of a 60 s trial).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ipcbench_harness::netns::{Link, LinkSpec, PEER_ADDRESS};
+
+mod common;
+use common::{bin, run_bounded, text};
+
+/// A running agent: killed and reaped on drop; its stderr collected.
+struct Agent {
+    child: Child,
+    address: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Agent {
+    /// Starts `ipcbench serve --listen IP:0 EXTRA...`, inside `namespace` when given, and
+    /// waits for the address it prints.
+    fn start(ip: &str, namespace: Option<&str>, extra: &[&str]) -> Agent {
+        let listen = format!("{ip}:0");
+        let mut command = match namespace {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin()]);
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = command
+            .args(["serve", "--listen", &listen])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the agent prints its address");
+        let address = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Agent { child, address, log }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// True once the agent's stderr holds `needle` (its stderr is read on a thread of its own,
+    /// so a line may arrive after the address on stdout); waits at most 20 s.
+    fn logged(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.log().contains(needle) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// True while the agent process runs.
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A short pingpong plan over tcp with its server side on `peer`.
+fn pingpong_plan(dir: &Path, name: &str, peer: SocketAddr, extra: &str) -> String {
+    let plan = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"{name}\"\nrepetitions = 1\nwarmup = 100\nmessages = 300\ncores = [0, 1]\npeer = \"{peer}\"\n\
+             {extra}\n[[scenario]]\nkind = \"pingpong\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\n"
+        ),
+    )
+    .unwrap();
+    plan.display().to_string()
+}
+
+fn run_plan(plan: &str, out: &Path, extra: &[&str]) -> Output {
+    let out = out.display().to_string();
+    let mut args = vec!["run", plan, "--out", &out];
+    args.extend(extra);
+    run_bounded(&args, Duration::from_secs(120)).0
+}
+
+fn record(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap()
+}
+
+/// The agent's open descriptors and child processes.
+fn holdings(pid: u32) -> (usize, Vec<String>) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let mut children = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            children.extend(list.split_whitespace().map(str::to_owned));
+        }
+    }
+    (fds, children)
+}
+
+#[test]
+fn bad_token_and_version_mismatch_exit_2_and_the_agent_serves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let right = dir.path().join("right");
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&right, "correct horse\n").unwrap();
+    std::fs::write(&wrong, "battery staple\n").unwrap();
+    let mut agent = Agent::start("127.0.0.1", None, &["--token-file", right.to_str().unwrap()]);
+    assert!(!agent.log().contains("no --token-file"), "{}", agent.log());
+    let plan = pingpong_plan(dir.path(), "token", agent.address, "");
+    for (token, expected) in [
+        (Some(&wrong), "bad token"),
+        (None, "requires a token"),
+        (Some(&right), ""),
+        (Some(&wrong), "bad token"),
+        (Some(&right), ""),
+    ] {
+        let out = dir.path().join(format!("out-{}", expected.len()));
+        let _ = std::fs::remove_dir_all(&out);
+        let flags: Vec<&str> = token
+            .map(|t| vec!["--token-file", t.to_str().unwrap()])
+            .unwrap_or_default();
+        let output = run_plan(&plan, &out, &flags);
+        if expected.is_empty() {
+            assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        } else {
+            assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+            assert!(
+                stderr.contains(expected) && stderr.contains(&agent.address.to_string()),
+                "{stderr}"
+            );
+            // The secret itself never appears anywhere.
+            assert!(!stderr.contains("horse") && !agent.log().contains("horse"));
+        }
+        assert!(agent.alive(), "the agent is still serving");
+    }
+
+    let mut other = Agent::start("127.0.0.1", None, &["--claim-protocol-version", "99"]);
+    assert!(other.logged("warning: no --token-file"), "{}", other.log());
+    let plan = pingpong_plan(dir.path(), "mismatch", other.address, "");
+    for _ in 0..2 {
+        let output = run_plan(&plan, &dir.path().join("mismatch-out"), &[]);
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains("version mismatch") && stderr.contains("control protocol 99"),
+            "{stderr}"
+        );
+        assert!(other.alive(), "the agent is still serving");
+    }
+    // It still answers a handshake.
+    let contacted = ipcbench_harness::remote::contact_claiming(other.address, None, 99);
+    assert!(contacted.is_ok(), "{contacted:?}");
+}
+
+#[test]
+fn malformed_and_oversized_control_messages_close_only_their_connection() {
+    let mut agent = Agent::start("127.0.0.1", None, &[]);
+    let hostile: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        u32::MAX.to_be_bytes().to_vec(),
+        [&5u32.to_be_bytes()[..], b"hello"].concat(),
+        [&2u32.to_be_bytes()[..], b"{}"].concat(),
+        // A launch before the handshake.
+        [&30u32.to_be_bytes()[..], br#"{"type":"started","pid":1}   "#].concat(),
+        vec![0u8; 3],
+        Vec::new(),
+    ];
+    for bytes in &hostile {
+        let mut stream = TcpStream::connect_timeout(&agent.address, Duration::from_secs(5)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let _ = stream.write_all(bytes);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        // The agent answers with at most a refusal, then closes.
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        assert!(answer.len() < 4096, "{} bytes", answer.len());
+        assert!(agent.alive(), "the agent survived {bytes:?}");
+    }
+    let contacted = ipcbench_harness::remote::contact(agent.address, None);
+    assert!(contacted.is_ok(), "{contacted:?}");
+    // A launch of a role the agent does not run is refused and the agent goes on.
+    assert!(agent.alive());
+}
+
+#[test]
+fn agent_holds_no_descriptor_or_child_after_100_handshakes_and_20_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start("127.0.0.1", None, &[]);
+    // The first handshake opens whatever the agent keeps for good (nothing, ideally).
+    ipcbench_harness::remote::contact(agent.address, None).unwrap();
+    let settle = |expected_fds: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (fds, children) = holdings(agent.pid());
+            if (fds <= expected_fds && children.is_empty()) || Instant::now() > deadline {
+                return (fds, children);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let (before, children) = settle(usize::MAX);
+    assert!(children.is_empty(), "{children:?}");
+    for _ in 0..100 {
+        ipcbench_harness::remote::contact(agent.address, None).unwrap();
+    }
+    let plan = pingpong_plan(dir.path(), "many", agent.address, "");
+    let text_plan = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("repetitions = 1", "repetitions = 20");
+    std::fs::write(&plan, text_plan).unwrap();
+    let output = run_plan(&plan, &dir.path().join("out"), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let run = record(&dir.path().join("out"));
+    assert_eq!(run["cases"][0]["trials"].as_array().unwrap().len(), 20);
+    let (after, children) = settle(before);
+    assert!(after <= before, "descriptors: {before} before, {after} after");
+    assert!(children.is_empty(), "children left: {children:?}");
+}
+
+#[test]
+fn plans_beyond_an_agents_limits_or_its_scenarios_are_refused_naming_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start(
+        "127.0.0.1",
+        None,
+        &["--max-connections", "5", "--max-duration", "2s", "--max-rate", "100"],
+    );
+    let load = |connections: u64, rate: u64, duration: &str| {
+        format!(
+            "name = \"limits\"\nrepetitions = 1\nwarmup = \"50ms\"\nduration = \"{duration}\"\ncores = [0, 1]\n\
+             peer = \"{}\"\n[[scenario]]\nkind = \"load\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\n\
+             connections = {connections}\nrate_per_connection_hz = {rate}\n",
+            agent.address
+        )
+    };
+    for (plan_text, expected) in [
+        (load(6, 10, "200ms"), "--max-connections"),
+        (load(5, 21, "200ms"), "--max-rate"),
+        (load(5, 10, "3s"), "--max-duration"),
+    ] {
+        let plan = dir.path().join("limits.toml");
+        std::fs::write(&plan, plan_text).unwrap();
+        let output = run_plan(plan.to_str().unwrap(), &dir.path().join("out"), &[]);
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected) && stderr.lines().count() == 1, "{stderr}");
+    }
+    // Plan errors, before any agent is contacted: a transport or scenario that cannot be remote.
+    for (scenario, expected) in [
+        (
+            "kind = \"pingpong\"\ntransports = [\"tcp\", \"uds\"]\nmessage_bytes = 64\n",
+            "limits.toml:5:1: `uds` cannot reach a remote peer",
+        ),
+        (
+            "kind = \"proxy\"\nfront = [\"tcp\"]\nback = [\"tcp\"]\nmessage_bytes = 64\n",
+            "limits.toml:1:1: `peer` runs the server side on an agent for pingpong, stream, rpc and load",
+        ),
+        (
+            "kind = \"rpc\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\ndelay_ms = 1\n",
+            "limits.toml:7:1: `delay_ms` puts a local peer behind a delayed link",
+        ),
+    ] {
+        let plan = dir.path().join("limits.toml");
+        std::fs::write(
+            &plan,
+            format!(
+                "peer = \"{}\"\nname = \"limits\"\n[[scenario]]\n{scenario}",
+                agent.address
+            ),
+        )
+        .unwrap();
+        let (output, _) = run_bounded(&["run", "--dry-run", plan.to_str().unwrap()], Duration::from_secs(20));
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+}
+
+/// One namespace test at a time: every link uses the same two addresses.
+static LINKS: Mutex<()> = Mutex::new(());
+
+/// A namespace joined to this one by a veth pair, or the reason there cannot be one here.
+fn link() -> Option<Link> {
+    match Link::create(LinkSpec {
+        delay: Duration::ZERO,
+        rate_mbit: None,
+    }) {
+        Ok(link) => Some(link),
+        Err(reason) => {
+            eprintln!("skipped: no network namespace here: {reason}");
+            None
+        }
+    }
+}
+
+/// The namespace tests' lock, a link, and an agent listening inside the namespace; `None`
+/// (the reason printed) where no namespace can be made. Dropped in reverse: agent, link, lock.
+fn namespaced_agent() -> Option<(std::sync::MutexGuard<'static, ()>, Link, Agent)> {
+    let one = LINKS.lock().unwrap_or_else(|e| e.into_inner());
+    let link = link()?;
+    let agent = Agent::start(&PEER_ADDRESS.to_string(), Some(link.namespace()), &[]);
+    Some((one, link, agent))
+}
+
+#[test]
+fn an_agent_in_another_namespace_serves_pingpong_stream_rpc_and_load() {
+    let Some((_one, _link, agent)) = namespaced_agent() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("remote.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"remote\"\nrepetitions = 2\nwarmup = \"50ms\"\nduration = \"200ms\"\ncores = [0, 1]\n\
+             peer = \"{}\"\n\
+             [[scenario]]\nkind = \"pingpong\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\n\
+             [[scenario]]\nkind = \"stream\"\ntransports = [\"tcp\"]\nmessage_bytes = 65536\ntotal_bytes = \"16MiB\"\n\
+             [[scenario]]\nkind = \"rpc\"\ntransports = [\"tcp\"]\nmessage_bytes = 1024\nwindow = 8\n\
+             [[scenario]]\nkind = \"load\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\nconnections = 20\n\
+             rate_per_connection_hz = 50\n",
+            agent.address
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let output = run_plan(plan.to_str().unwrap(), &out, &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\nagent:\n{}",
+        text(&output),
+        agent.log()
+    );
+    let run = record(&out);
+    let cases = run["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 4);
+    for case in cases {
+        assert_eq!(case["status"], "ok", "{case}");
+        assert!(case["id"].as_str().unwrap().contains("/remote/"), "{}", case["id"]);
+        assert_eq!(case["trials"].as_array().unwrap().len(), 2);
+    }
+    let agents = run["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    assert_eq!(agents[0]["address"], agent.address.to_string());
+    assert_eq!(agents[0]["role"], "peer");
+    assert_eq!(agents[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(agents[0]["environment"]["cores"].as_u64().unwrap() >= 1);
+    assert!(!agents[0]["environment"]["kernel"].as_str().unwrap().is_empty());
+    assert_eq!(agents[0]["case_ids"].as_array().unwrap().len(), 4);
+    // Each trial's peer ran on the agent (its log names every launch).
+    assert!(agent.logged("peer pid"), "{}", agent.log());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while agent.log().matches("peer pid").count() < 8 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(agent.log().matches("peer pid").count(), 8, "{}", agent.log());
+    // The report names the agent's machine too.
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains(&agent.address.to_string()), "{report}");
+}
+
+#[test]
+fn an_agent_killed_mid_trial_fails_its_case_within_seconds_and_the_run_goes_on() {
+    let Some((_one, _link, mut agent)) = namespaced_agent() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("killed.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"killed\"\nrepetitions = 1\nwarmup = \"50ms\"\ncores = [0, 1]\n\
+             [[scenario]]\nkind = \"pingpong\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\nduration = \"60s\"\n\
+             peer = \"{}\"\n\
+             [[scenario]]\nkind = \"pingpong\"\ntransports = [\"null\"]\nmessage_bytes = 64\nduration = \"200ms\"\n",
+            agent.address
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    let mut run = Command::new(bin())
+        .args(["run", plan.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the remote trial to start, then kill the agent.
+    let peer_pid = loop {
+        let log = agent.log();
+        if let Some(pid) = log
+            .lines()
+            .find_map(|l| l.split("peer pid ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        {
+            break pid;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no launch: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let killed_at = Instant::now();
+    let _ = agent.child.kill();
+    let _ = agent.child.wait();
+    // The record so far is saved after every trial, in the staging folder beside `out`.
+    let staged = dir.path().join(format!(".out.staging-{}", run.id())).join("run.json");
+    let remote_failed = || {
+        std::fs::read_to_string(&staged)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .is_some_and(|record| {
+                record["cases"]
+                    .as_array()
+                    .is_some_and(|cases| cases.iter().any(|c| c["transport"] == "tcp" && c["status"] == "failed"))
+            })
+    };
+    let mut seen_failed = false;
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        seen_failed = seen_failed || remote_failed();
+        // The case fails within seconds (about one here); the rest of the run (the other case,
+        // the report's charts) may take longer on a loaded machine.
+        assert!(
+            seen_failed || killed_at.elapsed() < Duration::from_secs(30),
+            "the remote case did not fail within 30 s of the agent's death"
+        );
+        if killed_at.elapsed() > Duration::from_secs(180) {
+            let _ = run.kill();
+            panic!("the run did not end within 180 s of the agent's death");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    let _ = run.stderr.take().unwrap().read_to_string(&mut stderr);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let record = record(&out);
+    let cases = record["cases"].as_array().unwrap();
+    let remote = cases.iter().find(|c| c["transport"] == "tcp").unwrap();
+    let local = cases.iter().find(|c| c["transport"] == "null").unwrap();
+    assert_eq!(remote["status"], "failed", "{remote}");
+    assert!(
+        remote["reason"].as_str().unwrap().contains(&agent.address.to_string()),
+        "{remote}"
+    );
+    assert_eq!(local["status"], "ok", "{local}");
+    // The agent's peer died with it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // A zombie that waits for init to reap it counts as gone.
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with(['Z', 'X'])))
+            .unwrap_or(false)
+    };
+    while alive(peer_pid) {
+        assert!(Instant::now() < deadline, "the agent's peer {peer_pid} outlived it");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
