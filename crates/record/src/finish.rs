@@ -132,7 +132,16 @@ fn flag_unstable(case: &mut CaseRecord) {
         return;
     }
     let p50s: Vec<f64> = case.trials.iter().filter_map(|t| t.latency_ns.map(|l| l.p50)).collect();
-    let (values, what, unit) = if p50s.len() == case.trials.len() {
+    let capacities: Vec<f64> = case
+        .trials
+        .iter()
+        .filter_map(|t| t.extra.get("capacity_msgs_per_s").copied())
+        .collect();
+    // A capacity case's headline is its capacity (a search's latency is that of whichever step
+    // each trial held last, at a different load in each).
+    let (values, what, unit) = if capacities.len() == case.trials.len() {
+        (capacities, "capacity", "msg/s")
+    } else if p50s.len() == case.trials.len() {
         (p50s, "p50", "ns")
     } else {
         (case.trials.iter().map(|t| t.bytes_per_s).collect(), "bytes/s", "B/s")

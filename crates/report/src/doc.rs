@@ -267,7 +267,7 @@ pub(crate) fn capacity_findings(record: &RunRecord, scenario: &str) -> Vec<Strin
             continue;
         }
         out.push(format!(
-            "{}: the closed loop of {} connections (wrk's way) gets {} ({} – {} over trials); the capacity search              of {} connections at a low rate each holds {} ({} – {}) within its SLO: {:.1}x more with the closed              loop (interval {:.1}x – {:.1}x). Closed loop: {}. Open loop at capacity: {}.",
+            "{}: the closed loop of {} connections (wrk's way) gets {} ({} – {} over trials); the capacity search of {} connections at a low rate each holds {} ({} – {}) within its SLO: {:.1}x more with the closed loop (interval {:.1}x – {:.1}x). Closed loop: {}. Open loop at capacity: {}.",
             m.trim_start_matches("model="),
             closed.connections.unwrap_or(0),
             rate(cm),
@@ -404,6 +404,15 @@ fn columns(scenario: &str, of: &[&CaseRecord]) -> Vec<Column> {
                 or_dash(balance_dimensions(c, &["add@", "remove@", "on_change="]))
             }));
         }
+    }
+    if kind == Kind::ConnCost && any(&|c| fleet_dimension(c, "model=").is_some()) {
+        columns.push(column("server", false, Everywhere, |c| {
+            if fleet_dimension(c, "model=").is_some_and(|m| m.contains("thread")) {
+                "thread/conn".to_owned()
+            } else {
+                "event loop".to_owned()
+            }
+        }));
     }
     if kind == Kind::Load && any(&|c| extra(c, "capacity_msgs_per_s").is_some()) {
         columns.push(column("server", false, Everywhere, |c| {

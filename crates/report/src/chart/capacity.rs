@@ -13,7 +13,7 @@ use super::axis::Axis;
 use super::common::{ChartInfo, DrawFailed};
 use super::frame::Frame;
 use super::style::LegendEntry;
-use super::style::{self, Look, Palette};
+use super::style::{self, Look, Marker, Palette};
 use crate::cases::{Dimension, SeriesKey};
 use crate::{Stamp, format};
 
@@ -66,11 +66,16 @@ fn steps(extra: &std::collections::BTreeMap<String, f64>) -> Vec<Step> {
     out
 }
 
-/// The label of a case: its transport, placement and every dimension but size and rate.
-fn key_of(case: &CaseRecord) -> SeriesKey {
+/// The label of a case: its transport, placement, connections and server model.
+fn label_of(case: &CaseRecord) -> String {
     let mut key = SeriesKey::of(case, &[Dimension::Size]);
     key.extra.retain(|e| !e.ends_with(" B") && !e.ends_with("iB"));
-    key
+    let model = if case.id.contains("model=thread-per-connection") {
+        "thread per connection"
+    } else {
+        "event loop"
+    };
+    format!("{} · {model}", key.label())
 }
 
 impl Capacity {
@@ -91,13 +96,13 @@ impl Capacity {
                 .map(|t| steps(&t.extra))
                 .filter(|s| !s.is_empty())
                 .collect();
-            let key = key_of(case);
+            let label = label_of(case);
             if trials.is_empty() {
                 // A closed loop: its throughput is its capacity.
                 if let Some(capacity) = capacity_of(case) {
                     notes.push(format!(
                         "{}: closed loop, {} (no offered load: each request waits for the last reply)",
-                        key.label(),
+                        label,
                         format::rate(capacity, "msg/s", 3)
                     ));
                 }
@@ -112,11 +117,15 @@ impl Capacity {
                 stats::median(&values)
             });
             let capacity = capacity_of(case);
-            let look = Look::of(&key, palette);
-            legend.push(look.legend_entry(key.label()));
+            // One color per case: the cases differ by server model, not transport.
+            let look = Look {
+                color: Palette::nth(series.len()),
+                ..Look::of(&SeriesKey::of(case, &[Dimension::Size]), palette)
+            };
+            legend.push(look.legend_entry(label.clone()));
             notes.push(format!(
                 "{}: capacity {}{}",
-                key.label(),
+                label,
                 capacity.map_or_else(|| "–".to_owned(), |c| format::rate(c, "msg/s", 3)),
                 match (
                     case.extra.get("capacity_msgs_per_s_min").and_then(|v| v.as_f64()),
@@ -142,16 +151,16 @@ impl Capacity {
         let x = Axis::log2(&offered, |v| format::rate(v, "msg/s", 3));
         let y = Axis::log10(low, high, |v| format::time_ns(v, 3));
         legend.push(LegendEntry::line(
-            "p99 corrected (solid)".to_owned(),
+            "p99 corrected (filled: held, hollow: not)".to_owned(),
             style::MUTED,
             false,
-            None,
+            Some(Marker::Circle),
         ));
         legend.push(LegendEntry::line(
-            "p50 corrected (dashed)".to_owned(),
+            "p50 corrected (cross)".to_owned(),
             style::MUTED,
-            true,
-            None,
+            false,
+            Some(Marker::Cross),
         ));
         if let Some(slo) = slo {
             notes.push(format!(
@@ -197,25 +206,20 @@ impl Capacity {
                     let at = self.x.t(capacity);
                     style::line(chart, &[(at, self.y.lo), (at, self.y.hi)], s.look.color, true, 1)?;
                 }
+                // Markers only: a search revisits loads (a failed step runs twice) and trials
+                // scatter, so lines through the steps would zig-zag.
                 for trial in &s.trials {
-                    let p99: Vec<(f64, f64)> = trial.iter().map(|p| (self.x.t(p.offered), self.y.t(p.p99))).collect();
-                    let p50: Vec<(f64, f64)> = trial.iter().map(|p| (self.x.t(p.offered), self.y.t(p.p50))).collect();
-                    style::line(chart, &p99, s.look.color, false, 2)?;
-                    style::line(chart, &p50, s.look.color, true, 2)?;
-                    let held: Vec<(f64, f64)> = trial
-                        .iter()
-                        .zip(&p99)
-                        .filter(|(step, _)| step.pass)
-                        .map(|(_, p)| *p)
-                        .collect();
+                    let at = |p: &Step, v: f64| (self.x.t(p.offered), self.y.t(v));
+                    let held: Vec<(f64, f64)> = trial.iter().filter(|p| p.pass).map(|p| at(p, p.p99)).collect();
                     style::markers(chart, &held, s.look.marker, s.look.color)?;
                     chart.draw_series(
                         trial
                             .iter()
-                            .zip(&p99)
-                            .filter(|(step, _)| !step.pass)
-                            .map(|(_, p)| Circle::new(*p, 5, s.look.color.stroke_width(2))),
+                            .filter(|p| !p.pass)
+                            .map(|p| Circle::new(at(p, p.p99), 5, s.look.color.stroke_width(2))),
                     )?;
+                    let p50: Vec<(f64, f64)> = trial.iter().map(|p| at(p, p.p50)).collect();
+                    style::markers(chart, &p50, Marker::Cross, s.look.color)?;
                 }
             }
             Ok(())

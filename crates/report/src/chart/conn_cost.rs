@@ -117,18 +117,23 @@ impl ConnCost {
                     .collect();
                 stats::median(&offsets).unwrap_or(0.0)
             });
-            let look = Look::of(&key, palette);
-            legend.push(look.legend_entry(key.label()));
+            // The server model tells cases apart that share a transport: a color each.
+            let threads = case.id.contains("model=thread-per-connection");
+            let label = if threads {
+                format!("{} · thread per connection", key.label())
+            } else {
+                key.label()
+            };
+            let mut look = Look::of(&key, palette);
+            if threads {
+                look.color = Palette::nth(series.len() + 1);
+            }
+            legend.push(look.legend_entry(label.clone()));
             let per = |s: Option<f64>| {
                 s.map(|v| format!("{}/conn", signed_bytes(v)))
                     .unwrap_or_else(|| "–".into())
             };
-            notes.push(format!(
-                "{}: RSS {}, slab {}",
-                key.label(),
-                per(slope[0]),
-                per(slope[1])
-            ));
+            notes.push(format!("{}: RSS {}, slab {}", label, per(slope[0]), per(slope[1])));
             series.push(Series {
                 look,
                 points,
@@ -173,7 +178,10 @@ impl ConnCost {
             let fits = self
                 .series
                 .iter()
-                .filter_map(|s| s.slope[i].map(|k| [s.offset[i], s.offset[i] + k * max_connections]))
+                .filter_map(|s| {
+                    let own_max = s.points[i].iter().map(|p| p.0).fold(0.0, f64::max);
+                    s.slope[i].map(|k| [s.offset[i], s.offset[i] + k * own_max])
+                })
                 .flatten();
             let low = all().map(|p| p.1).chain(fits.clone()).fold(0.0, f64::min);
             let high = all().map(|p| p.1).chain(fits).fold(0.0, f64::max);
@@ -183,14 +191,10 @@ impl ConnCost {
             style::mesh(&mut chart, &x, &y, "open idle connections", "memory growth (bytes)")?;
             for s in &self.series {
                 if let Some(slope) = s.slope[i] {
+                    // Over the range the series was fitted on, never beyond.
+                    let own_max = s.points[i].iter().map(|p| p.0).fold(0.0, f64::max);
                     let at = |n: f64| (n, s.offset[i] + slope * n);
-                    style::line(
-                        &mut chart,
-                        &[at(0.0), at(max_connections)],
-                        s.look.color,
-                        s.look.dashed,
-                        2,
-                    )?;
+                    style::line(&mut chart, &[at(0.0), at(own_max)], s.look.color, s.look.dashed, 2)?;
                 }
                 style::markers(&mut chart, &s.points[i], s.look.marker, s.look.color)?;
             }
