@@ -208,6 +208,15 @@ fn or_dash(text: Option<String>) -> String {
     text.unwrap_or_else(|| DASH.to_owned())
 }
 
+/// How the server of a `load` or `conn-cost` case held its connections.
+fn server_model_text(case: &CaseRecord) -> String {
+    if fleet_dimension(case, "model=").is_some_and(|m| m.contains("thread")) {
+        "thread/conn".to_owned()
+    } else {
+        "event loop".to_owned()
+    }
+}
+
 /// The first dimension of a `load` case's id that starts with `prefix`.
 fn fleet_dimension(case: &CaseRecord, prefix: &str) -> Option<String> {
     let id: ipcbench_record::CaseId = case.id.parse().ok()?;
@@ -406,22 +415,10 @@ fn columns(scenario: &str, of: &[&CaseRecord]) -> Vec<Column> {
         }
     }
     if kind == Kind::ConnCost && any(&|c| fleet_dimension(c, "model=").is_some()) {
-        columns.push(column("server", false, Everywhere, |c| {
-            if fleet_dimension(c, "model=").is_some_and(|m| m.contains("thread")) {
-                "thread/conn".to_owned()
-            } else {
-                "event loop".to_owned()
-            }
-        }));
+        columns.push(column("server", false, Everywhere, server_model_text));
     }
     if kind == Kind::Load && any(&|c| extra(c, "capacity_msgs_per_s").is_some()) {
-        columns.push(column("server", false, Everywhere, |c| {
-            if fleet_dimension(c, "model=").is_some_and(|m| m.contains("thread")) {
-                "thread/conn".to_owned()
-            } else {
-                "event loop".to_owned()
-            }
-        }));
+        columns.push(column("server", false, Everywhere, server_model_text));
         columns.push(column("mode", false, Everywhere, |c| {
             if fleet_dimension(c, "closed").is_some() {
                 "closed".to_owned()

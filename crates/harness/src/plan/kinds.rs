@@ -69,9 +69,16 @@ impl ScenarioKind {
                  rate_mbit put tcp's peer behind a delayed link in a network namespace (root; netem, or a \
                  user-space delay line without it): throughput vs bandwidth-delay, round trips"
             }
-            ScenarioKind::Load => "connections x rate_per_connection_hz open-loop: corrected and raw latency",
+            ScenarioKind::Load => {
+                "connections x rate_per_connection_hz open-loop (or \"search\" for the capacity within slo_p99, or \
+                 mode = \"closed\", wrk's way), over generator and server processes (event-loop or \
+                 thread-per-connection) and source addresses: corrected and raw latency, server costs per request"
+            }
             ScenarioKind::Proxy => "client -> relay -> server (front/back transports, convert): cost of a hop",
-            ScenarioKind::ConnCost => "idle connections opened in steps: server bytes per connection",
+            ScenarioKind::ConnCost => {
+                "idle connections opened in steps (over processes and source addresses, either server model): \
+                 server and kernel bytes per connection, fitted"
+            }
             ScenarioKind::Balance => {
                 "connections from clients -> balancer (policy) -> backends, each request a read-modify-write of \
                  its client's record in state (local, shm, redis, postgres, sqlite): latency, state cost, share \
