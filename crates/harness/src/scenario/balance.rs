@@ -164,6 +164,29 @@ pub fn trial<T: Transport + 'static>(
         .as_ref()
         .ok()
         .and_then(|(_, backends)| backends.iter().find_map(|b| b.store_error.clone()));
+    // When the backends could not report (one died on a link the others closed first), the
+    // store's own state still tells: a store server that is gone failed the trial.
+    let store_error = store_error.or_else(|| {
+        let store_failed = matches!(&outcome, Err(TrialError::Failed(m)) if m.contains(STORE_FAILED_TEXT));
+        let gone: Vec<u32> = host
+            .server_pids()
+            .into_iter()
+            .filter(|pid| {
+                // Gone, or a zombie not yet reaped (the state follows the parenthesized name).
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+                    stat.rsplit_once(") ")
+                        .is_some_and(|(_, rest)| rest.starts_with(['Z', 'X']))
+                })
+            })
+            .collect();
+        (store_failed && !gone.is_empty()).then(|| {
+            format!(
+                "{} server (pid {}) exited during the trial",
+                host.kind(),
+                gone.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            )
+        })
+    });
     if let Some(message) = store_error {
         return Err(TrialError::Failed(format!(
             "the {} store failed: {message}",
@@ -206,6 +229,9 @@ fn store_start_error(e: &StoreError) -> TrialError {
         TrialError::Failed(error_chain(e))
     }
 }
+
+/// The measuring side's account of a reply that says the backend's store operation failed.
+const STORE_FAILED_TEXT: &str = "a backend's store operation failed";
 
 /// The measuring side's handles on the other processes during the run.
 struct Peers<'a, C> {
@@ -617,7 +643,7 @@ impl Generator<'_> {
             )));
         }
         if counter == STORE_FAILED {
-            return Err(TrialError::Failed("a backend's store operation failed".into()));
+            return Err(TrialError::Failed(STORE_FAILED_TEXT.into()));
         }
         let client = self.conns[idx].client_id as usize;
         self.answered[client] += 1;
