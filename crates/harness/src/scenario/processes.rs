@@ -4,8 +4,8 @@
 //! 20,000 here, which only `CAP_SYS_RESOURCE` may raise), and one destination address only as
 //! many as the ephemeral port range (about 28,000). So a case's connections are spread:
 //!
-//! - over `client_processes` generator processes ([`super::generator`]) and `server_processes`
-//!   server processes ([`super::echo_server`]), by default as few of each as the limit allows,
+//! - over `client_processes` generator processes (`scenario/generator.rs`) and `server_processes`
+//!   server processes (`scenario/echo_server.rs`), by default as few of each as the limit allows,
 //!   every generator pinned to the client core and every server to the server core;
 //! - over `server_addresses` listening addresses per server (127.0.0.1, 127.0.0.2, ... for
 //!   more than one), each its own destination with its own ephemeral range;
@@ -13,7 +13,7 @@
 //!   127.1.0.1), so a simulated client can have an address of its own.
 //!
 //! [`layout`] checks all of this before anything starts and refuses a case that cannot fit
-//! (descriptors, ports, threads, memory) with the numbers needed and available. [`Processes`]
+//! (descriptors, ports, threads, memory) with the numbers needed and available. `Processes`
 //! starts them, ramps the connections up in batches (each at most half the accept backlog,
 //! the next only once the servers accepted everything so far), runs phases on every
 //! generator at once, and merges what they send back.
