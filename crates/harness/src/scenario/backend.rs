@@ -97,14 +97,7 @@ pub(crate) fn serve<T: Transport>(
         .name(format!("backend-{backend_idx}"))
         .spawn(move || run_loop(poll, listener, handle, &loop_shared, message_bytes, state_bytes, core))
         .map_err(|e| TrialError::Failed(format!("cannot start the backend loop: {e}")))?;
-    control.send(&protocol::encode(protocol::READY, Some(&ready)))?;
-    control.send(&protocol::encode(
-        fleet::LISTENING,
-        Some(&Listening {
-            address,
-            all: Vec::new(),
-        }),
-    ))?;
+    fleet::announce(&mut control, &ready, &Listening::one(address))?;
     let result = control_loop(&mut control, &shared);
     // Release pairs with the Acquire load in the loop after its wake-up.
     shared.stop.store(true, Ordering::Release);

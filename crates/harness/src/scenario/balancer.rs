@@ -169,14 +169,7 @@ pub(crate) fn serve<T: Transport>(
             (state, result)
         })
         .map_err(|e| TrialError::Failed(format!("cannot start the balancer loop: {e}")))?;
-    control.send(&protocol::encode(protocol::READY, Some(&ready)))?;
-    control.send(&protocol::encode(
-        fleet::LISTENING,
-        Some(&Listening {
-            address,
-            all: Vec::new(),
-        }),
-    ))?;
+    fleet::announce(&mut control, &ready, &Listening::one(address))?;
     let result = control_loop(&mut control, &shared, &commands, &waker);
     let _ = commands.send(Command::Stop);
     let _ = waker.wake();

@@ -584,12 +584,11 @@ pub(crate) fn serve<T: Transport>(transport: &T, spec: &PeerSpec, setup: &Server
             Running::Threads(ThreadServer::start(listeners, config).map_err(TrialError::Failed)?)
         }
     };
-    control.send(&protocol::encode(protocol::READY, Some(&ready)))?;
     let listening = Listening {
         address: addresses[0].clone(),
         all: addresses,
     };
-    control.send(&protocol::encode(fleet::LISTENING, Some(&listening)))?;
+    fleet::announce(&mut control, &ready, &listening)?;
     let loops = match setup.model {
         ServerModel::EventLoop => n_loops,
         ServerModel::ThreadPerConnection => 0,

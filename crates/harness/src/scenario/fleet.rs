@@ -221,6 +221,16 @@ pub(crate) fn connect_control<T: Transport>(
     Ok((control, ready))
 }
 
+/// A listening peer's announcement: `READY`, then [`LISTENING`] with its listeners.
+///
+/// # Errors
+/// When the control channel fails.
+pub(crate) fn announce<C: Channel>(control: &mut C, ready: &Ready, listening: &Listening) -> Result<(), TrialError> {
+    control.send(&protocol::encode(protocol::READY, Some(ready)))?;
+    control.send(&protocol::encode(LISTENING, Some(listening)))?;
+    Ok(())
+}
+
 /// Receives one control message and checks its command; returns its body.
 pub(crate) fn expect_control<C: Channel>(
     channel: &mut C,

@@ -290,8 +290,6 @@ fn drive<C: ipcbench_core::Channel>(
 /// The trial of one phase: merged histograms, rates, and the server's costs per request.
 fn trial_of(outcome: &PhaseOutcome, connections: u64, rate_hz: f64, fleet: &FleetOptions) -> Trial {
     let recorded = outcome.sum(|r| r.recorded);
-    let message_bytes = 0;
-    let _ = message_bytes;
     let mut trial = Trial {
         latency_ns: stats::percentiles(&outcome.raw),
         latency_corrected_ns: stats::percentiles(&outcome.corrected),
