@@ -7,7 +7,7 @@ use ipcbench_record::RunRecord;
 use crate::chart::ChartInfo;
 use crate::doc::{self, Output, Table};
 use crate::hgrm::HgrmFile;
-use crate::{ReportError, cases};
+use crate::{ReportError, cases, relative};
 
 const STYLE: &str = r#"
 :root { color-scheme: light; }
@@ -129,6 +129,17 @@ pub(crate) fn render(record: &RunRecord, charts: &[(ChartInfo, String)], hgrm: &
             escape(&scenario),
             escape(&scenario)
         ));
+        let relative = relative::relative_summary(&record.cases, &scenario);
+        if let Some((heading, lines)) = relative.split_first() {
+            out.push_str(&format!(
+                "<p class=\"relative\">{}</p>\n<ul class=\"relative\">\n",
+                escape(heading)
+            ));
+            for line in lines {
+                out.push_str(&format!("<li>{}</li>\n", escape(line)));
+            }
+            out.push_str("</ul>\n");
+        }
         out.push_str(&table(
             &doc::scenario_table(record, &scenario, Output::Document),
             "cases",

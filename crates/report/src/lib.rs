@@ -27,6 +27,7 @@ mod hgrm;
 mod html;
 mod load;
 mod markdown;
+mod relative;
 mod render;
 mod stamp;
 mod terminal;

@@ -5,7 +5,7 @@ use ipcbench_record::RunRecord;
 use crate::chart::ChartInfo;
 use crate::doc::{self, Output, Table};
 use crate::hgrm::HgrmFile;
-use crate::{ReportError, cases};
+use crate::{ReportError, cases, relative};
 
 /// Escapes text for a Markdown table cell or list item.
 fn cell(text: &str) -> String {
@@ -51,6 +51,14 @@ pub(crate) fn render(record: &RunRecord, charts: &[ChartInfo], hgrm: &[HgrmFile]
     }
     for scenario in cases::scenarios(&record.cases) {
         out.push_str(&format!("\n## {scenario}\n\n"));
+        let relative = relative::relative_summary(&record.cases, &scenario);
+        if let Some((heading, lines)) = relative.split_first() {
+            out.push_str(&format!("{}\n\n", cell(heading)));
+            for line in lines {
+                out.push_str(&format!("- {}\n", cell(line)));
+            }
+            out.push('\n');
+        }
         out.push_str(&table(&doc::scenario_table(record, &scenario, Output::Document)));
         if let Some(explanation) = doc::bare_explanation(record, &scenario) {
             out.push_str(&format!("\n{explanation}\n"));

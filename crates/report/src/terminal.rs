@@ -3,8 +3,8 @@
 
 use ipcbench_record::RunRecord;
 
-use crate::cases;
 use crate::doc::{self, Output, Table};
+use crate::{cases, relative};
 
 /// Lays out one table: columns separated by two spaces, numeric ones right-aligned, a rule of
 /// dashes under the header, no trailing spaces.
@@ -58,6 +58,9 @@ pub fn terminal_tables(record: &RunRecord) -> String {
         }
         let table = doc::scenario_table(record, &scenario, Output::Terminal);
         out.push_str(&format!("{scenario}\n"));
+        for line in relative::relative_summary(&record.cases, &scenario) {
+            out.push_str(&format!("{line}\n"));
+        }
         out.push_str(&layout(&table));
         if let Some(footnote) = table.footnote {
             out.push_str(&format!("{footnote}\n"));

@@ -107,7 +107,11 @@ fn flagged_short_and_failed_cases_are_marked_and_explained() {
 fn columns_line_up_and_no_line_ends_in_a_space() {
     let text = ipcbench_report::terminal_tables(&every_scenario());
     for block in text.split("\n\n") {
-        let lines: Vec<&str> = block.lines().collect();
+        // The relative summary's lines stand between the name and the table.
+        let lines: Vec<&str> = block
+            .lines()
+            .filter(|l| !l.starts_with("Relative (") && !l.contains(" is fastest ("))
+            .collect();
         // Name, header, rule: the rule is as wide as the widest row.
         let rule = lines[2];
         assert!(rule.chars().all(|c| c == '-' || c == ' '), "{block}");
@@ -150,4 +154,58 @@ fn the_vs_bare_column_and_its_note_appear_only_when_a_case_has_the_figure() {
         "{markdown}"
     );
     assert!(markdown.contains("2.2 GB/s"), "{markdown}");
+}
+
+#[test]
+fn the_relative_summary_names_the_fastest_transport_per_size_and_placement() {
+    let record = common::record(
+        "relative",
+        vec![
+            common::pingpong("tcp", None, 64, false, 20_000.0),
+            common::pingpong("uds", None, 64, false, 10_000.0),
+            common::pingpong("pipe", None, 64, false, 10_050.0),
+            // Alone in its group (same-core): no line for it.
+            common::pingpong("tcp", None, 64, true, 4_000.0),
+            common::stream("tcp", 65536, false, 2e9),
+            common::stream("pipe", 65536, false, 1e9),
+        ],
+    );
+    let text = ipcbench_report::terminal_tables(&record);
+    let lines: Vec<&str> = text.lines().collect();
+    let cross = lines
+        .iter()
+        .find(|l| l.starts_with("64 B, cross-core 0/1:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(cross.contains("uds is fastest ("), "{cross}");
+    // The fixtures' medians sit about 2x apart, with intervals well clear of each other.
+    let tcp = &cross[cross.find("tcp 2.0").unwrap_or_else(|| panic!("{cross}"))..];
+    assert!(tcp.contains("x (1.") && !tcp.contains("not told apart"), "{cross}");
+    assert!(
+        cross.contains("pipe 1.0") && cross.contains("not told apart"),
+        "{cross}"
+    );
+    assert!(
+        cross.find("pipe").unwrap() < cross.find("tcp").unwrap(),
+        "slower ones in order: {cross}"
+    );
+    assert!(!text.contains("same-core 0/0:"), "a group of one has no line: {text}");
+    let stream = lines
+        .iter()
+        .find(|l| l.starts_with("64 KiB, cross-core 0/1:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(stream.contains("tcp is fastest (2"), "{stream}");
+    assert!(stream.contains("pipe 2.00x (1."), "{stream}");
+    // The summary stands above its scenario's table.
+    let heading = text.find("Relative (p50 round trip").unwrap();
+    assert!(text[..heading].trim_end().ends_with("pingpong"), "{text}");
+    let markdown = ipcbench_report::markdown(&record).unwrap();
+    assert!(
+        markdown.contains("- 64 B, cross-core 0/1: uds is fastest"),
+        "{markdown}"
+    );
+    let html = ipcbench_report::html(&record).unwrap();
+    assert!(
+        html.contains("<ul class=\"relative\">\n<li>64 B, cross-core 0/1: uds is fastest"),
+        "{html}"
+    );
 }
