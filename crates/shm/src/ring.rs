@@ -324,7 +324,9 @@ impl<S: Storage> Producer<S> {
         // does not read until `publish` stores a `tail` covering them.
         unsafe {
             self.storage.copy_in(start, before_wrap);
-            self.storage.copy_in(0, after_wrap);
+            if !after_wrap.is_empty() {
+                self.storage.copy_in(0, after_wrap);
+            }
         }
         self.tail = self.tail.wrapping_add(len);
     }
@@ -357,7 +359,9 @@ impl<S: Storage> Producer<S> {
         // free space (the assert) that the consumer does not read until a later publication.
         unsafe {
             self.storage.copy_in(start, before_wrap);
-            self.storage.copy_in(0, after_wrap);
+            if !after_wrap.is_empty() {
+                self.storage.copy_in(0, after_wrap);
+            }
         }
     }
 
@@ -398,9 +402,14 @@ impl<S: Storage> Producer<S> {
             return false;
         }
         let (first_line, rest) = body.split_at(body.len().min(FIRST_LINE_BODY));
-        self.write_ahead(RECORD_ALIGN, rest);
-        self.write_ahead(RECORD_HEADER_BYTES, first_line);
-        self.write_ahead(8, &(body.len() as u64).to_le_bytes());
+        if !rest.is_empty() {
+            self.write_ahead(RECORD_ALIGN, rest);
+        }
+        // The length and the first line's body bytes go in with one copy.
+        let mut line = [0u8; 8 + FIRST_LINE_BODY];
+        line[..8].copy_from_slice(&(body.len() as u64).to_le_bytes());
+        line[8..8 + first_line.len()].copy_from_slice(first_line);
+        self.write_ahead(8, &line[..8 + first_line.len()]);
         self.commit(commit_word(self.tail, key));
         self.tail = self.tail.wrapping_add(total);
         self.publish();
@@ -549,7 +558,9 @@ impl<S: Storage> Consumer<S> {
         // them.
         unsafe {
             self.storage.copy_out(start, before_wrap);
-            self.storage.copy_out(0, after_wrap);
+            if !after_wrap.is_empty() {
+                self.storage.copy_out(0, after_wrap);
+            }
         }
     }
 
