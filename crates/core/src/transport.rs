@@ -114,7 +114,8 @@ pub trait Channel: Send {
     /// `Disconnected` once the peer is gone; `MessageTooLarge` past the transport's limit.
     fn send(&mut self, msg: &[u8]) -> Result<(), TransportError>;
 
-    /// Receives one message into `buf` and returns its length.
+    /// Receives one message into `buf` and returns its length. Bytes of `buf` past that length
+    /// may have been overwritten (a transport may copy in whole lines or predicted lengths).
     ///
     /// # Errors
     /// `Disconnected` once the peer is gone; `MessageTooLarge` if `buf` is too short (the

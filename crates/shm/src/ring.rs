@@ -83,7 +83,9 @@ pub(crate) const RECORD_ALIGN: u64 = 64;
 /// Bytes of a record's header: the commit word and the body's length.
 pub(crate) const RECORD_HEADER_BYTES: u64 = 16;
 /// The body bytes that share the header's cache line.
-const FIRST_LINE_BODY: usize = (RECORD_ALIGN - RECORD_HEADER_BYTES) as usize;
+pub(crate) const FIRST_LINE_BODY: usize = (RECORD_ALIGN - RECORD_HEADER_BYTES) as usize;
+/// Bytes of a record's first line after its commit word: the length and the first body bytes.
+const LINE_AFTER_COMMIT: usize = (RECORD_ALIGN - 8) as usize;
 /// Flipped in the commit word of a record whose body follows in pieces.
 const PIECES: u64 = 1 << 63;
 
@@ -405,11 +407,18 @@ impl<S: Storage> Producer<S> {
         if !rest.is_empty() {
             self.write_ahead(RECORD_ALIGN, rest);
         }
-        // The length and the first line's body bytes go in with one copy.
-        let mut line = [0u8; 8 + FIRST_LINE_BODY];
+        // The length and the first line's body bytes go in with one copy of a constant size
+        // (inlined, no `memcpy` call): the whole first line after the commit word, its unused
+        // tail being this record's padding.
+        let mut line = [0u8; LINE_AFTER_COMMIT];
         line[..8].copy_from_slice(&(body.len() as u64).to_le_bytes());
         line[8..8 + first_line.len()].copy_from_slice(first_line);
-        self.write_ahead(8, &line[..8 + first_line.len()]);
+        let offset = self.capacity.offset(self.tail);
+        // SAFETY: records start on a line (`tail` is a multiple of RECORD_ALIGN) and the
+        // capacity is a multiple of it, since a record of at least one line fit (`free` above):
+        // the line `offset..offset + 64` lies in the data area, and it is free space of this
+        // record, which the consumer does not read before the commit word below.
+        unsafe { self.storage.copy_in(offset + 8, &line) };
         self.commit(commit_word(self.tail, key));
         self.tail = self.tail.wrapping_add(total);
         self.publish();
@@ -562,6 +571,32 @@ impl<S: Storage> Consumer<S> {
                 self.storage.copy_out(0, after_wrap);
             }
         }
+    }
+
+    /// Copies the body of a whole record of `len <= FIRST_LINE_BODY` bytes whose header was
+    /// just seen into `dst`, as one copy of a constant size (all the body bytes the line can
+    /// hold: bytes of `dst` past `len` are overwritten with the record's padding), and
+    /// consumes the record.
+    ///
+    /// # Panics
+    ///
+    /// If `len` is larger than [`FIRST_LINE_BODY`] or the record is not available.
+    pub(crate) fn read_small(&mut self, len: u64, dst: &mut [u8; FIRST_LINE_BODY]) {
+        assert!(
+            len <= FIRST_LINE_BODY as u64,
+            "a small record has at most one line of body"
+        );
+        assert!(
+            self.cached_available() >= RECORD_ALIGN,
+            "ring read of a record exceeds the data"
+        );
+        let offset = self.capacity.offset(self.head);
+        // SAFETY: `head` is at a record's start, a multiple of RECORD_ALIGN, and the capacity
+        // is a multiple of it, so `offset + 64 <= capacity`; the record's whole line is
+        // published (the assert, by its commit word), and the producer does not overwrite it
+        // until `release` stores a `head` past it.
+        unsafe { self.storage.copy_out(offset + RECORD_HEADER_BYTES as usize, dst) };
+        self.head = self.head.wrapping_add(RECORD_ALIGN);
     }
 
     /// Copies the next `dst.len()` bytes out and consumes them (without releasing the space).

@@ -47,7 +47,9 @@ use ipcbench_core::{Bare, BareIo, Channel, Endpoint, Listener, Options, Transpor
 use crate::memfd;
 use crate::peer::PeerWatch;
 use crate::region::{MEMFD_NAME, MappedRing, OpenError, Region, Role};
-use crate::ring::{Capacity, Consumer, Header, Producer, RECORD_HEADER_BYTES, commit_key, record_bytes};
+use crate::ring::{
+    Capacity, Consumer, FIRST_LINE_BODY, Header, Producer, RECORD_HEADER_BYTES, commit_key, record_bytes,
+};
 use crate::slot::{BadHandOff, SlotState, Slots};
 use crate::sync::{Arc, Ordering};
 use crate::wait::{self, Peer, WaitStrategy};
@@ -495,6 +497,14 @@ impl RxSide {
                 len: usize::try_from(len).unwrap_or(usize::MAX),
                 max: buf.len(),
             });
+        }
+        if let (Header::Whole(len), Some(first_line)) = (header, buf.first_chunk_mut::<FIRST_LINE_BODY>())
+            && len <= FIRST_LINE_BODY as u64
+        {
+            // A message on the header's line: one copy of a constant size (see `read_small`).
+            self.consumer.read_small(len, first_line);
+            self.release(link);
+            return Ok(len as usize);
         }
         let out = &mut buf[..len as usize];
         self.consumer.skip(RECORD_HEADER_BYTES);
