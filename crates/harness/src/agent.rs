@@ -418,3 +418,39 @@ fn launch(stream: &TcpStream, shared: &Shared, spec: &PeerSpec) -> Result<(), St
     let _ = watcher.join();
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_case(peer: Option<&str>) -> Case {
+        let peer = peer.map_or(String::new(), |p| format!("peer = \"{p}\"\n"));
+        let text = format!(
+            "name = \"t\"\n{peer}[[scenario]]\nkind = \"load\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\n\
+             generators = [\"198.18.0.6:7100\"]\n"
+        );
+        let plan = crate::plan::Plan::parse("t", &text, &crate::plan::Overrides::default(), 2).unwrap();
+        plan.cases[0].clone()
+    }
+
+    #[test]
+    fn a_generator_dials_only_its_client_or_the_cases_peer() {
+        let client: IpAddr = "198.18.0.5".parse().unwrap();
+        let servers = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let alone = load_case(None);
+        assert!(checked_generator(&alone, &servers(&["198.18.0.5:4000"]), false, client).is_ok());
+        let e = checked_generator(&alone, &servers(&["198.18.0.5:4000", "10.0.0.1:80"]), false, client).unwrap_err();
+        assert!(
+            e.contains("would dial 10.0.0.1") && e.contains("only its client (198.18.0.5)"),
+            "{e}"
+        );
+        let with_peer = load_case(Some("198.18.0.9:7100"));
+        assert!(checked_generator(&with_peer, &servers(&["198.18.0.9:4000"]), false, client).is_ok());
+        let e = checked_generator(&with_peer, &servers(&["198.18.0.13:4000"]), false, client).unwrap_err();
+        assert!(e.contains("or the case's peer agent (198.18.0.9)"), "{e}");
+        let e = checked_generator(&alone, &servers(&["198.18.0.5:4000"]), true, client).unwrap_err();
+        assert!(e.contains("source addresses"), "{e}");
+        assert!(checked_generator(&alone, &servers(&["nonsense"]), false, client).is_err());
+        assert!(checked_generator(&alone, &[], false, client).is_err());
+    }
+}
