@@ -267,17 +267,37 @@ fn contact_agents(plan: &Plan, token: Option<&Secret>) -> Result<Vec<Agent>> {
     let mut agents = Vec::new();
     for address in plan.agents() {
         let agent = ipcbench_harness::remote::contact(address, token).map_err(|e| usage(e.to_string()))?;
+        let refuse = |reason: String| usage(format!("the agent at {address} would refuse the plan: {reason}"));
+        let cores = agent.welcome.environment.cores;
+        let beyond_cores = |case: &ipcbench_harness::plan::Case, side: &str, core: usize| {
+            usage(format!(
+                "case {} pins the {side} to core {core}, but the agent at {address} has {cores} cores; set `cores` \
+                 to [client, server] pairs that exist on both machines",
+                case.id
+            ))
+        };
         for case in plan.cases.iter().filter(|c| c.peer == Some(address)) {
             if let Some(reason) = agent.welcome.limits.refusal(case) {
-                return Err(usage(format!("the agent at {address} would refuse the plan: {reason}")));
+                return Err(refuse(reason));
             }
-            let cores = agent.welcome.environment.cores;
             if case.placement.server >= cores {
-                return Err(usage(format!(
-                    "case {} pins the server to core {}, but the agent at {address} has {cores} cores; set `cores` \
-                     to [client, server] pairs that exist on both machines",
-                    case.id, case.placement.server
-                )));
+                return Err(beyond_cores(case, "server", case.placement.server));
+            }
+        }
+        // A generator agent holds its share of the fleet: that share is what its limits bound.
+        for case in plan.cases.iter() {
+            let Some(k) = case.generators.iter().position(|&a| a == address) else {
+                continue;
+            };
+            let connections = case
+                .connections
+                .unwrap_or(ipcbench_harness::scenario::load::DEFAULT_CONNECTIONS);
+            let share = case.generator_shares(connections)[k];
+            if let Some(reason) = agent.welcome.limits.refusal_of_share(case, share, " as a generator") {
+                return Err(refuse(reason));
+            }
+            if case.placement.client >= cores {
+                return Err(beyond_cores(case, "generator", case.placement.client));
             }
         }
         eprintln!(
@@ -421,6 +441,10 @@ pub fn list() -> String {
     out.push_str(
         "pingpong, stream, rpc and load also take peer = \"IP:PORT\" (at the top or per scenario): their server side \
          runs on that `ipcbench serve` agent, over tcp only (`run --token-file` proves its secret).\n",
+    );
+    out.push_str(
+        "load also takes generators = [\"IP:PORT\", ...] (at the top or per scenario): its client connections are \
+         shared out over those agents, one generator process each, over tcp only.\n",
     );
     out.push_str(
         "http takes instead of transports and message_bytes: front, back (\"h1\"/\"h2\" lists), response_bytes \

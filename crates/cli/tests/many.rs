@@ -161,6 +161,7 @@ rate_per_connection_hz = 1000
         peer_command: &peer_command,
         trial_idx: 0,
         agent: None,
+        generators: &[],
     };
     // Warm-up is 1,200 messages; stall about one second into the measured phase.
     let stall = Stall {

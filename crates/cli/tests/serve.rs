@@ -139,6 +139,22 @@ fn record(out: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap()
 }
 
+/// Runs the plan `text` into `dir/out`, expecting exit 0 (showing the `agents`' logs if not);
+/// returns the folder and its record.
+fn run_ok(dir: &Path, text_of_plan: &str, agents: &[&Agent]) -> (std::path::PathBuf, serde_json::Value) {
+    let plan = dir.join("plan.toml");
+    std::fs::write(&plan, text_of_plan).unwrap();
+    let out = dir.join("out");
+    let output = run_plan(plan.to_str().unwrap(), &out, &[]);
+    let logs: Vec<String> = agents
+        .iter()
+        .map(|a| format!("agent {}:\n{}", a.address, a.log()))
+        .collect();
+    assert_eq!(output.status.code(), Some(0), "{}\n{}", text(&output), logs.join("\n"));
+    let run = record(&out);
+    (out, run)
+}
+
 /// The agent's open descriptors and child processes.
 fn holdings(pid: u32) -> (usize, Vec<String>) {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -293,10 +309,17 @@ fn plans_beyond_an_agents_limits_or_its_scenarios_are_refused_naming_why() {
             agent.address
         )
     };
+    // As the only generator agent, it holds the whole fleet: the same limits bound its share.
+    let as_generator = |text: String| {
+        text.replace("peer = ", "generators = ")
+            .replace(&format!("\"{}\"", agent.address), &format!("[\"{}\"]", agent.address))
+    };
     for (plan_text, expected) in [
         (load(6, 10, "200ms"), "--max-connections"),
         (load(5, 21, "200ms"), "--max-rate"),
         (load(5, 10, "3s"), "--max-duration"),
+        (as_generator(load(6, 10, "200ms")), "6 connections as a generator"),
+        (as_generator(load(5, 21, "200ms")), "messages/s as a generator"),
     ] {
         let plan = dir.path().join("limits.toml");
         std::fs::write(&plan, plan_text).unwrap();
@@ -305,34 +328,51 @@ fn plans_beyond_an_agents_limits_or_its_scenarios_are_refused_naming_why() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected) && stderr.lines().count() == 1, "{stderr}");
     }
-    // Plan errors, before any agent is contacted: a transport or scenario that cannot be remote.
-    for (scenario, expected) in [
+    // Plan errors, before any agent is contacted: a transport or scenario that cannot be remote,
+    // and for `generators` the keys that name this machine's own loopback addresses.
+    let peer = format!("peer = \"{}\"", agent.address);
+    let generators = format!("generators = [\"{}\"]", agent.address);
+    let load_on = |transports: &str, extra: &str| {
+        format!("kind = \"load\"\ntransports = [{transports}]\nmessage_bytes = 64\n{extra}")
+    };
+    for (top, scenario, expected) in [
         (
-            "kind = \"pingpong\"\ntransports = [\"tcp\", \"uds\"]\nmessage_bytes = 64\n",
+            &peer,
+            "kind = \"pingpong\"\ntransports = [\"tcp\", \"uds\"]\nmessage_bytes = 64\n".to_owned(),
             "limits.toml:5:1: `uds` cannot reach a remote peer",
         ),
         (
-            "kind = \"proxy\"\nfront = [\"tcp\"]\nback = [\"tcp\"]\nmessage_bytes = 64\n",
+            &peer,
+            "kind = \"proxy\"\nfront = [\"tcp\"]\nback = [\"tcp\"]\nmessage_bytes = 64\n".to_owned(),
             "limits.toml:1:1: `peer` runs the server side on an agent for pingpong, stream, rpc and load",
         ),
         (
-            "kind = \"rpc\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\ndelay_ms = 1\n",
+            &peer,
+            "kind = \"rpc\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\ndelay_ms = 1\n".to_owned(),
             "limits.toml:7:1: `delay_ms` puts a local peer behind a delayed link",
+        ),
+        (
+            &generators,
+            load_on("\"uds\"", ""),
+            "limits.toml:5:1: `uds` cannot reach remote generators",
+        ),
+        (
+            &generators,
+            "kind = \"conn-cost\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\n".to_owned(),
+            "limits.toml:1:1: `generators` spreads the client fleet of `load` over agents; scenario `conn-cost`",
+        ),
+        (
+            &generators,
+            load_on("\"tcp\"", "source_addresses = 4\n"),
+            "limits.toml:7:1: `source_addresses` binds loopback source addresses of this machine",
         ),
     ] {
         let plan = dir.path().join("limits.toml");
-        std::fs::write(
-            &plan,
-            format!(
-                "peer = \"{}\"\nname = \"limits\"\n[[scenario]]\n{scenario}",
-                agent.address
-            ),
-        )
-        .unwrap();
+        std::fs::write(&plan, format!("{top}\nname = \"limits\"\n[[scenario]]\n{scenario}")).unwrap();
         let (output, _) = run_bounded(&["run", "--dry-run", plan.to_str().unwrap()], Duration::from_secs(20));
         assert_eq!(output.status.code(), Some(2), "{}", text(&output));
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(expected), "{stderr}");
+        assert!(stderr.contains(expected) && stderr.lines().count() == 1, "{stderr}");
     }
 }
 
@@ -368,10 +408,9 @@ fn an_agent_in_another_namespace_serves_pingpong_stream_rpc_and_load() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let plan = dir.path().join("remote.toml");
-    std::fs::write(
-        &plan,
-        format!(
+    let (out, run) = run_ok(
+        dir.path(),
+        &format!(
             "name = \"remote\"\nrepetitions = 2\nwarmup = \"50ms\"\nduration = \"200ms\"\ncores = [0, 1]\n\
              peer = \"{}\"\n\
              [[scenario]]\nkind = \"pingpong\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\n\
@@ -381,18 +420,8 @@ fn an_agent_in_another_namespace_serves_pingpong_stream_rpc_and_load() {
              rate_per_connection_hz = 50\n",
             agent.address
         ),
-    )
-    .unwrap();
-    let out = dir.path().join("out");
-    let output = run_plan(plan.to_str().unwrap(), &out, &[]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}\nagent:\n{}",
-        text(&output),
-        agent.log()
+        &[&agent],
     );
-    let run = record(&out);
     let cases = run["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 4);
     for case in cases {
@@ -420,25 +449,19 @@ fn an_agent_in_another_namespace_serves_pingpong_stream_rpc_and_load() {
     assert!(report.contains(&agent.address.to_string()), "{report}");
 }
 
-#[test]
-fn an_agent_killed_mid_trial_fails_its_case_within_seconds_and_the_run_goes_on() {
-    let Some((_one, _link, mut agent)) = namespaced_agent() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let plan = dir.path().join("killed.toml");
-    std::fs::write(
-        &plan,
-        format!(
-            "name = \"killed\"\nrepetitions = 1\nwarmup = \"50ms\"\ncores = [0, 1]\n\
-             [[scenario]]\nkind = \"pingpong\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\nduration = \"60s\"\n\
-             peer = \"{}\"\n\
-             [[scenario]]\nkind = \"pingpong\"\ntransports = [\"null\"]\nmessage_bytes = 64\nduration = \"200ms\"\n",
-            agent.address
-        ),
-    )
-    .unwrap();
-    let out = dir.path().join("out");
+/// What [`run_and_kill`] saw: the run's exit code and stderr, its record, and the killed
+/// agent's peer.
+struct Killed {
+    code: Option<i32>,
+    stderr: String,
+    record: serde_json::Value,
+    peer_pid: u32,
+}
+
+/// Runs `plan` into `dir/out`, kills `agent` 0.5 s after its first launch, and checks that the
+/// tcp case failed within 30 s of the kill (seen in the staged record) and that the run ended.
+fn run_and_kill(plan: &Path, dir: &Path, agent: &mut Agent) -> Killed {
+    let out = dir.join("out");
     let started = Instant::now();
     let mut run = Command::new(bin())
         .args(["run", plan.to_str().unwrap(), "--out", out.to_str().unwrap()])
@@ -465,7 +488,7 @@ fn an_agent_killed_mid_trial_fails_its_case_within_seconds_and_the_run_goes_on()
     let _ = agent.child.kill();
     let _ = agent.child.wait();
     // The record so far is saved after every trial, in the staging folder beside `out`.
-    let staged = dir.path().join(format!(".out.staging-{}", run.id())).join("run.json");
+    let staged = dir.join(format!(".out.staging-{}", run.id())).join("run.json");
     let remote_failed = || {
         std::fs::read_to_string(&staged)
             .ok()
@@ -496,14 +519,37 @@ fn an_agent_killed_mid_trial_fails_its_case_within_seconds_and_the_run_goes_on()
     };
     let mut stderr = String::new();
     let _ = run.stderr.take().unwrap().read_to_string(&mut stderr);
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    let record = record(&out);
-    let cases = record["cases"].as_array().unwrap();
+    Killed {
+        code: status.code(),
+        stderr,
+        record: record(&out),
+        peer_pid,
+    }
+}
+
+/// Runs `scenario` (a remote tcp case on `agent`, 60 s long) and a local null case after it,
+/// kills `agent` during the first ([`run_and_kill`]), and checks the outcome: exit 1, the tcp
+/// case failed naming the agent, the null case ok, and the killed agent's peer gone with it.
+fn a_killed_agent_fails_its_case_and_the_run_goes_on(scenario: &str, agent: &mut Agent) {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("killed.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"killed\"\nrepetitions = 1\nwarmup = \"50ms\"\ncores = [0, 1]\n{scenario}\
+             [[scenario]]\nkind = \"pingpong\"\ntransports = [\"null\"]\nmessage_bytes = 64\nduration = \"200ms\"\n"
+        ),
+    )
+    .unwrap();
+    let address = agent.address;
+    let killed = run_and_kill(&plan, dir.path(), agent);
+    assert_eq!(killed.code, Some(1), "{}", killed.stderr);
+    let cases = killed.record["cases"].as_array().unwrap();
     let remote = cases.iter().find(|c| c["transport"] == "tcp").unwrap();
     let local = cases.iter().find(|c| c["transport"] == "null").unwrap();
     assert_eq!(remote["status"], "failed", "{remote}");
     assert!(
-        remote["reason"].as_str().unwrap().contains(&agent.address.to_string()),
+        remote["reason"].as_str().unwrap().contains(&address.to_string()),
         "{remote}"
     );
     assert_eq!(local["status"], "ok", "{local}");
@@ -516,8 +562,158 @@ fn an_agent_killed_mid_trial_fails_its_case_within_seconds_and_the_run_goes_on()
             .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with(['Z', 'X'])))
             .unwrap_or(false)
     };
-    while alive(peer_pid) {
-        assert!(Instant::now() < deadline, "the agent's peer {peer_pid} outlived it");
+    while alive(killed.peer_pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the agent's peer {} outlived it",
+            killed.peer_pid
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn an_agent_killed_mid_trial_fails_its_case_within_seconds_and_the_run_goes_on() {
+    let Some((_one, _link, mut agent)) = namespaced_agent() else {
+        return;
+    };
+    let plan = format!(
+        "[[scenario]]\nkind = \"pingpong\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\nduration = \"60s\"\n\
+         peer = \"{}\"\n",
+        agent.address
+    );
+    a_killed_agent_fails_its_case_and_the_run_goes_on(&plan, &mut agent);
+}
+
+/// The namespace tests' lock, two namespaces behind veth pairs of their own (198.18.0.4/30 and
+/// 198.18.0.8/30) with an agent in each, and each namespace routed to every host address of
+/// 198.18.0.0/24 through its own link (so both reach an agent on this side's first host end);
+/// `None` (the reason printed) where no namespace can be made.
+fn generator_agents() -> Option<(std::sync::MutexGuard<'static, ()>, Vec<Link>, Vec<Agent>)> {
+    let one = LINKS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut links = Vec::new();
+    for slot in 1..=2 {
+        match Link::create_on(
+            LinkSpec {
+                delay: Duration::ZERO,
+                rate_mbit: None,
+            },
+            slot,
+        ) {
+            Ok(link) => links.push(link),
+            Err(reason) => {
+                eprintln!("skipped: no network namespace here: {reason}");
+                return None;
+            }
+        }
+    }
+    for link in &links {
+        let via = link.host_address().to_string();
+        let output = run_command(
+            "ip",
+            &["-n", link.namespace(), "route", "add", "198.18.0.0/24", "via", &via],
+        );
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    let agents = links
+        .iter()
+        .map(|link| Agent::start(&link.peer_address().to_string(), Some(link.namespace()), &[]))
+        .collect();
+    Some((one, links, agents))
+}
+
+/// Runs `program args` to completion (an `ip` command, which returns at once).
+fn run_command(program: &str, args: &[&str]) -> Output {
+    Command::new(program).args(args).output().unwrap()
+}
+
+#[test]
+fn two_generator_agents_share_a_load_fleet_and_their_histograms_merge() {
+    let Some((_one, links, agents)) = generator_agents() else {
+        return;
+    };
+    // A third agent on this side, on the first link's host end, serves the second case.
+    let peer = Agent::start(&links[0].host_address().to_string(), None, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (agents[0].address, agents[1].address);
+    let (_, run) = run_ok(
+        dir.path(),
+        &format!(
+            "name = \"fleet\"\nrepetitions = 1\nwarmup = \"100ms\"\nduration = \"1s\"\ncores = [0, 1]\n\
+             generators = [\"{a}\", \"{b}\"]\n\
+             [[scenario]]\nkind = \"load\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\nconnections = 20\n\
+             rate_per_connection_hz = 50\n\
+             [[scenario]]\nkind = \"load\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\nconnections = 10\n\
+             rate_per_connection_hz = 40\npeer = \"{}\"\n",
+            peer.address
+        ),
+        &[&agents[0], &agents[1], &peer],
+    );
+    let cases = run["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    for case in cases {
+        assert_eq!(case["status"], "ok", "{case}");
+        assert!(case["id"].as_str().unwrap().contains("/agents2/"), "{}", case["id"]);
+        assert_eq!(
+            case["extra"]["generators"],
+            serde_json::json!([a.to_string(), b.to_string()])
+        );
+        let trial = &case["trials"][0];
+        let figure = |key: &str| {
+            trial["extra"][key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no {key}: {trial}"))
+        };
+        let share = case["connections"].as_f64().unwrap() / 2.0 * case["rate_per_connection_hz"].as_f64().unwrap();
+        let mut counts = 0.0;
+        for k in 0..2 {
+            let achieved = figure(&format!("agent{k}_achieved_messages_per_s"));
+            // Open loop: each agent sends its share's schedule; 10x margins for a loaded machine.
+            assert!(
+                achieved > share / 10.0 && achieved < share * 2.0,
+                "agent {k}: {achieved} of {share}/s"
+            );
+            assert_eq!(
+                figure(&format!("agent{k}_connections")),
+                case["connections"].as_f64().unwrap() / 2.0
+            );
+            counts += figure(&format!("agent{k}_messages"));
+        }
+        assert!(counts > 0.0);
+        assert_eq!(trial["messages"].as_f64().unwrap(), counts, "{trial}");
+        let merged = ipcbench_record::stats::decode_histogram(trial["histogram_v2"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            merged.len() as f64,
+            counts,
+            "the merged histogram holds every agent's replies"
+        );
+    }
+    let listed = run["agents"].as_array().unwrap();
+    for (address, role, n_cases) in [(a, "generator", 2), (b, "generator", 2), (peer.address, "peer", 1)] {
+        let entry = listed
+            .iter()
+            .find(|e| e["address"] == address.to_string() && e["role"] == role)
+            .unwrap_or_else(|| panic!("{address} as {role} in {listed:?}"));
+        assert_eq!(entry["version"], env!("CARGO_PKG_VERSION"));
+        assert!(entry["environment"]["cores"].as_u64().unwrap() >= 1);
+        assert_eq!(entry["case_ids"].as_array().unwrap().len(), n_cases);
+    }
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    // Each agent ran one generator per case.
+    for agent in &agents {
+        assert!(agent.logged("peer pid"), "{}", agent.log());
+    }
+}
+
+#[test]
+fn a_generator_agent_killed_mid_trial_fails_its_case_within_seconds_and_the_run_goes_on() {
+    let Some((_one, _links, mut agents)) = generator_agents() else {
+        return;
+    };
+    let plan = format!(
+        "[[scenario]]\nkind = \"load\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\nconnections = 4\n\
+         rate_per_connection_hz = 10\nduration = \"60s\"\ngenerators = [\"{}\", \"{}\"]\n",
+        agents[0].address, agents[1].address
+    );
+    a_killed_agent_fails_its_case_and_the_run_goes_on(&plan, &mut agents[0]);
 }

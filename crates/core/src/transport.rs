@@ -87,6 +87,16 @@ pub trait Transport: Send + Sync {
     fn event_loop(&self) -> Option<&dyn EventLoopTransport> {
         None
     }
+
+    /// The same transport with its listeners on `ip` instead, for a transport whose endpoints
+    /// are IP addresses (tcp); `None` (the default) for every other. The many-connection
+    /// scenarios use it to listen on the address each remote generator reaches this machine at.
+    fn on_ip(&self, _ip: std::net::IpAddr) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// The listening half of a transport, waiting for its one peer.

@@ -8,8 +8,10 @@
 //!
 //! Invariants:
 //! - It runs nothing but its own peer roles: the child is always this binary's `peer`
-//!   subcommand, for the server side of pingpong, stream and rpc or `load`'s event server,
-//!   over tcp, and it dials only the address of the machine on the control connection.
+//!   subcommand, for the server side of pingpong, stream and rpc, or `load`'s event server or
+//!   one of its load generators, over tcp. It dials only the address of the machine on the
+//!   control connection, and a generator also the case's `peer` agent (the spec's targets are
+//!   checked here; a generator's share of connections and rate against the limits).
 //! - Never two trials at once ([`TRIAL_LOCK_WAIT`] bounds the wait for the one running).
 //! - A control connection that closes ends its trial: the peer is killed at once. Its own
 //!   watchdog bounds the peer's life by the case's timeout and `--max-duration`.
@@ -27,7 +29,7 @@ use crossbeam_channel::bounded;
 
 use crate::agent_wire::{self, AgentLimits, HANDSHAKE_TIMEOUT, Message, NONCE_BYTES, Secret, Welcome, WireError};
 use crate::env::{self, BuildInfo};
-use crate::plan::{REMOTE_SCENARIOS, TransportKind, TransportSettings};
+use crate::plan::{Case, REMOTE_SCENARIOS, TransportKind, TransportSettings};
 use crate::process::LocalProcess;
 use crate::protocol::{EXIT_TIMEOUT, PeerSpec};
 use crate::remote::IPCBENCH_VERSION;
@@ -246,13 +248,26 @@ fn checked_spec(
     if case.delay_ms.is_some() || case.rate_mbit.is_some() {
         return Err("an agent's peer runs on the agent's own network, never behind a delayed link".into());
     }
-    let role_ok = match PeerRole::of(&spec) {
-        None => spec.extra.is_null() && case.scenario != crate::plan::ScenarioKind::Load,
-        Some(PeerRole::EventServer { stall: None, .. }) => case.scenario == crate::plan::ScenarioKind::Load,
-        Some(_) => false,
+    let is_load = case.scenario == crate::plan::ScenarioKind::Load;
+    let (role_ok, generator) = match PeerRole::of(&spec) {
+        None => (spec.extra.is_null() && !is_load, None),
+        Some(PeerRole::EventServer { stall: None, .. }) => (is_load, None),
+        Some(PeerRole::LoadGenerator {
+            servers,
+            connections,
+            sources,
+            ..
+        }) => (is_load, Some((servers, connections, sources))),
+        Some(_) => (false, None),
     };
     if !role_ok {
         return Err("the spec asks for a peer role this agent does not run".into());
+    }
+    if let Some((servers, connections, sources)) = &generator {
+        checked_generator(case, servers, sources.is_some(), client_ip)?;
+        if let Some(reason) = config.limits.refusal_of_share(case, *connections, " as a generator") {
+            return Err(reason);
+        }
     }
     let dial: std::net::SocketAddr = spec
         .address
@@ -265,14 +280,19 @@ fn checked_spec(
         ));
     }
     let cores = crate::affinity::online_cores();
-    if case.placement.server >= cores {
+    let (side, core) = match generator {
+        Some(_) => ("generator", case.placement.client),
+        None => ("server", case.placement.server),
+    };
+    if core >= cores {
         return Err(format!(
-            "the case pins the server to core {}, but this machine has {cores} cores (0..{})",
-            case.placement.server,
+            "the case pins the {side} to core {core}, but this machine has {cores} cores (0..{})",
             cores.saturating_sub(1)
         ));
     }
-    if let Some(reason) = config.limits.refusal(case) {
+    if generator.is_none()
+        && let Some(reason) = config.limits.refusal(case)
+    {
         return Err(reason);
     }
     if let TransportSettings::Tcp { listen_ip, .. } = &mut spec.case.transport {
@@ -296,6 +316,34 @@ fn checked_spec(
         .to_json();
     }
     Ok(spec)
+}
+
+/// Checks a load generator's targets: it dials only the client (the machine on the control
+/// connection) or the case's `peer` agent, from the agent's own address.
+fn checked_generator(case: &Case, servers: &[String], has_sources: bool, client_ip: IpAddr) -> Result<(), String> {
+    if has_sources {
+        return Err(
+            "a generator on an agent dials from the agent's own address; source addresses are the client's loopback"
+                .into(),
+        );
+    }
+    if servers.is_empty() {
+        return Err("the generator's spec names no server to dial".into());
+    }
+    let peer_ip = case.peer.map(|p| p.ip());
+    for server in servers {
+        let ip = server
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| format!("the generator's server address `{server}` is not IP:PORT"))?
+            .ip();
+        if ip != client_ip && Some(ip) != peer_ip {
+            return Err(format!(
+                "the generator would dial {ip}, but an agent's generator dials only its client ({client_ip}){}",
+                peer_ip.map_or(String::new(), |p| format!(" or the case's peer agent ({p})"))
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Runs the peer of `spec` until it exits or the control connection closes.
@@ -369,4 +417,40 @@ fn launch(stream: &TcpStream, shared: &Shared, spec: &PeerSpec) -> Result<(), St
     let _ = stream.shutdown(Shutdown::Both);
     let _ = watcher.join();
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_case(peer: Option<&str>) -> Case {
+        let peer = peer.map_or(String::new(), |p| format!("peer = \"{p}\"\n"));
+        let text = format!(
+            "name = \"t\"\n{peer}[[scenario]]\nkind = \"load\"\ntransports = [\"tcp\"]\nmessage_bytes = 64\n\
+             generators = [\"198.18.0.6:7100\"]\n"
+        );
+        let plan = crate::plan::Plan::parse("t", &text, &crate::plan::Overrides::default(), 2).unwrap();
+        plan.cases[0].clone()
+    }
+
+    #[test]
+    fn a_generator_dials_only_its_client_or_the_cases_peer() {
+        let client: IpAddr = "198.18.0.5".parse().unwrap();
+        let servers = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let alone = load_case(None);
+        assert!(checked_generator(&alone, &servers(&["198.18.0.5:4000"]), false, client).is_ok());
+        let e = checked_generator(&alone, &servers(&["198.18.0.5:4000", "10.0.0.1:80"]), false, client).unwrap_err();
+        assert!(
+            e.contains("would dial 10.0.0.1") && e.contains("only its client (198.18.0.5)"),
+            "{e}"
+        );
+        let with_peer = load_case(Some("198.18.0.9:7100"));
+        assert!(checked_generator(&with_peer, &servers(&["198.18.0.9:4000"]), false, client).is_ok());
+        let e = checked_generator(&with_peer, &servers(&["198.18.0.13:4000"]), false, client).unwrap_err();
+        assert!(e.contains("or the case's peer agent (198.18.0.9)"), "{e}");
+        let e = checked_generator(&alone, &servers(&["198.18.0.5:4000"]), true, client).unwrap_err();
+        assert!(e.contains("source addresses"), "{e}");
+        assert!(checked_generator(&alone, &servers(&["nonsense"]), false, client).is_err());
+        assert!(checked_generator(&alone, &[], false, client).is_err());
+    }
 }

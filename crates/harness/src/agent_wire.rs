@@ -127,12 +127,19 @@ pub struct AgentLimits {
 impl AgentLimits {
     /// Why `case` asks more than these limits allow, naming the limit; `None` when it fits.
     pub fn refusal(&self, case: &Case) -> Option<String> {
-        let connections = case.connections.unwrap_or(1);
+        self.refusal_of_share(case, case.connections.unwrap_or(1), "")
+    }
+
+    /// [`AgentLimits::refusal`] for the `connections` of `case` one agent holds (a generator
+    /// agent's share of the fleet); `whose` says whose they are in the reason (" as a
+    /// generator" or "").
+    pub fn refusal_of_share(&self, case: &Case, connections: u64, whose: &str) -> Option<String> {
         if let Some(max) = self.max_connections
             && connections > max
         {
             return Some(format!(
-                "case {} asks for {connections} connections; the agent allows at most {max} (--max-connections)",
+                "case {} asks for {connections} connections{whose}; the agent allows at most {max} \
+                 (--max-connections)",
                 case.id
             ));
         }
@@ -161,7 +168,7 @@ impl AgentLimits {
             let offered = rate * connections as f64;
             if offered > max {
                 return Some(format!(
-                    "case {} offers {offered} messages/s; the agent allows at most {max} (--max-rate)",
+                    "case {} offers {offered} messages/s{whose}; the agent allows at most {max} (--max-rate)",
                     case.id
                 ));
             }

@@ -117,6 +117,8 @@ pub struct Link {
     namespace: String,
     host_if: String,
     method: LinkMethod,
+    host_address: Ipv4Addr,
+    peer_address: Ipv4Addr,
     // Dropped after `Drop::drop` removed the devices, which ends the threads' reads.
     delay_line: Option<DelayLine>,
 }
@@ -128,6 +130,22 @@ impl Link {
     /// Why the link cannot be made here (for the case's `unsupported` reason); anything made
     /// before the failure is removed again.
     pub fn create(spec: LinkSpec) -> Result<Link, String> {
+        Link::create_on(spec, 0)
+    }
+
+    /// [`Link::create`] on the `slot`-th /30 of 198.18.0.0/24 (slot 0 is [`HOST_ADDRESS`] and
+    /// [`PEER_ADDRESS`]; slot k is 198.18.0.4k+1 and .4k+2), so several links can exist at once
+    /// (the generator-agent tests put an agent behind each).
+    ///
+    /// # Errors
+    /// As [`Link::create`]; a slot above 63 does not fit the /24.
+    pub fn create_on(spec: LinkSpec, slot: u8) -> Result<Link, String> {
+        if slot > 63 {
+            return Err(format!("link slot {slot} is outside 198.18.0.0/24 (0..=63)"));
+        }
+        let offset = 4 * u32::from(slot);
+        let host_address = Ipv4Addr::from(u32::from(HOST_ADDRESS) + offset);
+        let peer_address = Ipv4Addr::from(u32::from(PEER_ADDRESS) + offset);
         if !rustix::process::geteuid().is_root() {
             return Err(format!(
                 "a delayed link needs root to create a network namespace (running as uid {})",
@@ -155,6 +173,8 @@ impl Link {
             namespace,
             host_if,
             method,
+            host_address,
+            peer_address,
             delay_line: None,
         };
         if method == LinkMethod::UserSpace {
@@ -163,8 +183,8 @@ impl Link {
             return Ok(link);
         }
         let ns = link.namespace.as_str();
-        let host_address = format!("{HOST_ADDRESS}/{PREFIX_LEN}");
-        let peer_address = format!("{PEER_ADDRESS}/{PREFIX_LEN}");
+        let host_address = format!("{}/{PREFIX_LEN}", link.host_address);
+        let peer_address = format!("{}/{PREFIX_LEN}", link.peer_address);
         run(&[
             "ip",
             "link",
@@ -208,7 +228,7 @@ impl Link {
     fn configure_tun(&self, peer_if: &str) -> Result<(), String> {
         let ns = self.namespace.as_str();
         let mtu = delay_line::MTU_BYTES.to_string();
-        let (host, peer) = (HOST_ADDRESS.to_string(), PEER_ADDRESS.to_string());
+        let (host, peer) = (self.host_address.to_string(), self.peer_address.to_string());
         run(&["ip", "link", "set", peer_if, "netns", ns])?;
         run(&["ip", "addr", "add", &host, "peer", &peer, "dev", &self.host_if])?;
         run(&["ip", "link", "set", &self.host_if, "mtu", &mtu, "up"])?;
@@ -220,6 +240,16 @@ impl Link {
     /// The namespace's name.
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// The host end's address (the runner's side).
+    pub fn host_address(&self) -> Ipv4Addr {
+        self.host_address
+    }
+
+    /// The namespace end's address.
+    pub fn peer_address(&self) -> Ipv4Addr {
+        self.peer_address
     }
 
     /// How this link carries its delay.
@@ -428,6 +458,8 @@ mod tests {
             namespace: "ipcb-1-0".into(),
             host_if: "never-created".into(),
             method: LinkMethod::Plain,
+            host_address: HOST_ADDRESS,
+            peer_address: PEER_ADDRESS,
             delay_line: None,
         };
         let wrapped = link.wrap(&PeerCommand {

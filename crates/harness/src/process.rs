@@ -82,6 +82,16 @@ impl PeerProcess {
         }))
     }
 
+    /// True once the peer is gone before it was asked to end: a local process that exited,
+    /// or an agent that reported its peer's exit or closed the control connection (killed).
+    /// A phase that waits without reading its channels looks at this to end within a tick.
+    pub(crate) fn has_ended(&self) -> bool {
+        match &self.0 {
+            Where::Local(process) => process.has_exited(),
+            Where::Remote(peer) => peer.has_ended(),
+        }
+    }
+
     /// Waits up to `limit` for the peer to exit (ending it after that), then returns why it
     /// failed, or `None` when it exited cleanly.
     pub(crate) fn finish(&mut self, limit: Duration) -> Option<String> {

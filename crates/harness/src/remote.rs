@@ -196,6 +196,23 @@ impl RemotePeer {
         })
     }
 
+    /// True once the agent spoke (it reports only the peer's exit) or closed the control
+    /// connection; false while the connection is quiet.
+    pub(crate) fn has_ended(&self) -> bool {
+        let Some(stream) = &self.stream else {
+            return true;
+        };
+        if stream.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let ended = match stream.peek(&mut [0u8; 1]) {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        let _ = stream.set_nonblocking(false);
+        ended
+    }
+
     /// Waits up to `limit` (at least half a second: the report crosses a network) for the
     /// agent's account of the peer's exit, then closes the control connection, which makes the
     /// agent kill a peer still running. Returns why the peer failed, or `None`.

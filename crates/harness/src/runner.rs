@@ -112,6 +112,13 @@ fn empty_record(case: &Case) -> CaseRecord {
         summary: None,
         extra: {
             let mut extra = case.http.as_ref().map(http_settings).unwrap_or_default();
+            if !case.generators.is_empty() {
+                // Who `agent<k>_...` in the trials' figures is: the k-th of these.
+                extra.insert(
+                    "generators".into(),
+                    case.generators.iter().map(|a| a.to_string()).collect::<Vec<_>>().into(),
+                );
+            }
             if case.scenario.keys().contains(&"verify") {
                 // What the receiver checked of each message (`full` or `sampled`).
                 extra.insert("verify".into(), case.verify.as_str().into());
@@ -120,6 +127,35 @@ fn empty_record(case: &Case) -> CaseRecord {
         },
         pairs: Vec::new(),
     }
+}
+
+/// The record's `agents`: each agent once per role it has in the plan (`peer`: the server
+/// side of the cases whose `peer` names it; `generator`: a share of the client fleet of the
+/// cases whose `generators` name it), with the cases.
+fn agent_records(plan: &Plan, agents: &[crate::remote::Agent]) -> Vec<ipcbench_record::AgentRecord> {
+    let mut records = Vec::new();
+    for agent in agents {
+        let address = agent.link.address;
+        for role in ["peer", "generator"] {
+            let serves = |c: &Case| match role {
+                "peer" => c.peer == Some(address),
+                _ => c.generators.contains(&address),
+            };
+            let case_ids: Vec<String> = plan.cases.iter().filter(|c| serves(c)).map(|c| c.id.clone()).collect();
+            if case_ids.is_empty() {
+                continue;
+            }
+            records.push(ipcbench_record::AgentRecord {
+                address: address.to_string(),
+                role: role.into(),
+                version: agent.welcome.ipcbench_version.clone(),
+                protocol_version: agent.welcome.protocol_version,
+                environment: agent.welcome.environment.clone(),
+                case_ids,
+            });
+        }
+    }
+    records
 }
 
 /// Removes what stores of an earlier run left when that run was killed (`kill -9` gives a
@@ -201,12 +237,14 @@ fn null_floor_ns(options: &RunOptions, client_core: usize) -> f64 {
         balance: None,
         fleet: None,
         peer: None,
+        generators: Vec::new(),
     };
     let ctx = TrialContext {
         work_dir: &options.work_dir,
         peer_command: &options.peer_command,
         trial_idx: 0,
         agent: None,
+        generators: &[],
     };
     // The trial pins the calling thread; run it on its own so the caller's affinity is untouched.
     std::thread::scope(|s| {
@@ -275,23 +313,7 @@ fn run_pinned<D: Dispatch>(
         interrupted: false,
         cases: plan.cases.iter().map(empty_record).collect(),
         paired: None,
-        agents: options
-            .agents
-            .iter()
-            .map(|agent| ipcbench_record::AgentRecord {
-                address: agent.link.address.to_string(),
-                role: "peer".into(),
-                version: agent.welcome.ipcbench_version.clone(),
-                protocol_version: agent.welcome.protocol_version,
-                environment: agent.welcome.environment.clone(),
-                case_ids: plan
-                    .cases
-                    .iter()
-                    .filter(|c| c.peer == Some(agent.link.address))
-                    .map(|c| c.id.clone())
-                    .collect(),
-            })
-            .collect(),
+        agents: agent_records(plan, &options.agents),
     };
     let rounds = plan.cases.iter().map(|c| c.repetitions as usize).max().unwrap_or(0);
     let total: usize = plan.cases.iter().map(|c| c.repetitions as usize).sum();
@@ -317,17 +339,18 @@ fn run_pinned<D: Dispatch>(
                 let result = crate::netns::with_link(case, &options.peer_command, |case, peer_command| {
                     // A case with `peer` runs its server side on that agent, and listens on this
                     // machine's address on the route to it.
+                    let contacted = |address: std::net::SocketAddr| {
+                        options
+                            .agents
+                            .iter()
+                            .find(|a| a.link.address == address)
+                            .ok_or_else(|| {
+                                TrialError::Failed(format!("the agent at {address} was not contacted before the run"))
+                            })
+                    };
                     let (remote_case, agent) = match case.peer {
                         Some(address) => {
-                            let agent = options
-                                .agents
-                                .iter()
-                                .find(|a| a.link.address == address)
-                                .ok_or_else(|| {
-                                    TrialError::Failed(format!(
-                                        "the agent at {address} was not contacted before the run"
-                                    ))
-                                })?;
+                            let agent = contacted(address)?;
                             let mut linked = case.clone();
                             if let crate::plan::TransportSettings::Tcp { listen_ip, .. } = &mut linked.transport {
                                 *listen_ip = Some(agent.link.local_ip);
@@ -337,11 +360,18 @@ fn run_pinned<D: Dispatch>(
                         None => (None, None),
                     };
                     let case = remote_case.as_ref().unwrap_or(case);
+                    // A case with `generators` runs one generator process on each of those agents.
+                    let generators = case
+                        .generators
+                        .iter()
+                        .map(|&address| contacted(address).map(|agent| agent.link.clone()))
+                        .collect::<Result<Vec<_>, _>>()?;
                     let ctx = TrialContext {
                         work_dir: &options.work_dir,
                         peer_command,
                         trial_idx: round,
                         agent,
+                        generators: &generators,
                     };
                     match &case.back_transport {
                         // A proxy case needs both of its transports (scenario/proxy.rs).

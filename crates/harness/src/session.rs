@@ -62,6 +62,9 @@ pub struct TrialContext<'a> {
     pub trial_idx: usize,
     /// The agent that runs the peer side (a case with `peer`); `None` runs it on this machine.
     pub agent: Option<&'a crate::agent_wire::AgentLink>,
+    /// The agents that run `load`'s generators (a case with `generators`), in the case's
+    /// order; empty runs them on this machine.
+    pub generators: &'a [crate::agent_wire::AgentLink],
 }
 
 /// Why a trial produced no figures.

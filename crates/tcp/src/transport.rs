@@ -169,6 +169,13 @@ impl Transport for TcpTransport {
         Some(self)
     }
 
+    fn on_ip(&self, ip: IpAddr) -> Option<TcpTransport> {
+        Some(TcpTransport {
+            listen_ip: ip,
+            ..self.clone()
+        })
+    }
+
     fn connect(&self, address: &str, timeout: Duration) -> Result<TcpChannel, TransportError> {
         let addr = parse_address(address)?;
         let target = SockAddr::from(addr);

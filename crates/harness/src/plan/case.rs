@@ -102,6 +102,10 @@ pub struct Case {
     /// `None` runs it on this machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<std::net::SocketAddr>,
+    /// The agents (`IP:PORT`) that run the client fleet of `load` (plan key `generators`), one
+    /// generator process each; empty runs the generators on this machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generators: Vec<std::net::SocketAddr>,
 }
 
 /// What `load` and `conn-cost` add to [`Case`]: how the connections are spread over processes
@@ -288,8 +292,19 @@ impl BalanceOptions {
     }
 }
 
+/// Splits `total` into `parts` shares that differ by at most one.
+pub fn shares(total: u64, parts: u64) -> Vec<u64> {
+    let parts = parts.max(1);
+    (0..parts)
+        .map(|k| total / parts + u64::from(k < total % parts))
+        .collect()
+}
+
 /// The case-id dimension of a case whose server side runs on an agent.
 pub const REMOTE_DIMENSION: &str = "remote";
+/// The id dimension of a case whose client fleet runs on agents, followed by their count
+/// (`agents2`).
+pub const GENERATORS_DIMENSION: &str = "agents";
 
 /// Connections of a `balance` case when the plan names none.
 pub const DEFAULT_BALANCE_CONNECTIONS: u64 = 100;
@@ -347,14 +362,26 @@ impl Case {
                 };
                 // A remote server side is another case than a local one: the gate never
                 // matches the two.
-                if self.peer.is_some() {
+                if self.peer.is_some() || !self.generators.is_empty() {
                     dimensions.push(REMOTE_DIMENSION.into());
+                }
+                if !self.generators.is_empty() {
+                    dimensions.push(format!("{GENERATORS_DIMENSION}{}", self.generators.len()));
                 }
                 dimensions
             },
             client_core: self.placement.client,
             server_core: (!no_peer).then_some(self.placement.server),
         }
+    }
+
+    /// The connections each agent of `generators` holds out of `connections`, in that
+    /// order ([`shares`]); empty when the generators run here.
+    pub fn generator_shares(&self, connections: u64) -> Vec<u64> {
+        if self.generators.is_empty() {
+            return Vec::new();
+        }
+        shares(connections, self.generators.len() as u64)
     }
 
     /// The case id as stored in records: [`Case::case_id`] written out.

@@ -23,7 +23,7 @@ mod units;
 
 pub use case::{
     BALANCE_MIN_MESSAGE_BYTES, BalanceOptions, Case, CorePair, DEFAULT_BALANCE_CONNECTIONS, DEFAULT_SLO_P99,
-    DEFAULT_SOURCE_BASE, DEFAULT_STATE_BYTES, FleetOptions, SearchOptions,
+    DEFAULT_SOURCE_BASE, DEFAULT_STATE_BYTES, FleetOptions, SearchOptions, shares,
 };
 pub use estimate::estimate_trial;
 pub use kinds::*;

@@ -245,6 +245,9 @@ struct ScenarioSpec {
     /// The agent that runs the server side (`IP:PORT`); overrides the plan's own `peer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     peer: Option<Spanned<String>>,
+    /// The agents (`IP:PORT`) that run `load`'s client fleet; overrides the plan's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    generators: Option<Spanned<Vec<String>>>,
 }
 
 /// One entry of `rate_per_connection_hz`: a rate, or the word `"search"`.
@@ -351,6 +354,10 @@ struct PlanFile {
     /// its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     peer: Option<String>,
+    /// The agents that run the client fleet of every `load` scenario (`["IP:PORT", ...]`),
+    /// unless a scenario names its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    generators: Option<Vec<String>>,
     #[serde(default)]
     scenario: Vec<Spanned<ScenarioSpec>>,
     #[serde(default)]
@@ -652,6 +659,7 @@ impl Plan {
             }
             check_scenario_limits(&source, spec, &span)?;
             let peer = remote_peer(&source, spec, &span, file.peer.as_deref(), &span_of)?;
+            let generators = remote_generators(&source, spec, &span, file.generators.as_deref(), peer, &span_of)?;
             let (size_key, size_list) = if kind == ScenarioKind::Http {
                 let default = OneOrMany::One(ByteSize(1024));
                 ("response_bytes", spec.response_bytes.clone().unwrap_or(default))
@@ -895,6 +903,7 @@ impl Plan {
                                                 balance: balance.clone(),
                                                 fleet: fleet.clone(),
                                                 peer,
+                                                generators: generators.clone(),
                                             };
                                             if file.timeout.is_none() {
                                                 case.timeout += fleet_allowance(&case);
@@ -946,10 +955,14 @@ impl Plan {
         })
     }
 
-    /// Every agent the plan's cases name in `peer`, each once, in plan order.
+    /// Every agent the plan's cases name in `peer` or `generators`, each once, in plan order.
     pub fn agents(&self) -> Vec<std::net::SocketAddr> {
         let mut out = Vec::new();
-        for address in self.cases.iter().filter_map(|c| c.peer) {
+        for address in self
+            .cases
+            .iter()
+            .flat_map(|c| c.peer.into_iter().chain(c.generators.iter().copied()))
+        {
             if !out.contains(&address) {
                 out.push(address);
             }
@@ -993,15 +1006,7 @@ fn remote_peer(
             ),
         ));
     }
-    if let Some(bad) = spec.transports.iter().find(|t| **t != TransportKind::Tcp) {
-        return Err(source.error(
-            Some(key_span(text, span, "transports")),
-            format!(
-                "`{bad}` cannot reach a remote peer ({address}): remote cases run over tcp only; uds, pipe and shm \
-                 connect processes of one machine, and inproc and null have no peer process"
-            ),
-        ));
-    }
+    remote_over_tcp(source, spec, span, &format!("a remote peer ({address})"))?;
     for link_key in ["delay_ms", "rate_mbit"] {
         let present = if link_key == "delay_ms" {
             spec.delay_ms.is_some()
@@ -1019,6 +1024,119 @@ fn remote_peer(
         }
     }
     Ok(Some(address))
+}
+
+/// Refuses every transport of `spec` but tcp, which alone reaches `what` on an agent.
+fn remote_over_tcp(
+    source: &Source<'_>,
+    spec: &ScenarioSpec,
+    span: &Range<usize>,
+    what: &str,
+) -> Result<(), ConfigError> {
+    match spec.transports.iter().find(|t| **t != TransportKind::Tcp) {
+        Some(bad) => Err(source.error(
+            Some(key_span(source.text, span, "transports")),
+            format!(
+                "`{bad}` cannot reach {what}: remote cases run over tcp only; uds, pipe and shm connect processes of \
+                 one machine, and inproc and null have no peer process"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The agents a `load` scenario's client fleet runs on (its own `generators`, else the
+/// plan's), checked: addresses, each once, not the `peer`, tcp only, and none of the keys that
+/// name this machine's loopback addresses or its generator processes.
+fn remote_generators(
+    source: &Source<'_>,
+    spec: &ScenarioSpec,
+    span: &Range<usize>,
+    plan_generators: Option<&[String]>,
+    peer: Option<std::net::SocketAddr>,
+    span_of: &dyn Fn(&str) -> Option<Range<usize>>,
+) -> Result<Vec<std::net::SocketAddr>, ConfigError> {
+    let text = source.text;
+    let (values, key) = match (&spec.generators, plan_generators) {
+        (Some(own), _) => (own.get_ref().as_slice(), Some(own.span())),
+        (None, Some(plan)) => (plan, span_of("generators")),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let kind = spec.kind;
+    if kind != ScenarioKind::Load {
+        return Err(source.error(
+            key,
+            format!(
+                "`generators` spreads the client fleet of `load` over agents; scenario `{}` cannot take it \
+                 (`conn-cost` and `balance` run their clients on this machine for now; remove `generators` \
+                 here, or give the load scenarios their own)",
+                kind.as_str()
+            ),
+        ));
+    }
+    if values.is_empty() || values.len() as u64 > limits::MAX_PROCESSES {
+        return Err(source.error(
+            key,
+            format!(
+                "`generators` names {} agents; allowed 1..={} (or leave it out to run the generators here)",
+                values.len(),
+                limits::MAX_PROCESSES
+            ),
+        ));
+    }
+    let mut addresses = Vec::with_capacity(values.len());
+    for value in values {
+        let address =
+            super::kinds::agent_address(value).map_err(|m| source.error(key.clone(), format!("`generators`: {m}")))?;
+        if addresses.contains(&address) {
+            return Err(source.error(
+                key,
+                format!("`generators` names {address} twice; an agent runs one generator process per trial"),
+            ));
+        }
+        if peer == Some(address) {
+            return Err(source.error(
+                key,
+                format!(
+                    "{address} is both `peer` and one of the `generators`; an agent runs one process per trial, \
+                     so name different agents"
+                ),
+            ));
+        }
+        addresses.push(address);
+    }
+    remote_over_tcp(source, spec, span, "remote generators")?;
+    for (present, local_key, why) in [
+        (
+            spec.source_addresses.is_some() || spec.source_address_base.is_some(),
+            if spec.source_addresses.is_some() {
+                "source_addresses"
+            } else {
+                "source_address_base"
+            },
+            "binds loopback source addresses of this machine; remote generators dial from their agents' own \
+             addresses",
+        ),
+        (
+            spec.server_addresses.is_some(),
+            "server_addresses",
+            "listens on loopback addresses; with `generators` each server listens on this machine's address on \
+             the route to each agent",
+        ),
+        (
+            spec.client_processes.is_some(),
+            "client_processes",
+            "sets how many generator processes run here; with `generators` each agent runs one",
+        ),
+    ] {
+        if present {
+            return Err(source.error(
+                Some(key_span(text, span, local_key)),
+                format!("`{local_key}` {why}: remove it, or remove `generators`"),
+            ));
+        }
+    }
+    Ok(addresses)
 }
 
 /// The `balance` options of one scenario table, one entry per policy x state x on_change,

@@ -256,7 +256,7 @@ fn drive<C: ipcbench_core::Channel>(
             }
         }
     };
-    let mut trial = trial_of(&outcome, connections, rate_hz, fleet);
+    let mut trial = trial_of(&outcome, connections, rate_hz, fleet, !case.generators.is_empty());
     trial.extra.insert("ramp_ns".into(), ramp.as_nanos() as f64);
     if let Some(options) = &fleet.search {
         let capacity = capacity_step.map_or(0.0, |_| outcome.achieved_per_s());
@@ -288,7 +288,13 @@ fn drive<C: ipcbench_core::Channel>(
 }
 
 /// The trial of one phase: merged histograms, rates, and the server's costs per request.
-fn trial_of(outcome: &PhaseOutcome, connections: u64, rate_hz: f64, fleet: &FleetOptions) -> Trial {
+fn trial_of(
+    outcome: &PhaseOutcome,
+    connections: u64,
+    rate_hz: f64,
+    fleet: &FleetOptions,
+    remote_generators: bool,
+) -> Trial {
     let recorded = outcome.sum(|r| r.recorded);
     let mut trial = Trial {
         latency_ns: stats::percentiles(&outcome.raw),
@@ -332,10 +338,15 @@ fn trial_of(outcome: &PhaseOutcome, connections: u64, rate_hz: f64, fleet: &Flee
     );
     extra.insert("connections_held".into(), outcome.sum(|r| r.connections) as f64);
     for (g, result) in outcome.results.iter().enumerate() {
-        extra.insert(
-            format!("generator{g}_achieved_messages_per_s"),
-            result.sent_in_window as f64 / outcome.measure_s,
-        );
+        let achieved = result.sent_in_window as f64 / outcome.measure_s;
+        extra.insert(format!("generator{g}_achieved_messages_per_s"), achieved);
+        // Generator k runs on the k-th agent of the case's `generators` (the case record's
+        // `extra.generators` names them).
+        if remote_generators {
+            extra.insert(format!("agent{g}_achieved_messages_per_s"), achieved);
+            extra.insert(format!("agent{g}_messages"), result.recorded as f64);
+            extra.insert(format!("agent{g}_connections"), result.connections as f64);
+        }
     }
     for (key, value) in &server.extra {
         extra.insert(format!("server_{key}"), *value);

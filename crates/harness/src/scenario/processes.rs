@@ -47,6 +47,8 @@ const USER_BYTES_PER_CONNECTION: u64 = 2 * 1024;
 const THREAD_BYTES_PER_CONNECTION: u64 = 24 * 1024;
 /// Part of the available memory a case may plan to use.
 const MEMORY_SHARE: f64 = 0.8;
+/// How often a phase looks at its processes while it waits for them.
+const WATCH_TICK: Duration = Duration::from_millis(50);
 
 /// How a case's connections are spread over processes and addresses.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,13 +121,7 @@ impl MachineLimits {
     }
 }
 
-/// Splits `total` into `parts` shares that differ by at most one.
-pub fn shares(total: u64, parts: u64) -> Vec<u64> {
-    let parts = parts.max(1);
-    (0..parts)
-        .map(|k| total / parts + u64::from(k < total % parts))
-        .collect()
-}
+pub use crate::plan::shares;
 
 /// How `connections` of `case` are spread, or why they cannot fit `limits`.
 ///
@@ -167,7 +163,11 @@ pub fn layout(case: &Case, connections: u64, limits: &MachineLimits) -> Result<L
         }
         Ok(asked)
     };
-    let n_generators = count(fleet.client_processes, "client")?;
+    // Remote generators: one process on each agent, whose open-file limit is its own.
+    let n_generators = match case.generators.len() as u64 {
+        0 => count(fleet.client_processes, "client")?,
+        agents => agents,
+    };
     let n_servers = count(fleet.server_processes, "server")?;
     if let Some(peer) = case.peer {
         // An agent runs one server process per trial, and source addresses are this machine's.
@@ -312,7 +312,9 @@ impl PhaseOutcome {
 }
 
 impl<C: Channel> Processes<C> {
-    /// Starts every server, then every generator (pointed at every server address).
+    /// Starts every server, then every generator (pointed at every server address it can
+    /// reach). With `generators` (the trial context's), generator `g` runs on agent `g`, its
+    /// control listener and the local servers on this machine's address on the route to it.
     ///
     /// # Errors
     /// A process that does not start or connect; processes already started are killed.
@@ -324,6 +326,13 @@ impl<C: Channel> Processes<C> {
         stall: Option<Stall>,
     ) -> Result<Processes<C>, TrialError> {
         let fleet: FleetOptions = case.fleet.clone().unwrap_or_default();
+        // Local servers of remote generators listen where each agent reaches this machine.
+        let mut route_ips: Vec<IpAddr> = Vec::new();
+        for link in ctx.generators {
+            if !route_ips.contains(&link.local_ip) {
+                route_ips.push(link.local_ip);
+            }
+        }
         let mut servers = Vec::with_capacity(layout.servers.len());
         let mut addresses = Vec::new();
         for (s, &connections) in layout.servers.iter().enumerate() {
@@ -331,7 +340,11 @@ impl<C: Channel> Processes<C> {
                 work_dir: ctx.work_dir.to_owned(),
                 stall: stall.filter(|_| s == 0),
                 connections,
-                listen_ips: layout.server_ips[s].clone(),
+                listen_ips: if route_ips.is_empty() {
+                    layout.server_ips[s].clone()
+                } else {
+                    route_ips.clone()
+                },
                 model: fleet.server_model,
             };
             let mut started = fleet::start_peer(transport, case, ctx, &format!("server{s}"), &role, true)?;
@@ -352,23 +365,39 @@ impl<C: Channel> Processes<C> {
             .collect();
         let mut generators = Vec::with_capacity(layout.generators.len());
         let mut first = 0;
-        // The generators run here even when the servers run on an agent.
+        // Without `generators` the generators run here, even when the servers run on an agent.
         let local = TrialContext { agent: None, ..*ctx };
         for (g, &connections) in layout.generators.iter().enumerate() {
+            let link = ctx.generators.get(g);
+            // A local server listens on every route; each agent dials the one it reaches.
+            let reachable = |address: &String| {
+                link.is_none_or(|link| {
+                    case.peer.is_some()
+                        || address
+                            .parse::<std::net::SocketAddr>()
+                            .is_ok_and(|a| a.ip() == link.local_ip)
+                })
+            };
             let role = PeerRole::LoadGenerator {
-                servers: addresses.clone(),
+                servers: addresses.iter().filter(|a| reachable(a)).cloned().collect(),
                 first,
                 connections,
                 sources: layout.sources,
             };
-            generators.push(fleet::start_peer(
-                transport,
-                case,
-                &local,
-                &format!("generator{g}"),
-                &role,
-                false,
-            )?);
+            let name = format!("generator{g}");
+            generators.push(match link {
+                None => fleet::start_peer(transport, case, &local, &name, &role, false)?,
+                Some(link) => {
+                    let on_route = transport.on_ip(link.local_ip).ok_or_else(|| {
+                        TrialError::Unsupported(format!("`{}` cannot reach remote generators", transport.name()))
+                    })?;
+                    let remote = TrialContext {
+                        agent: Some(link),
+                        ..*ctx
+                    };
+                    fleet::start_peer(&on_route, case, &remote, &name, &role, false)?
+                }
+            });
             first += connections;
         }
         let held = vec![0; generators.len()];
@@ -440,17 +469,11 @@ impl<C: Channel> Processes<C> {
         for generator in &mut self.generators {
             generator.control.send(&protocol::encode(PHASE, Some(phase)))?;
         }
-        let sleep_until = |at: Duration| {
-            let left = at.saturating_sub(started.elapsed());
-            if !left.is_zero() {
-                std::thread::sleep(left);
-            }
-        };
-        sleep_until(Duration::from_nanos(phase.warmup_ns));
+        self.watch_until(started + Duration::from_nanos(phase.warmup_ns))?;
         for server in &mut self.servers {
             server.control.send(&protocol::encode(protocol::MARK, None::<&()>))?;
         }
-        sleep_until(Duration::from_nanos(phase.warmup_ns + phase.measure_ns));
+        self.watch_until(started + Duration::from_nanos(phase.warmup_ns + phase.measure_ns))?;
         let mut servers = Vec::with_capacity(self.servers.len());
         for server in &mut self.servers {
             server.control.send(&protocol::encode(COUNTERS, None::<&()>))?;
@@ -488,6 +511,26 @@ impl<C: Channel> Processes<C> {
             servers,
             measure_s: phase.measure_ns.max(1) as f64 / 1e9,
         })
+    }
+
+    /// Sleeps until `at`, looking at every process each [`WATCH_TICK`]: one that ended (a
+    /// killed generator agent, a crashed server) fails the phase now instead of at its end.
+    fn watch_until(&self, at: Instant) -> Result<(), TrialError> {
+        loop {
+            let left = at.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(left.min(WATCH_TICK));
+            let ended = |(k, started): (usize, &Started<C>), role: &str| {
+                started.process.has_ended().then(|| format!("{role} {k}"))
+            };
+            let gone = (self.generators.iter().enumerate().find_map(|g| ended(g, "generator")))
+                .or_else(|| self.servers.iter().enumerate().find_map(|s| ended(s, "server")));
+            if let Some(who) = gone {
+                return Err(TrialError::Failed(format!("{who} ended during the phase")));
+            }
+        }
     }
 
     /// The servers' resident sets, summed, bytes.
@@ -548,7 +591,11 @@ impl<C: Channel> Processes<C> {
     /// measuring side's `error`.
     pub(crate) fn fail(self, error: TrialError) -> TrialError {
         let mut failure = None;
-        for mut started in self.generators.into_iter().chain(self.servers) {
+        // The processes already gone first: their account (a killed agent) is the cause, the
+        // others' only what followed.
+        let mut all: Vec<Started<C>> = self.generators.into_iter().chain(self.servers).collect();
+        all.sort_by_cached_key(|started| !started.process.has_ended());
+        for mut started in all {
             drop(started.control);
             if let Some(f) = started.process.finish(Duration::from_millis(200)) {
                 failure.get_or_insert(f);
