@@ -100,6 +100,10 @@ pub struct CiArgs {
     /// re-runs' trials are pooled per case and compared with the baseline on their own.
     #[arg(long, default_value_t = 2, value_name = "N")]
     confirm: u32,
+    /// The shared secret of the plan's agents (`peer`, `generators`), as given to `ipcbench
+    /// serve --token-file`; proved, never sent. Baseline mode only.
+    #[arg(long, value_name = "FILE", conflicts_with = "against")]
+    token_file: Option<PathBuf>,
     #[command(flatten)]
     gate: GateArgs,
 }
@@ -225,14 +229,19 @@ pub fn ci_command(args: CiArgs) -> Result<ExitCode> {
              `ipcbench run {config} --out DIR`, or pass --allow-different-machine"
         )));
     }
-    let executed = execute_on_own_thread(&plan, args.out.as_deref())?;
+    let token = args.token_file.as_deref().map(crate::serve::read_token).transpose()?;
+    let executed = execute_on_own_thread(&plan, args.out.as_deref(), token.as_ref())?;
     if executed.record.interrupted {
         eprintln!("interrupted: nothing was compared");
         return Ok(ExitCode::from(130));
     }
     let (new, dir) = (&executed.record, executed.dir.as_path());
     let first = ipcbench_gate::compare_common(&baseline, new, &options).map_err(|e| usage(e.to_string()))?;
-    let mut rerun = PlanRerun { plan: &plan, dir };
+    let mut rerun = PlanRerun {
+        plan: &plan,
+        dir,
+        token: token.as_ref(),
+    };
     let outcome = ipcbench_gate::confirm(&baseline, first, &options, args.confirm as usize, &mut rerun);
     let Some(comparison) = decided(outcome)? else {
         return Ok(ExitCode::from(130));

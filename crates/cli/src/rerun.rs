@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use ipcbench_gate::Rerun;
+use ipcbench_harness::agent_wire::Secret;
 use ipcbench_harness::plan::Plan;
 use ipcbench_record::RunRecord;
 
@@ -16,6 +17,8 @@ pub struct PlanRerun<'a> {
     pub plan: &'a Plan,
     /// That run's results folder.
     pub dir: &'a Path,
+    /// The secret the plan's agents want proved.
+    pub token: Option<&'a Secret>,
 }
 
 impl Rerun for PlanRerun<'_> {
@@ -32,16 +35,16 @@ impl Rerun for PlanRerun<'_> {
             ..self.plan.clone()
         };
         let dir = self.dir.join(format!("confirm-{round}"));
-        Ok(execute_on_own_thread(&sub_plan, Some(&dir))?.record)
+        Ok(execute_on_own_thread(&sub_plan, Some(&dir), self.token)?.record)
     }
 }
 
-/// Runs [`run::execute`] on a thread of its own: a trial pins the thread that runs it, and a
+/// Runs [`run::execute_with`] on a thread of its own: a trial pins the thread that runs it, and a
 /// pinned main thread would make the next run see (and record) a single core.
-pub fn execute_on_own_thread(plan: &Plan, out: Option<&Path>) -> Result<run::Executed> {
+pub fn execute_on_own_thread(plan: &Plan, out: Option<&Path>, token: Option<&Secret>) -> Result<run::Executed> {
     std::thread::scope(|scope| {
         scope
-            .spawn(|| run::execute(plan, out))
+            .spawn(|| run::execute_with(plan, out, false, token))
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the measuring thread panicked")))
     })

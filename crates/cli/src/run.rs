@@ -255,12 +255,6 @@ pub struct Executed {
     pub dir: PathBuf,
 }
 
-/// Measures `plan`, writes `run.json` and the report into `out` (or `results/<name>-<time>/`),
-/// with a progress bar on stderr; prints warnings. Used by `run` and by `ci`.
-pub fn execute(plan: &Plan, out: Option<&Path>) -> Result<Executed> {
-    execute_with(plan, out, false, None)
-}
-
 /// Contacts every agent the plan names before anything is measured: an agent that cannot be
 /// reached, speaks another version, rejects the token or would refuse a case is bad input.
 fn contact_agents(plan: &Plan, token: Option<&Secret>) -> Result<Vec<Agent>> {
@@ -313,8 +307,9 @@ fn contact_agents(plan: &Plan, token: Option<&Secret>) -> Result<Vec<Agent>> {
     Ok(agents)
 }
 
-/// [`execute`], writing into an existing non-empty `out` when `force`, proving `token` to the
-/// plan's agents.
+/// Measures `plan`, writes `run.json` and the report into `out` (or `results/<name>-<time>/`;
+/// an existing non-empty `out` only when `force`), with a progress bar on stderr; prints
+/// warnings; proves `token` to the plan's agents. Used by `run` and by `ci`.
 pub fn execute_with(plan: &Plan, out: Option<&Path>, force: bool, token: Option<&Secret>) -> Result<Executed> {
     let agents = contact_agents(plan, token)?;
     let stop = stop_flag()?;

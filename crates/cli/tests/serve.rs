@@ -208,6 +208,31 @@ fn bad_token_and_version_mismatch_exit_2_and_the_agent_serves_on() {
         }
         assert!(agent.alive(), "the agent is still serving");
     }
+    // `ipcbench ci` proves the same secret (its last good run above is the baseline).
+    let baseline = dir.path().join(format!("out-{}", "".len())).join("run.json");
+    for (token, refused) in [(None, true), (Some(&right), false)] {
+        let out = dir.path().join(format!("ci-{refused}"));
+        let (baseline, out) = (baseline.display().to_string(), out.display().to_string());
+        let mut args = vec!["ci", "--baseline", &baseline, "--confirm", "0", "--out", &out, &plan];
+        if let Some(token) = token {
+            args.extend(["--token-file", token.to_str().unwrap()]);
+        }
+        let (output, _) = run_bounded(&args, Duration::from_secs(120));
+        if refused {
+            assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+            assert!(
+                String::from_utf8_lossy(&output.stderr).contains("requires a token"),
+                "{}",
+                text(&output)
+            );
+        } else {
+            // A verdict either way (0 or 1), and the agent ran the server side.
+            assert!(matches!(output.status.code(), Some(0 | 1)), "{}", text(&output));
+            let agents = record(Path::new(&out))["agents"].clone();
+            assert_eq!(agents.as_array().map(Vec::len), Some(1), "{agents}");
+        }
+        assert!(agent.alive(), "the agent is still serving");
+    }
 
     let mut other = Agent::start("127.0.0.1", None, &["--claim-protocol-version", "99"]);
     assert!(other.logged("warning: no --token-file"), "{}", other.log());
@@ -470,19 +495,7 @@ fn run_and_kill(plan: &Path, dir: &Path, agent: &mut Agent) -> Killed {
         .spawn()
         .unwrap();
     // Wait for the remote trial to start, then kill the agent.
-    let peer_pid = loop {
-        let log = agent.log();
-        if let Some(pid) = log
-            .lines()
-            .find_map(|l| l.split("peer pid ").nth(1))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        {
-            break pid;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "no launch: {log}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let peer_pid = launched_peer(agent, started);
     std::thread::sleep(Duration::from_millis(500));
     let killed_at = Instant::now();
     let _ = agent.child.kill();
@@ -555,13 +568,6 @@ fn a_killed_agent_fails_its_case_and_the_run_goes_on(scenario: &str, agent: &mut
     assert_eq!(local["status"], "ok", "{local}");
     // The agent's peer died with it.
     let deadline = Instant::now() + Duration::from_secs(10);
-    // A zombie that waits for init to reap it counts as gone.
-    let alive = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with(['Z', 'X'])))
-            .unwrap_or(false)
-    };
     while alive(killed.peer_pid) {
         assert!(
             Instant::now() < deadline,
@@ -570,6 +576,89 @@ fn a_killed_agent_fails_its_case_and_the_run_goes_on(scenario: &str, agent: &mut
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits (at most a minute from `started`) for the agent to log a launch; its peer's pid.
+fn launched_peer(agent: &Agent, started: Instant) -> u32 {
+    loop {
+        let log = agent.log();
+        if let Some(pid) = log
+            .lines()
+            .find_map(|l| l.split("peer pid ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        {
+            return pid;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no launch: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// True while process `pid` runs (a zombie that waits for init to reap it counts as gone).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with(['Z', 'X'])))
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_runner_whose_machine_vanishes_ends_its_trial_on_the_agent_within_seconds() {
+    let Some((_one, link, agent)) = namespaced_agent() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("vanish.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"vanish\"\nrepetitions = 1\nwarmup = \"50ms\"\ncores = [0, 1]\n[[scenario]]\nkind = \"pingpong\"\n\
+             transports = [\"tcp\"]\nmessage_bytes = 64\nduration = \"60s\"\npeer = \"{}\"\n",
+            agent.address
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut run = Command::new(bin())
+        .args(["run", plan.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let peer_pid = launched_peer(&agent, started);
+    // Cut the agent's side of the link: no FIN, no RST, nothing arrives any more.
+    let links = Command::new("ip")
+        .args(["-n", link.namespace(), "-o", "link", "show"])
+        .output()
+        .unwrap();
+    for name in String::from_utf8_lossy(&links.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|name| name.split('@').next().unwrap_or(name).to_owned())
+        .filter(|name| name != "lo")
+    {
+        let down = Command::new("ip")
+            .args(["-n", link.namespace(), "link", "set", &name, "down"])
+            .status()
+            .unwrap();
+        assert!(down.success(), "ip link set {name} down");
+    }
+    let cut = Instant::now();
+    // Keepalive (3 probes a second apart after a second of silence) or the user timeout (5 s)
+    // declares the runner dead; 20 s leaves a loaded machine room.
+    while alive(peer_pid) {
+        assert!(
+            cut.elapsed() < Duration::from_secs(20),
+            "the agent's peer {peer_pid} still runs {:?} after its runner vanished: {}",
+            cut.elapsed(),
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = run.kill();
+    let _ = run.wait();
 }
 
 #[test]

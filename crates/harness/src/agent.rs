@@ -129,6 +129,9 @@ fn nonce() -> Result<String, String> {
 fn session(stream: &TcpStream, shared: &Shared) -> Result<(), String> {
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
+    // A runner whose machine vanishes ends its trial here within seconds (the watcher's read
+    // below fails), not at the peer's own timeout.
+    agent_wire::detect_dead_peer(stream).map_err(|e| format!("cannot set keepalive: {e}"))?;
     stream
         .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT)))

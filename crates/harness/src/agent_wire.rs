@@ -52,6 +52,13 @@ pub const PROOF_CONTEXT: &[u8] = b"ipcbench-agent-proof-v1:";
 pub const NONCE_BYTES: usize = 32;
 /// The largest token file either end reads.
 pub const MAX_TOKEN_BYTES: u64 = 4096;
+/// A control connection whose other end stays silent this long while data is unacknowledged,
+/// or that answers none of [`KEEPALIVE_PROBES`] keepalive probes, is dead: a machine that
+/// vanished without closing its sockets (power, cable, a cut link) ends its trials within
+/// seconds instead of at the case's timeout.
+pub const DEAD_PEER_AFTER: Duration = Duration::from_secs(5);
+/// Keepalive probes, one a second after a second of silence, before the connection is dead.
+pub const KEEPALIVE_PROBES: u32 = 3;
 
 /// A shared secret; its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -249,6 +256,22 @@ pub enum WireError {
     /// The body is not a control message.
     #[error("malformed control message: {0}")]
     Malformed(String),
+}
+
+/// Makes a control connection notice a peer machine that vanished (see [`DEAD_PEER_AFTER`]):
+/// keepalive probes while it is quiet, and `TCP_USER_TIMEOUT` while data waits for an ack.
+/// A read on it then fails instead of blocking forever.
+///
+/// # Errors
+/// The socket option that could not be set.
+pub fn detect_dead_peer(stream: &std::net::TcpStream) -> io::Result<()> {
+    use rustix::net::sockopt;
+    sockopt::set_socket_keepalive(stream, true)?;
+    sockopt::set_tcp_keepidle(stream, Duration::from_secs(1))?;
+    sockopt::set_tcp_keepintvl(stream, Duration::from_secs(1))?;
+    sockopt::set_tcp_keepcnt(stream, KEEPALIVE_PROBES)?;
+    sockopt::set_tcp_user_timeout(stream, DEAD_PEER_AFTER.as_millis() as u32)?;
+    Ok(())
 }
 
 /// Writes one message.

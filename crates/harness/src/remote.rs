@@ -76,6 +76,7 @@ fn handshake(
         _ => protocol(e.to_string()),
     };
     let _ = stream.set_nodelay(true);
+    agent_wire::detect_dead_peer(&stream).map_err(|e| protocol(format!("cannot set keepalive: {e}")))?;
     stream
         .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT)))
