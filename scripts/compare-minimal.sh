@@ -47,10 +47,12 @@ plan() { # kind transport size -> a plan file for that one case
 }
 
 minimal() { # kind transport size -> the loop's figure
-    local arg=$seconds
+    local arg=$seconds result
     [ "$1" = stream ] && arg=$total
-    "$out/loop" "$1" "$2" "$3" "$arg" "$client_core" "$server_core" |
-        python3 -c 'import json, sys; d = json.load(sys.stdin); print(d.get("p50_ns", d.get("bytes_per_s")))'
+    # Into a variable first: a parser started alongside (a pipe) would compete for the cores
+    # while the loop measures.
+    result=$("$out/loop" "$1" "$2" "$3" "$arg" "$client_core" "$server_core")
+    python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(d.get("p50_ns", d.get("bytes_per_s")))' "$result"
 }
 
 ipcbench() { # kind transport size round -> "figure overhead_vs_bare"
