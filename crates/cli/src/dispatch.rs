@@ -33,6 +33,10 @@ impl Dispatch for CliDispatch {
                     send_buffer_bytes: size(send_buffer_bytes),
                     recv_buffer_bytes: size(recv_buffer_bytes),
                     listen_ip: listen_ip.unwrap_or(default.listen_ip),
+                    // Off loopback a peer machine can vanish without closing its sockets.
+                    dead_peer_after: listen_ip
+                        .filter(|ip| !ip.is_loopback())
+                        .map(|_| ipcbench_harness::agent_wire::DEAD_PEER_AFTER),
                 })
             }
             TransportSettings::Uds {

@@ -30,6 +30,13 @@ pub struct TcpTransport {
     /// network namespace to measure across a veth pair; an unspecified address (`0.0.0.0`,
     /// `::`) is rejected because the peer could not dial it.
     pub listen_ip: IpAddr,
+    /// Declare the connection dead when its peer stays silent this long with data
+    /// unacknowledged (`TCP_USER_TIMEOUT`), or answers none of 3 keepalive probes sent a second
+    /// apart after a second of silence: a peer machine that vanished without closing its
+    /// sockets then fails the blocked `send`/`recv` within seconds. Default: `None` (loopback
+    /// peers close their sockets when they die). The harness sets it for connections that
+    /// leave this machine (a remote agent, a namespace link).
+    pub dead_peer_after: Option<Duration>,
 }
 
 impl Default for TcpTransport {
@@ -39,6 +46,7 @@ impl Default for TcpTransport {
             send_buffer_bytes: None,
             recv_buffer_bytes: None,
             listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            dead_peer_after: None,
         }
     }
 }
@@ -77,9 +85,21 @@ impl TcpTransport {
         Ok(socket)
     }
 
-    /// Applies the buffer sizes and `TCP_NODELAY` to `socket`.
+    /// Applies the buffer sizes, `TCP_NODELAY` and [`TcpTransport::dead_peer_after`] to
+    /// `socket`.
     pub(crate) fn apply(&self, socket: &Socket) -> Result<(), TransportError> {
         apply_buffer_sizes(socket, self.send_buffer_bytes, self.recv_buffer_bytes)?;
+        if let Some(after) = self.dead_peer_after {
+            let second = Duration::from_secs(1);
+            let probes = socket2::TcpKeepalive::new()
+                .with_time(second)
+                .with_interval(second)
+                .with_retries(3);
+            socket.set_tcp_keepalive(&probes).map_err(io_error("set keepalive"))?;
+            socket
+                .set_tcp_user_timeout(Some(after))
+                .map_err(io_error("set TCP_USER_TIMEOUT"))?;
+        }
         socket
             .set_tcp_nodelay(self.nodelay)
             .map_err(io_error("set TCP_NODELAY"))
