@@ -112,7 +112,7 @@ pub(crate) fn run_facts(record: &RunRecord) -> Vec<(String, String)> {
     facts
 }
 
-fn size_text(case: &CaseRecord) -> String {
+pub(crate) fn size_text(case: &CaseRecord) -> String {
     match case.reply_bytes {
         Some(reply) if reply != case.message_bytes => {
             format!("{} → {}", format::bytes(case.message_bytes), format::bytes(reply))
@@ -731,7 +731,7 @@ pub(crate) fn scenario_table(record: &RunRecord, scenario: &str, output: Output)
     }
 }
 
-fn placement_text(case: &CaseRecord) -> String {
+pub(crate) fn placement_text(case: &CaseRecord) -> String {
     match case.cores.server {
         Some(server) => format!("{} {}/{}", case.cores.label, case.cores.client, server),
         None => format!("{} {}", case.cores.label, case.cores.client),

@@ -11,7 +11,7 @@
 
 use ipcbench_record::{CaseRecord, Summary};
 
-use crate::{cases, format};
+use crate::{cases, doc, format};
 
 /// Which way a scenario's headline figure is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,21 +50,11 @@ fn group_of(case: &CaseRecord) -> Option<(String, String)> {
     id.transport.clear();
     id.back_transport = None;
     id.options.clear();
-    let placement = match case.cores.server {
-        Some(server) => format!("{} {}/{}", case.cores.label, case.cores.client, server),
-        None => format!("{} {}", case.cores.label, case.cores.client),
-    };
-    let size = match case.reply_bytes {
-        Some(reply) if reply != case.message_bytes => {
-            format!("{} → {}", format::bytes(case.message_bytes), format::bytes(reply))
-        }
-        _ => format::bytes(case.message_bytes),
-    };
-    let mut title = vec![size];
+    let mut title = vec![doc::size_text(case)];
     title.extend(id.window.map(|w| format!("window {w}")));
     title.extend(id.delay_ms.map(|d| format!("delay {d} ms")));
     title.extend(id.dimensions.iter().cloned());
-    title.push(placement);
+    title.push(doc::placement_text(case));
     Some((id.to_string(), title.join(", ")))
 }
 
@@ -112,23 +102,17 @@ pub(crate) fn relative_summary(cases_of_run: &[CaseRecord], scenario: &str) -> V
         let others: Vec<String> = entries[1..]
             .iter()
             .map(|other| {
-                // Slower / faster as a time ratio: p50 over p50, or bytes/s the other way round.
-                let (ratio, interval) = match better {
-                    Better::Lower => (
-                        other.value / fastest.value,
-                        other
-                            .interval
-                            .zip(fastest.interval)
-                            .map(|(o, f)| [o[0] / f[1], o[1] / f[0]]),
-                    ),
-                    Better::Higher => (
-                        fastest.value / other.value,
-                        other
-                            .interval
-                            .zip(fastest.interval)
-                            .map(|(o, f)| [f[0] / o[1], f[1] / o[0]]),
-                    ),
+                // As a time ratio: p50 over p50, or bytes/s the other way round; the interval
+                // from the far ends of both.
+                let (numerator, denominator) = match better {
+                    Better::Lower => (other, fastest),
+                    Better::Higher => (fastest, other),
                 };
+                let ratio = numerator.value / denominator.value;
+                let interval = numerator
+                    .interval
+                    .zip(denominator.interval)
+                    .map(|(n, d)| [n[0] / d[1], n[1] / d[0]]);
                 let interval = match interval {
                     Some([lo, hi]) if lo <= 1.0 => format!(" ({}–{}x: not told apart)", times(lo), times(hi)),
                     Some([lo, hi]) => format!(" ({}–{}x)", times(lo), times(hi)),
