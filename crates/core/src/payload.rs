@@ -94,8 +94,10 @@ impl Payload {
     /// Writes the header for `seq` and returns the whole message.
     pub fn stamp(&mut self, seq: u64) -> &[u8] {
         let header = header(seq, self.body_hash);
-        let n = self.bytes.len().min(HEADER_BYTES);
-        self.bytes[..n].copy_from_slice(&header[..n]);
+        match self.bytes.first_chunk_mut::<HEADER_BYTES>() {
+            Some(first) => *first = header,
+            None => copy_prefix(&mut self.bytes, &header),
+        }
         &self.bytes
     }
 }
@@ -114,7 +116,7 @@ pub fn verify(msg: &[u8], expected_len: usize, seq: u64) -> Result<(), PayloadEr
     }
     let n = msg.len().min(HEADER_BYTES);
     let expected = header(seq, xxh3_64(body(msg)));
-    if msg[..n] == expected[..n] {
+    if same_prefix(msg, &expected) {
         return Ok(());
     }
     let seq_bytes = n.min(8);
@@ -228,6 +230,39 @@ fn body(msg: &[u8]) -> &[u8] {
     msg.get(HEADER_BYTES..).unwrap_or(&[])
 }
 
+/// Copies the first `dst.len()` (under [`HEADER_BYTES`]) bytes of `header` into `dst` with
+/// copies of constant sizes, overlapping where needed: a runtime-length copy is a `memcpy`
+/// call, on the round trip's critical path for the shortest messages.
+fn copy_prefix(dst: &mut [u8], header: &[u8; HEADER_BYTES]) {
+    let n = dst.len();
+    match n {
+        8.. => {
+            dst[..8].copy_from_slice(&header[..8]);
+            dst[n - 4..].copy_from_slice(&header[n - 4..n]);
+        }
+        4..8 => {
+            dst[..4].copy_from_slice(&header[..4]);
+            dst[n - 4..].copy_from_slice(&header[n - 4..n]);
+        }
+        _ => {
+            for (d, h) in dst.iter_mut().zip(header) {
+                *d = *h;
+            }
+        }
+    }
+}
+
+/// True when `msg` starts with the first `min(len, HEADER_BYTES)` bytes of `header`, compared
+/// as constant-size words (overlapping where needed) instead of by a `memcmp` call.
+fn same_prefix(msg: &[u8], header: &[u8; HEADER_BYTES]) -> bool {
+    let n = msg.len().min(HEADER_BYTES);
+    match n {
+        8.. => msg[..8] == header[..8] && msg[n - 4..n] == header[n - 4..n],
+        4..8 => msg[..4] == header[..4] && msg[n - 4..n] == header[n - 4..n],
+        _ => msg.iter().zip(header).all(|(m, h)| m == h),
+    }
+}
+
 fn header(seq: u64, body_hash: u64) -> [u8; HEADER_BYTES] {
     let checksum = (body_hash ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as u32;
     let mut out = [0u8; HEADER_BYTES];
@@ -250,6 +285,28 @@ mod tests {
             let mut payload = Payload::new(len);
             for seq in [0, 1, 255, 1 << 40] {
                 assert_eq!(verify(payload.stamp(seq), len, seq), Ok(()), "len {len} seq {seq}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_header_byte_of_a_short_message_is_stamped_and_checked() {
+        // The short lengths take the overlapping constant-size copies and compares.
+        for len in 0..=HEADER_BYTES + 1 {
+            let mut payload = Payload::new(len);
+            let seq = 0x0102_0304_0506_0708;
+            let msg = payload.stamp(seq).to_vec();
+            let expected = header(seq, xxh3_64(body(&msg)));
+            let n = len.min(HEADER_BYTES);
+            assert_eq!(&msg[..n], &expected[..n], "len {len}");
+            assert_eq!(verify(&msg, len, seq), Ok(()), "len {len}");
+            for at in 0..n {
+                let mut bad = msg.clone();
+                bad[at] ^= 0x20;
+                assert!(
+                    verify(&bad, len, seq).is_err(),
+                    "len {len}: byte {at} flipped went through"
+                );
             }
         }
     }

@@ -217,6 +217,9 @@ pub(crate) fn server<C: Channel>(channel: &mut C, case: &Case) -> Result<PeerRep
     // What the bare blocks of the measured phase cost, taken out of the report.
     let mut bare_usage = ipcbench_record::Rusage::default();
     loop {
+        // Stamped before the request arrives, off the round trip's critical path (a control
+        // message instead leaves it unsent, and the next turn stamps the same number again).
+        let stamped = reply.stamp(seq);
         let n = channel.recv(&mut buf)?;
         if let Some((command, body)) = protocol::decode(&buf[..n]) {
             match command {
@@ -252,7 +255,7 @@ pub(crate) fn server<C: Channel>(channel: &mut C, case: &Case) -> Result<PeerRep
             }
             continue;
         }
-        channel.send(reply.stamp(seq))?;
+        channel.send(stamped)?;
         requests.check(&buf[..n], seq)?;
         seq += 1;
     }

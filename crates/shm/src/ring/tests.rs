@@ -337,3 +337,26 @@ fn a_corrupt_length_is_not_a_record() {
     unsafe { producer.storage.copy_in(8, &1000u64.to_le_bytes()) };
     assert_eq!(consumer.header(KEY), None);
 }
+
+#[test]
+fn every_small_length_comes_back_exactly_by_either_read() {
+    // Every arm of the constant-size copies in `try_write_record` (0, 1-3, 4-7, 8-15, 16-31,
+    // 32-48 bytes on the header's line) and the bodies that spill onto a second line.
+    let (mut producer, mut consumer) = in_memory(Capacity::new(1 << 12).expect("power of two"), 0);
+    for len in 0..=FIRST_LINE_BODY + 16 {
+        let body: Vec<u8> = (0..len).map(|j| (len * 31 + j * 7 + 1) as u8).collect();
+        assert!(
+            producer.try_write_record(&body, KEY),
+            "a {len}-byte record fits an empty ring"
+        );
+        if len <= FIRST_LINE_BODY {
+            assert_eq!(consumer.header(KEY), Some(Header::Whole(len as u64)));
+            let mut line = [0u8; FIRST_LINE_BODY];
+            consumer.read_small(len as u64, &mut line);
+            consumer.release();
+            assert_eq!(&line[..len], &body[..], "{len} bytes by read_small");
+        } else {
+            assert_eq!(take_record(&mut consumer, KEY), Some(body), "{len} bytes by read");
+        }
+    }
+}
