@@ -15,7 +15,8 @@ use loom::thread;
 
 use crate::doorbell::Doorbell;
 use crate::ring::{
-    Capacity, Consumer, Header, HeapRing, Producer, RECORD_HEADER_BYTES, commit_key, in_memory, record_bytes,
+    Capacity, Consumer, Header, HeapRing, Producer, RECORD_HEADER_BYTES, TWO_LINE_BODY, commit_key, in_memory,
+    record_bytes,
 };
 use crate::slot::HeapSlot;
 
@@ -114,6 +115,39 @@ fn loom_a_committed_record_is_read_whole_and_a_stale_commit_is_ignored() {
         let seen = recv_records(&mut rx, 2, key);
         producer.join().expect("producer");
         assert_eq!(seen, [vec![1, 2, 3], vec![4, 5]]);
+    });
+}
+
+#[test]
+fn loom_two_line_records_are_read_whole_by_one_constant_copy() {
+    loom::model(|| {
+        // Two lines: the second record reuses the first one's lines once the consumer releases
+        // them, and `read_two_lines` copies both lines whatever the length.
+        let key = commit_key(0x0fed_cba9_8765_4321);
+        let (mut tx, mut rx) = in_memory(capacity(128), 0u64.wrapping_sub(128));
+        let first: Vec<u8> = (1..=49).collect();
+        let second: Vec<u8> = (101..=212).collect();
+        let bodies = [first.clone(), second.clone()];
+        let producer = thread::spawn(move || {
+            let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+            send_records(&mut tx, &refs, key);
+        });
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let Some(Header::Whole(len)) = rx.header(key) else {
+                thread::yield_now();
+                continue;
+            };
+            let mut lines = [0u8; TWO_LINE_BODY];
+            assert!(
+                rx.read_two_lines(len, &mut lines),
+                "a ring of two lines never wraps a record"
+            );
+            rx.release();
+            seen.push(lines[..len as usize].to_vec());
+        }
+        producer.join().expect("producer");
+        assert_eq!(seen, [first, second]);
     });
 }
 

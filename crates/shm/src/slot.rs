@@ -7,6 +7,15 @@
 //! pass what it has consumed, copies out (possibly over several reads) and then publishes
 //! `ack`. The counters only grow and start at zero in a fresh mapping.
 //!
+//! # Guessing the length
+//!
+//! A reader sizes its copy by the previous hand-off's length when the new one has the same
+//! ([`guess_or`]), so that the addresses of its loads do not depend on a value loaded from the
+//! peer's line. Measured with a one-slot loop of this protocol at 64 B, whose data spans two
+//! lines (2 vCPU KVM guest, AMD EPYC, alternating runs): 250-270 ns per round trip with the
+//! copy sized by the loaded length, 160-200 ns sized by the guess, the same as a copy of a
+//! constant size.
+//!
 //! The protocol depends only on `sync` and on [`SlotData`], so the loom models in
 //! `loom_models` drive it over heap cells ([`HeapSlot`]) with the same code the mapping uses.
 
@@ -70,6 +79,8 @@ pub(crate) struct SlotState {
     consumed: u64,
     current_len: usize,
     current_read: usize,
+    /// The length of the previous hand-off, the guess for the next (see `try_read`).
+    last_len: usize,
 }
 
 impl SlotState {
@@ -115,12 +126,16 @@ impl SlotState {
             return Ok(0);
         }
         if self.current_read == self.current_len {
+            // The copy below is sized by the guess when the two agree (module docs, "Guessing
+            // the length").
+            let guess = self.last_len;
             // Relaxed: published by the `seq` store that `readable`'s Acquire load saw.
             let len = slots.theirs.len.load(Ordering::Relaxed);
             if len == 0 || len > slots.their_data.bytes() as u64 {
                 return Err(BadHandOff(len));
             }
-            self.current_len = len as usize;
+            self.current_len = guess_or(guess, len as usize);
+            self.last_len = self.current_len;
             self.current_read = 0;
         }
         let take = (self.current_len - self.current_read).min(buf.len());
@@ -136,6 +151,21 @@ impl SlotState {
         }
         Ok(take)
     }
+}
+
+/// `len`, as the value of `guess` when the two are equal.
+///
+/// The same number either way; what differs is where the processor takes it from. A copy
+/// sized by a length just loaded from the peer's line cannot issue its loads before that load
+/// completes. Sized by `guess`, a value already in this core, it can issue them as soon as the
+/// processor predicts the wait is over and the comparison equal, so (as far as we can tell
+/// from the timings: this machine has no cache-miss counters) the transfer of the data's
+/// second line overlaps the first's. A wrong guess costs a mispredicted branch. `black_box`
+/// keeps the optimiser from folding the two arms into `len` (they are equal) or into a
+/// conditional move, which would again wait for `len`.
+#[inline(always)]
+pub(crate) fn guess_or(guess: usize, len: usize) -> usize {
+    if len == guess { std::hint::black_box(guess) } else { len }
 }
 
 /// A slot on the heap for the loom models: each byte its own cell, so loom reports a read

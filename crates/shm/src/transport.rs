@@ -48,7 +48,7 @@ use crate::memfd;
 use crate::peer::PeerWatch;
 use crate::region::{MEMFD_NAME, MappedRing, OpenError, Region, Role};
 use crate::ring::{
-    Capacity, Consumer, FIRST_LINE_BODY, Header, Producer, RECORD_HEADER_BYTES, commit_key, record_bytes,
+    Capacity, Consumer, FIRST_LINE_BODY, Header, Producer, RECORD_HEADER_BYTES, TWO_LINE_BODY, commit_key, record_bytes,
 };
 use crate::slot::{BadHandOff, SlotState, Slots};
 use crate::sync::{Arc, Ordering};
@@ -503,6 +503,14 @@ impl RxSide {
         {
             // A message on the header's line: one copy of a constant size (see `read_small`).
             self.consumer.read_small(len, first_line);
+            self.release(link);
+            return Ok(len as usize);
+        }
+        if let (Header::Whole(len), Some(two_lines)) = (header, buf.first_chunk_mut::<TWO_LINE_BODY>())
+            && len <= TWO_LINE_BODY as u64
+            && self.consumer.read_two_lines(len, two_lines)
+        {
+            // Two lines in one copy of a constant size (see `read_two_lines`).
             self.release(link);
             return Ok(len as usize);
         }

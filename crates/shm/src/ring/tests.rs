@@ -360,3 +360,39 @@ fn every_small_length_comes_back_exactly_by_either_read() {
         }
     }
 }
+
+#[test]
+fn every_two_line_length_comes_back_exactly_and_a_wrapping_record_is_left_to_read() {
+    // A 4 KiB ring: the records of 49..=112 bytes (128 each) walk it several times, so some
+    // start on its last line and wrap; `read_two_lines` refuses those, and `read` takes them.
+    let (mut producer, mut consumer) = in_memory(Capacity::new(1 << 12).expect("power of two"), 0);
+    let (mut by_lines, mut wrapped) = (0, 0);
+    for round in 0..3 {
+        // Shift the walk by one line per round so that records start on odd lines too.
+        assert!(producer.try_write_record(b"shift", KEY));
+        assert_eq!(take_record(&mut consumer, KEY), Some(b"shift".to_vec()));
+        for len in FIRST_LINE_BODY + 1..=TWO_LINE_BODY {
+            let body: Vec<u8> = (0..len).map(|j| (round * 13 + len * 31 + j * 7 + 1) as u8).collect();
+            assert!(producer.try_write_record(&body, KEY), "a {len}-byte record fits");
+            assert_eq!(consumer.header(KEY), Some(Header::Whole(len as u64)));
+            let mut lines = [0u8; TWO_LINE_BODY];
+            if consumer.read_two_lines(len as u64, &mut lines) {
+                by_lines += 1;
+                assert_eq!(&lines[..len], &body[..], "{len} bytes by read_two_lines");
+            } else {
+                wrapped += 1;
+                assert_eq!(lines, [0u8; TWO_LINE_BODY], "a refused read writes nothing");
+                consumer.skip(RECORD_HEADER_BYTES);
+                let mut out = vec![0u8; len];
+                consumer.read(&mut out);
+                consumer.skip(record_bytes(len as u64) - RECORD_HEADER_BYTES - len as u64);
+                assert_eq!(out, body, "{len} bytes by read after a wrap");
+            }
+            consumer.release();
+        }
+    }
+    assert!(
+        by_lines > 0 && wrapped > 0,
+        "both paths ran: {by_lines} by lines, {wrapped} wrapped"
+    );
+}
