@@ -507,4 +507,52 @@ mod tests {
         file.set_len(len).expect("size");
         file
     }
+
+    #[test]
+    fn a_bare_reader_acknowledges_when_it_writes_waits_or_flushes_and_not_before() {
+        use crate::slot::{SlotState, Slots};
+        let (region, _file) = fresh(4096, 7);
+        let (a, b) = (region.slot(0), region.slot(1));
+        let client = Slots {
+            mine: a.header,
+            my_data: &a,
+            theirs: b.header,
+            their_data: &b,
+        };
+        let server = Slots {
+            mine: b.header,
+            my_data: &b,
+            theirs: a.header,
+            their_data: &a,
+        };
+        let (mut c, mut s) = (SlotState::default(), SlotState::default());
+        let mut buf = [0u8; 8];
+
+        assert!(c.try_write(&client, &[1, 2, 3]));
+        assert_eq!(s.try_read(&server, &mut buf[..3]), Ok(3));
+        assert!(!c.writable(&client), "read to the end, not yet acknowledged");
+        assert!(!c.try_write(&client, &[4]), "the slot is still taken");
+        // Finding nothing more to read (about to wait) acknowledges.
+        assert_eq!(s.try_read(&server, &mut buf), Ok(0));
+        assert!(c.writable(&client));
+
+        assert!(c.try_write(&client, &[4, 5]));
+        assert_eq!(s.try_read(&server, &mut buf[..1]), Ok(1));
+        assert_eq!(s.try_read(&server, &mut buf[1..2]), Ok(1));
+        assert!(!c.writable(&client));
+        // Writing acknowledges first, in the same line as the hand-off.
+        assert!(s.try_write(&server, &[9]));
+        assert!(c.writable(&client));
+        assert_eq!(c.try_read(&client, &mut buf), Ok(1));
+        assert_eq!(buf[0], 9);
+
+        assert!(c.try_write(&client, &[6]));
+        assert_eq!(s.try_read(&server, &mut buf), Ok(1));
+        assert!(!c.writable(&client));
+        s.flush_ack(&server);
+        assert!(
+            c.writable(&client),
+            "an explicit flush (the bare loop's drop) acknowledges"
+        );
+    }
 }

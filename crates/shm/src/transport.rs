@@ -46,7 +46,7 @@ use ipcbench_core::{Bare, BareIo, Channel, Endpoint, Listener, Options, Transpor
 
 use crate::memfd;
 use crate::peer::PeerWatch;
-use crate::region::{MEMFD_NAME, MappedRing, OpenError, Region, Role};
+use crate::region::{MEMFD_NAME, MappedRing, OpenError, Region, Role, Slot};
 use crate::ring::{
     Capacity, Consumer, FIRST_LINE_BODY, Header, Producer, RECORD_HEADER_BYTES, TWO_LINE_BODY, commit_key, record_bytes,
 };
@@ -612,9 +612,12 @@ impl Channel for ShmChannel {
 
     /// One slot per direction with a sequence word (module docs, "The bare loop").
     fn bare(&mut self) -> Option<Bare<'_>> {
+        let link = &self.link;
         Some(Box::new(ShmBare {
             state: &mut self.bare,
-            link: &self.link,
+            link,
+            mine: link.region.slot(link.role.tx_ring()),
+            theirs: link.region.slot(link.role.rx_ring()),
         }))
     }
 }
@@ -623,23 +626,36 @@ impl Channel for ShmChannel {
 struct ShmBare<'a> {
     state: &'a mut SlotState,
     link: &'a Link,
+    /// The slot this side writes and the one it reads.
+    mine: Slot<'a>,
+    theirs: Slot<'a>,
+}
+
+/// The two slots as the protocol sees them (a function of the fields, not of the whole
+/// [`ShmBare`], so that `state` stays free to borrow mutably).
+fn slots_of<'s, 'a>(mine: &'s Slot<'a>, theirs: &'s Slot<'a>) -> Slots<'s, Slot<'a>> {
+    Slots {
+        mine: mine.header,
+        my_data: mine,
+        theirs: theirs.header,
+        their_data: theirs,
+    }
 }
 
 impl BareIo for ShmBare<'_> {
     fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
         let link = self.link;
-        let (mine, theirs) = (
-            link.region.slot(link.role.tx_ring()),
-            link.region.slot(link.role.rx_ring()),
-        );
-        let slots = Slots {
-            mine: mine.header,
-            my_data: &mine,
-            theirs: theirs.header,
-            their_data: &theirs,
-        };
+        let slots = slots_of(&self.mine, &self.theirs);
         let ring = link.region.ring_header(link.role.tx_ring());
-        for piece in bytes.chunks(mine.bytes) {
+        if self.state.ack_pending() {
+            // Stored here, just before our bytes (`slot` module docs, "When the reader
+            // acknowledges"); a writer of the peer's may sleep waiting for it.
+            self.state.flush_ack(&slots);
+            if link.peer_sleeps {
+                wait::ring(&link.region.ring_header(link.role.rx_ring()).space_bell.0);
+            }
+        }
+        for piece in bytes.chunks(self.mine.bytes) {
             while !self.state.try_write(&slots, piece) {
                 let state = &*self.state;
                 wait::wait_until(link.wait, &ring.space_bell.0, &link.peer(), || state.writable(&slots))?;
@@ -653,19 +669,11 @@ impl BareIo for ShmBare<'_> {
 
     fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), TransportError> {
         let link = self.link;
-        let (mine, theirs) = (
-            link.region.slot(link.role.tx_ring()),
-            link.region.slot(link.role.rx_ring()),
-        );
-        let slots = Slots {
-            mine: mine.header,
-            my_data: &mine,
-            theirs: theirs.header,
-            their_data: &theirs,
-        };
+        let slots = slots_of(&self.mine, &self.theirs);
         let ring = link.region.ring_header(link.role.rx_ring());
         let mut filled = 0;
         while filled < buf.len() {
+            let ack_pending = self.state.ack_pending();
             let n = self
                 .state
                 .try_read(&slots, &mut buf[filled..])
@@ -679,17 +687,33 @@ impl BareIo for ShmBare<'_> {
                     )
                 })?;
             if n == 0 {
+                // Finding nothing, `try_read` acknowledged what was read; a sleeping writer
+                // waits for that.
+                if ack_pending && link.peer_sleeps {
+                    wait::ring(&ring.space_bell.0);
+                }
                 let state = &*self.state;
                 wait::wait_until(link.wait, &ring.data_bell.0, &link.peer(), || state.readable(&slots))?;
                 continue;
             }
             filled += n;
-            // Once a hand-off was read to the end it is acknowledged; a sleeping writer waits for that.
-            if link.peer_sleeps {
-                wait::ring(&ring.space_bell.0);
-            }
         }
         Ok(())
+    }
+}
+
+impl Drop for ShmBare<'_> {
+    /// Acknowledges what was read, so that the peer's next hand-off does not wait for our
+    /// next use of the slots (`slot` module docs, "When the reader acknowledges").
+    fn drop(&mut self) {
+        let link = self.link;
+        let slots = slots_of(&self.mine, &self.theirs);
+        if self.state.ack_pending() {
+            self.state.flush_ack(&slots);
+            if link.peer_sleeps {
+                wait::ring(&link.region.ring_header(link.role.rx_ring()).space_bell.0);
+            }
+        }
     }
 }
 
