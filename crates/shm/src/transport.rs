@@ -644,17 +644,11 @@ fn slots_of<'s, 'a>(mine: &'s Slot<'a>, theirs: &'s Slot<'a>) -> Slots<'s, Slot<
 
 impl BareIo for ShmBare<'_> {
     fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        // Just before our bytes (`slot` module docs, "When the reader acknowledges").
+        self.acknowledge();
         let link = self.link;
         let slots = slots_of(&self.mine, &self.theirs);
         let ring = link.region.ring_header(link.role.tx_ring());
-        if self.state.ack_pending() {
-            // Stored here, just before our bytes (`slot` module docs, "When the reader
-            // acknowledges"); a writer of the peer's may sleep waiting for it.
-            self.state.flush_ack(&slots);
-            if link.peer_sleeps {
-                wait::ring(&link.region.ring_header(link.role.rx_ring()).space_bell.0);
-            }
-        }
         for piece in bytes.chunks(self.mine.bytes) {
             while !self.state.try_write(&slots, piece) {
                 let state = &*self.state;
@@ -702,18 +696,24 @@ impl BareIo for ShmBare<'_> {
     }
 }
 
+impl ShmBare<'_> {
+    /// Acknowledges what was read, if anything, and rings the space doorbell a writer of the
+    /// peer's may sleep on waiting for that.
+    fn acknowledge(&mut self) {
+        if self.state.ack_pending() {
+            self.state.flush_ack(&slots_of(&self.mine, &self.theirs));
+            if self.link.peer_sleeps {
+                wait::ring(&self.link.region.ring_header(self.link.role.rx_ring()).space_bell.0);
+            }
+        }
+    }
+}
+
 impl Drop for ShmBare<'_> {
     /// Acknowledges what was read, so that the peer's next hand-off does not wait for our
     /// next use of the slots (`slot` module docs, "When the reader acknowledges").
     fn drop(&mut self) {
-        let link = self.link;
-        let slots = slots_of(&self.mine, &self.theirs);
-        if self.state.ack_pending() {
-            self.state.flush_ack(&slots);
-            if link.peer_sleeps {
-                wait::ring(&link.region.ring_header(link.role.rx_ring()).space_bell.0);
-            }
-        }
+        self.acknowledge();
     }
 }
 
